@@ -1,0 +1,312 @@
+//! The spawn plan: everything the child needs, computed before the clone.
+//!
+//! [`Plan::new`] turns a [`Command`] into C strings, opened files, pipes and
+//! a list of child-side [`Action`]s. The child then only has to follow the
+//! list (see `sys::spawn`), which keeps the code between clone and exec free
+//! of allocation, locks and panics.
+
+use std::ffi::{CString, OsStr, OsString, c_char};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use crate::command::{Command, ProcessGroup};
+use crate::error::{Error, Step};
+use crate::stdio::Kind;
+use crate::sys::fd;
+use crate::sys::pipe;
+use crate::sys::spawn::{Action, ChildPlan};
+
+/// The parent's ends of the pipes it created, in stdin, stdout, stderr order.
+#[derive(Default)]
+pub(crate) struct ParentEnds {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// A command made ready to clone: it owns every buffer the child's plan
+/// points into, so the pointers stay valid until it is dropped.
+pub(crate) struct Plan {
+    path: CString,
+    _args: Vec<CString>,
+    argv: Vec<*const c_char>,
+    _env: Vec<CString>,
+    envp: Vec<*const c_char>,
+    _cwd: Option<CString>,
+    actions: Vec<Action>,
+    /// The public step of each action, for errors.
+    steps: Vec<Step>,
+    /// Descriptors the child takes over (its pipe ends, opened files); the
+    /// parent closes them right after the clone.
+    pub child_fds: Vec<OwnedFd>,
+    pub parent: ParentEnds,
+    /// The process group the child joins or creates (0: its own pid).
+    pub pgid: Option<libc::pid_t>,
+}
+
+fn cstring(program: &OsStr, what: &str, s: impl Into<Vec<u8>>) -> Result<CString, Error> {
+    CString::new(s).map_err(|_| Error::invalid(program, format!("{what} contains a NUL byte")))
+}
+
+impl Plan {
+    /// Prepares `cmd`. Opens files and creates pipes, so errors name the
+    /// stream that failed.
+    pub(crate) fn new(cmd: &Command) -> Result<Plan, Error> {
+        let program = cmd.program.as_os_str();
+        if program.is_empty() {
+            return Err(Error::invalid(program, "the program name is empty"));
+        }
+        if cmd.kill_group && cmd.group == ProcessGroup::Inherit {
+            return Err(Error::invalid(
+                program,
+                "kill_group needs the child in its own or a joined process group, not ours",
+            ));
+        }
+        if matches!(cmd.stdout.0, Kind::ToStderr) && matches!(cmd.stderr.0, Kind::ToStdout) {
+            return Err(Error::invalid(program, "stdout and stderr each point at the other"));
+        }
+
+        // argv
+        let mut args = Vec::with_capacity(cmd.args.len() + 1);
+        let arg0 = cmd.arg0.as_deref().unwrap_or(program);
+        args.push(cstring(program, "argument 0", arg0.as_bytes())?);
+        for a in &cmd.args {
+            args.push(cstring(program, "an argument", a.as_bytes())?);
+        }
+        let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+
+        // envp
+        let vars = environment(cmd)?;
+        let path_var = vars
+            .iter()
+            .find(|(k, _)| k.as_bytes() == b"PATH")
+            .map(|(_, v)| v.clone());
+        let mut env = Vec::with_capacity(vars.len());
+        for (k, v) in vars {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            env.push(cstring(program, "an environment variable", kv)?);
+        }
+        let mut envp: Vec<*const c_char> = env.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
+
+        let cwd = match &cmd.cwd {
+            Some(d) => Some(cstring(program, "the working directory", d.as_os_str().as_bytes())?),
+            None => None,
+        };
+        let path = resolve(program, path_var.as_deref())?;
+        let path = cstring(program, "the program path", path.into_os_string().into_vec())?;
+
+        let mut plan = Plan {
+            path,
+            _args: args,
+            argv,
+            _env: env,
+            envp,
+            actions: Vec::with_capacity(10),
+            steps: Vec::with_capacity(10),
+            _cwd: None,
+            child_fds: Vec::new(),
+            parent: ParentEnds::default(),
+            pgid: None,
+        };
+
+        plan.push(Action::ResetSignalDispositions, Step::Signals);
+        let pgid = match cmd.group {
+            ProcessGroup::New => Some(0),
+            ProcessGroup::Join(g) => Some(g as libc::pid_t),
+            ProcessGroup::Inherit => None,
+        };
+        if let Some(g) = pgid {
+            plan.push(Action::SetProcessGroup(g), Step::ProcessGroup);
+        }
+        plan.pgid = pgid;
+        if let Some(c) = &cwd {
+            plan.push(Action::Chdir(c.as_ptr()), Step::Chdir);
+        }
+        plan._cwd = cwd;
+
+        // stdin first, then whichever of stdout/stderr is not a redirect into
+        // the other, then the redirect (which copies an already installed fd).
+        plan.stdio(cmd, 0, &cmd.stdin.0)?;
+        if matches!(cmd.stdout.0, Kind::ToStderr) {
+            plan.stdio(cmd, 2, &cmd.stderr.0)?;
+            plan.stdio(cmd, 1, &cmd.stdout.0)?;
+        } else {
+            plan.stdio(cmd, 1, &cmd.stdout.0)?;
+            plan.stdio(cmd, 2, &cmd.stderr.0)?;
+        }
+
+        plan.push(Action::CloseOthers { max_fd: fd::max_fd() }, Step::CloseFds);
+        plan.push(Action::UnblockSignals, Step::Signals);
+        Ok(plan)
+    }
+
+    fn push(&mut self, action: Action, step: Step) {
+        self.actions.push(action);
+        self.steps.push(step);
+    }
+
+    /// Prepares child descriptor `target` (0, 1 or 2) from `kind`.
+    fn stdio(&mut self, cmd: &Command, target: RawFd, kind: &Kind) -> Result<(), Error> {
+        let program = cmd.program.as_os_str();
+        let open_step = match target {
+            0 => Step::OpenStdin,
+            1 => Step::OpenStdout,
+            _ => Step::OpenStderr,
+        };
+        let child_end: OwnedFd = match kind {
+            Kind::Inherit => return Ok(()),
+            Kind::Closed => {
+                self.push(Action::Close(target), Step::Stdio);
+                return Ok(());
+            }
+            Kind::ToStdout | Kind::ToStderr => {
+                let from = if matches!(kind, Kind::ToStdout) { 1 } else { 2 };
+                if from == target {
+                    return Err(Error::invalid(program, "a stream cannot be redirected into itself"));
+                }
+                self.push(Action::Dup2 { from, to: target }, Step::Stdio);
+                return Ok(());
+            }
+            Kind::Null => {
+                let flags = if target == 0 { libc::O_RDONLY } else { libc::O_WRONLY };
+                fd::open(c"/dev/null", flags, 0).map_err(|e| Error::os(program, open_step, e))?
+            }
+            Kind::File { path, append, mode } => {
+                let flags = if target == 0 {
+                    libc::O_RDONLY
+                } else if *append {
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND
+                } else {
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC
+                };
+                let c = cstring(program, "a file name", path.as_os_str().as_bytes())?;
+                fd::open(&c, flags, *mode as libc::mode_t).map_err(|e| {
+                    Error::os(program, open_step, e).with_detail(path.display().to_string())
+                })?
+            }
+            Kind::Fd(f) => fd::dup_at_least(f.as_fd(), 3).map_err(|e| Error::os(program, open_step, e))?,
+            Kind::Piped => {
+                let (r, w) = pipe::pipe().map_err(|e| Error::os(program, Step::Pipe, e))?;
+                let (parent, child) = if target == 0 { (w, r) } else { (r, w) };
+                if let Some(cap) = cmd.pipe_capacity {
+                    // Best effort: a refusal keeps the default capacity.
+                    let _ = pipe::set_pipe_size(parent.as_fd(), cap);
+                }
+                fd::set_nonblocking(parent.as_fd(), true).map_err(|e| Error::os(program, Step::Pipe, e))?;
+                match target {
+                    0 => self.parent.stdin = Some(parent),
+                    1 => self.parent.stdout = Some(parent),
+                    _ => self.parent.stderr = Some(parent),
+                }
+                child
+            }
+        };
+        // The child's dup2 sources must not be 0..=2, or an earlier dup2
+        // could overwrite one before it is used.
+        let child_end = if child_end.as_raw_fd() < 3 {
+            fd::dup_at_least(child_end.as_fd(), 3).map_err(|e| Error::os(program, Step::Pipe, e))?
+        } else {
+            child_end
+        };
+        self.push(
+            Action::Dup2 {
+                from: child_end.as_raw_fd(),
+                to: target,
+            },
+            Step::Stdio,
+        );
+        self.child_fds.push(child_end);
+        Ok(())
+    }
+
+    /// The plan in the form the spawn path runs.
+    pub(crate) fn child_plan(&self) -> ChildPlan<'_> {
+        ChildPlan {
+            path: &self.path,
+            argv: &self.argv,
+            envp: &self.envp,
+            actions: &self.actions,
+        }
+    }
+
+    /// The public step for action `index` (`actions.len()` is `execve`).
+    pub(crate) fn step_of(&self, index: usize) -> Step {
+        self.steps.get(index).copied().unwrap_or(Step::Exec)
+    }
+}
+
+/// The child's environment: ours (unless cleared) with the command's changes
+/// applied in order; new names keep the order in which they were set.
+fn environment(cmd: &Command) -> Result<Vec<(OsString, OsString)>, Error> {
+    let program = cmd.program.as_os_str();
+    let mut vars: Vec<(OsString, OsString)> = if cmd.env_clear {
+        Vec::new()
+    } else {
+        std::env::vars_os().collect()
+    };
+    for (k, v) in &cmd.env {
+        if k.is_empty() || k.as_bytes().contains(&b'=') {
+            return Err(Error::invalid(
+                program,
+                format!("invalid environment variable name {:?}", k),
+            ));
+        }
+        let pos = vars.iter().position(|(name, _)| name == k);
+        match (pos, v) {
+            (Some(i), Some(v)) => vars[i].1 = v.clone(),
+            (Some(i), None) => {
+                vars.remove(i);
+            }
+            (None, Some(v)) => vars.push((k.clone(), v.clone())),
+            (None, None) => {}
+        }
+    }
+    Ok(vars)
+}
+
+/// Finds the file to execute, as `execvp` would but in the parent: a name
+/// with a `/` is used as is (relative to the child's working directory);
+/// otherwise the first executable regular file named so in `PATH`.
+fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, Error> {
+    if program.as_bytes().contains(&b'/') {
+        return Ok(PathBuf::from(program));
+    }
+    let default = OsStr::new("/usr/local/bin:/usr/bin:/bin");
+    let search = path_var.unwrap_or(default);
+    let mut denied = None;
+    for dir in search.as_bytes().split(|&b| b == b':') {
+        // An empty entry means the current directory.
+        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
+        let candidate = dir.join(program);
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() => {
+                use std::os::unix::fs::PermissionsExt;
+                if m.permissions().mode() & 0o111 != 0 {
+                    return Ok(candidate);
+                }
+                denied.get_or_insert(candidate);
+            }
+            _ => {}
+        }
+    }
+    let errno = if denied.is_some() { libc::EACCES } else { libc::ENOENT };
+    Err(Error::new(
+        program,
+        Step::Resolve,
+        if denied.is_some() {
+            crate::ErrorKind::PermissionDenied
+        } else {
+            crate::ErrorKind::NotFound
+        },
+        Some(match denied {
+            Some(p) => format!("{} is not executable", p.display()),
+            None => "not found in PATH".to_string(),
+        }),
+        Some(std::io::Error::from_raw_os_error(errno)),
+    ))
+}

@@ -1,0 +1,73 @@
+//! Spawning: plan, clone, and wrap the result in a [`Process`].
+
+use std::sync::Arc;
+
+use super::plan::{ParentEnds, Plan};
+use super::process::{Policy, Process};
+use crate::error::{Error, Step};
+use crate::sys::spawn::{self as sys_spawn, SpawnError};
+use crate::Command;
+
+/// A started child and the parent's ends of its pipes.
+pub(crate) struct Spawned {
+    pub process: Arc<Process>,
+    pub ends: ParentEnds,
+}
+
+/// Starts `cmd`'s child. On success the child has called `execve`; on a
+/// failure in the child, it has been reaped and the error names the step.
+pub(crate) fn spawn_with_ends(cmd: &Command) -> Result<Spawned, Error> {
+    let program = cmd.program.as_os_str();
+    let mut plan = Plan::new(cmd)?;
+    let result = sys_spawn::spawn(&plan.child_plan());
+    // The child has its copies (or is gone): close ours at once, so EOF on
+    // the pipes depends only on the child.
+    plan.child_fds.clear();
+    let child = match result {
+        Ok(c) => c,
+        Err(SpawnError::Clone(e)) => return Err(Error::os(program, Step::Spawn, e)),
+        Err(SpawnError::Child { action, error }) => {
+            let step = plan.step_of(action);
+            let mut err = Error::os(program, step, error);
+            if step == Step::Exec && err.kind() == crate::ErrorKind::NotFound {
+                // The file was there when we looked (or was named by a path):
+                // ENOENT from execve then also means a missing interpreter
+                // (`#!` line) or dynamic loader.
+                err = err.with_detail(
+                    "the program or its interpreter (#! line) or dynamic loader does not exist",
+                );
+            }
+            return Err(err);
+        }
+    };
+    let pgid = match plan.pgid {
+        Some(0) => Some(child.pid),
+        other => other,
+    };
+    let process = Arc::new(Process::new(
+        child.pid,
+        child.pidfd,
+        program.to_owned(),
+        pgid,
+        Policy {
+            kill_signal: cmd.kill_signal,
+            kill_command: cmd.kill_command.clone(),
+            kill_timeout: cmd.kill_timeout,
+            kill_group: cmd.kill_group,
+            success_codes: cmd.success_codes.clone(),
+        },
+        cmd.timeout,
+    ));
+    if process.needs_watching() {
+        super::reaper::adopt(process.clone());
+    }
+    Ok(Spawned {
+        process,
+        ends: std::mem::take(&mut plan.parent),
+    })
+}
+
+/// Starts a child nobody talks to (the kill command): only the process.
+pub(crate) fn spawn(cmd: &Command) -> Result<Arc<Process>, Error> {
+    spawn_with_ends(cmd).map(|s| s.process)
+}

@@ -1,0 +1,247 @@
+//! [`Error`]: which program, which step, what the OS said.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io;
+
+use crate::ExitStatus;
+
+/// The step during which an operation on a child failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Step {
+    /// Checking the command before anything is started (a NUL byte in an
+    /// argument, a bad environment name, conflicting options).
+    Prepare,
+    /// Finding the program on `PATH`.
+    Resolve,
+    /// Opening the file or `/dev/null` given as stdin.
+    OpenStdin,
+    /// Opening the file or `/dev/null` given as stdout.
+    OpenStdout,
+    /// Opening the file or `/dev/null` given as stderr.
+    OpenStderr,
+    /// Creating a pipe.
+    Pipe,
+    /// Creating the child process (`clone`).
+    Spawn,
+    /// In the child: resetting signal dispositions or the signal mask.
+    Signals,
+    /// In the child: joining or creating the process group (`setpgid`).
+    ProcessGroup,
+    /// In the child: changing to the working directory (`chdir`).
+    Chdir,
+    /// In the child: installing stdin, stdout and stderr (`dup2`).
+    Stdio,
+    /// In the child: closing inherited descriptors (`close_range`).
+    CloseFds,
+    /// In the child: `execve`.
+    Exec,
+    /// Waiting for the child (`waitid`, `poll`).
+    Wait,
+    /// Sending a signal.
+    Signal,
+    /// Reading from the child.
+    Read,
+    /// Writing to the child.
+    Write,
+}
+
+impl Step {
+    fn describe(self) -> &'static str {
+        match self {
+            Step::Prepare => "preparing the command",
+            Step::Resolve => "finding the program",
+            Step::OpenStdin => "opening stdin",
+            Step::OpenStdout => "opening stdout",
+            Step::OpenStderr => "opening stderr",
+            Step::Pipe => "creating a pipe",
+            Step::Spawn => "creating the process",
+            Step::Signals => "resetting signals in the child",
+            Step::ProcessGroup => "setting the process group",
+            Step::Chdir => "changing directory",
+            Step::Stdio => "setting up stdio in the child",
+            Step::CloseFds => "closing inherited descriptors",
+            Step::Exec => "executing the program",
+            Step::Wait => "waiting for the child",
+            Step::Signal => "signalling the child",
+            Step::Read => "reading from the child",
+            Step::Write => "writing to the child",
+        }
+    }
+}
+
+/// What kind of failure an [`Error`] is, for callers that branch on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The program, a file, the working directory or an interpreter does not
+    /// exist (`ENOENT`).
+    NotFound,
+    /// The program is not executable, or a file or directory is not
+    /// accessible (`EACCES`, `EPERM`, `ENOEXEC`).
+    PermissionDenied,
+    /// The command itself is invalid (NUL byte, bad environment name,
+    /// conflicting options).
+    InvalidInput,
+    /// The child was already reaped; it can no longer be signalled.
+    AlreadyReaped,
+    /// The child did not succeed (see [`Error::exit_status`]).
+    Exit,
+    /// Any other operating-system error (see [`Error::os_error`]).
+    Os,
+}
+
+/// An error from starting, controlling or talking to a child.
+///
+/// It names the program and the [`Step`] that failed, and keeps the
+/// operating-system error. It converts into [`std::io::Error`] for `?` in
+/// functions that return `io::Result`.
+///
+/// ```
+/// use procession::{Command, ErrorKind, Step};
+/// let err = Command::new("no-such-program-here").spawn().unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::NotFound);
+/// assert_eq!(err.step(), Step::Resolve);
+/// assert_eq!(err.program(), "no-such-program-here");
+/// assert!(err.to_string().contains("no-such-program-here"));
+/// ```
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    program: OsString,
+    step: Step,
+    kind: ErrorKind,
+    detail: Option<String>,
+    os: Option<io::Error>,
+    status: Option<ExitStatus>,
+}
+
+impl Error {
+    pub(crate) fn os(program: &OsStr, step: Step, err: io::Error) -> Error {
+        let kind = match err.raw_os_error() {
+            Some(libc::ENOENT) => ErrorKind::NotFound,
+            Some(libc::EACCES | libc::EPERM | libc::ENOEXEC) => ErrorKind::PermissionDenied,
+            _ => ErrorKind::Os,
+        };
+        Error::new(program, step, kind, None, Some(err))
+    }
+
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Error {
+        self.inner.detail = Some(detail.into());
+        self
+    }
+
+    pub(crate) fn invalid(program: &OsStr, detail: impl Into<String>) -> Error {
+        Error::new(program, Step::Prepare, ErrorKind::InvalidInput, Some(detail.into()), None)
+    }
+
+    pub(crate) fn reaped(program: &OsStr) -> Error {
+        Error::new(
+            program,
+            Step::Signal,
+            ErrorKind::AlreadyReaped,
+            Some("the child has already been reaped".into()),
+            None,
+        )
+    }
+
+    pub(crate) fn new(
+        program: &OsStr,
+        step: Step,
+        kind: ErrorKind,
+        detail: Option<String>,
+        os: Option<io::Error>,
+    ) -> Error {
+        Error {
+            inner: Box::new(Inner {
+                program: program.to_owned(),
+                step,
+                kind,
+                detail,
+                os,
+                status: None,
+            }),
+        }
+    }
+
+    /// The program the error is about, as given to the command.
+    pub fn program(&self) -> &OsStr {
+        &self.inner.program
+    }
+
+    /// The step that failed.
+    pub fn step(&self) -> Step {
+        self.inner.step
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The operating-system error, when one caused this.
+    ///
+    /// ```
+    /// let err = procession::Command::new("/").spawn().unwrap_err();
+    /// assert_eq!(err.os_error().and_then(|e| e.raw_os_error()), Some(libc::EACCES));
+    /// ```
+    pub fn os_error(&self) -> Option<&io::Error> {
+        self.inner.os.as_ref()
+    }
+
+    /// The child's exit status, for errors of kind [`ErrorKind::Exit`].
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.inner.status
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        write!(f, "{}: {} failed", i.program.to_string_lossy(), i.step.describe())?;
+        if let Some(d) = &i.detail {
+            write!(f, ": {d}")?;
+        }
+        if let Some(e) = &i.os {
+            write!(f, ": {e}")?;
+        }
+        if let Some(s) = &i.status {
+            write!(f, ": {s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("program", &self.inner.program)
+            .field("step", &self.inner.step)
+            .field("kind", &self.inner.kind)
+            .field("detail", &self.inner.detail)
+            .field("os", &self.inner.os)
+            .field("status", &self.inner.status)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.os.as_ref().map(|e| e as _)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match e.kind() {
+            ErrorKind::NotFound => io::ErrorKind::NotFound,
+            ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
+            ErrorKind::InvalidInput => io::ErrorKind::InvalidInput,
+            _ => e.os_error().map_or(io::ErrorKind::Other, |o| o.kind()),
+        };
+        io::Error::new(kind, e)
+    }
+}

@@ -1,0 +1,120 @@
+//! The parent's ends of a child's pipes: [`ChildStdin`], [`ChildStdout`],
+//! [`ChildStderr`].
+//!
+//! The descriptors are non-blocking (so one thread can multiplex several
+//! with `poll`), but `Read` and `Write` here block as usual: on `EAGAIN` they
+//! wait in `poll(2)` for readiness and try again.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use crate::sys::fd::{self, Interest};
+
+fn read_blocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match fd::read(fd, buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                fd::poll_one(fd, Interest::Read, None)?;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn write_blocking(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        match fd::write(fd, buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                fd::poll_one(fd, Interest::Write, None)?;
+            }
+            other => return other,
+        }
+    }
+}
+
+macro_rules! pipe_end {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name {
+            fd: OwnedFd,
+        }
+
+        impl $name {
+            pub(crate) fn new(fd: OwnedFd) -> $name {
+                $name { fd }
+            }
+        }
+
+        impl AsFd for $name {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.fd.as_fd()
+            }
+        }
+
+        impl AsRawFd for $name {
+            fn as_raw_fd(&self) -> RawFd {
+                self.fd.as_raw_fd()
+            }
+        }
+
+        impl From<$name> for OwnedFd {
+            /// The descriptor, still in non-blocking mode.
+            fn from(p: $name) -> OwnedFd {
+                p.fd
+            }
+        }
+    };
+}
+
+pipe_end! {
+    /// The write end of a child's stdin pipe. Dropping it closes the pipe, so
+    /// the child reads end-of-file.
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// use std::io::{Read, Write};
+    /// let mut child = Command::new("tr").arg("a-z").arg("A-Z")
+    ///     .stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    /// child.stdin().unwrap().write_all(b"shout\n")?;
+    /// child.close_stdin();
+    /// let mut out = String::new();
+    /// child.stdout().unwrap().read_to_string(&mut out)?;
+    /// assert_eq!(out, "SHOUT\n");
+    /// # child.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ChildStdin
+}
+
+pipe_end! {
+    /// The read end of a child's stdout pipe.
+    ChildStdout
+}
+
+pipe_end! {
+    /// The read end of a child's stderr pipe.
+    ChildStderr
+}
+
+impl Write for ChildStdin {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        write_blocking(self.fd.as_fd(), buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for ChildStdout {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_blocking(self.fd.as_fd(), buf)
+    }
+}
+
+impl Read for ChildStderr {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_blocking(self.fd.as_fd(), buf)
+    }
+}

@@ -1,0 +1,187 @@
+//! [`ExitStatus`]: how a child ended, and who ended it.
+
+use std::fmt;
+
+use crate::Signal;
+
+/// Who or what ended a child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Ended {
+    /// The child exited, or was killed by a signal, without procession
+    /// starting its stop sequence.
+    OnItsOwn,
+    /// procession stopped it: [`Child::stop`](crate::Child::stop),
+    /// [`Child::kill`](crate::Child::kill), or dropping a running child.
+    Stopped,
+    /// The command's [`timeout`](crate::Command::timeout) expired and the
+    /// stop sequence ended it.
+    TimedOut,
+}
+
+/// How a child ended: an exit code or a signal, plus [`Ended`].
+///
+/// ```
+/// use procession::{Command, Ended};
+/// let status = Command::new("sh").args(["-c", "exit 3"]).status()?;
+/// assert_eq!(status.code(), Some(3));
+/// assert!(!status.success());
+/// assert_eq!(status.ended(), Ended::OnItsOwn);
+/// # Ok::<(), procession::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExitStatus {
+    kind: Kind,
+    ended: Ended,
+    success: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Code(i32),
+    Signal { signal: i32, core_dumped: bool },
+}
+
+impl ExitStatus {
+    pub(crate) fn from_code(code: i32, ended: Ended, success_codes: &[i32]) -> ExitStatus {
+        ExitStatus {
+            kind: Kind::Code(code),
+            ended,
+            success: success_codes.contains(&code),
+        }
+    }
+
+    pub(crate) fn from_signal(signal: i32, core_dumped: bool, ended: Ended) -> ExitStatus {
+        ExitStatus {
+            kind: Kind::Signal {
+                signal,
+                core_dumped,
+            },
+            ended,
+            success: false,
+        }
+    }
+
+    /// The exit code, or `None` when a signal ended the child.
+    ///
+    /// ```
+    /// let status = procession::Command::new("true").status()?;
+    /// assert_eq!(status.code(), Some(0));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn code(&self) -> Option<i32> {
+        match self.kind {
+            Kind::Code(c) => Some(c),
+            Kind::Signal { .. } => None,
+        }
+    }
+
+    /// The signal that ended the child, if one did.
+    ///
+    /// ```
+    /// use procession::{Command, Signal};
+    /// let status = Command::new("sh").args(["-c", "kill -KILL $$"]).status()?;
+    /// assert_eq!(status.signal(), Some(Signal::KILL));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn signal(&self) -> Option<Signal> {
+        match self.kind {
+            Kind::Signal { signal, .. } => Signal::new(signal),
+            Kind::Code(_) => None,
+        }
+    }
+
+    /// Whether the signal that ended the child also dumped core.
+    ///
+    /// ```
+    /// let status = procession::Command::new("true").status()?;
+    /// assert!(!status.core_dumped());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn core_dumped(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Signal {
+                core_dumped: true,
+                ..
+            }
+        )
+    }
+
+    /// Whether the exit code is one of the command's
+    /// [`success_exit_codes`](crate::Command::success_exit_codes) (`[0]` by
+    /// default). A signal is never a success.
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let status = Command::new("sh").args(["-c", "exit 10"]).success_exit_codes([0, 10]).status()?;
+    /// assert!(status.success());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn success(&self) -> bool {
+        self.success
+    }
+
+    /// Who ended the child.
+    ///
+    /// ```
+    /// use procession::{Command, Ended};
+    /// use std::time::Duration;
+    /// let status = Command::new("sleep").arg("10").timeout(Duration::from_millis(50)).status()?;
+    /// assert_eq!(status.ended(), Ended::TimedOut);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn ended(&self) -> Ended {
+        self.ended
+    }
+
+    /// `true` when the [`timeout`](crate::Command::timeout) ended the child.
+    ///
+    /// ```
+    /// assert!(!procession::Command::new("true").status()?.timed_out());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn timed_out(&self) -> bool {
+        self.ended == Ended::TimedOut
+    }
+
+    /// The status as a shell reports it in `$?`: the exit code, or 128 plus
+    /// the signal number.
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let status = Command::new("sh").args(["-c", "kill -TERM $$"]).status()?;
+    /// assert_eq!(status.shell_code(), 128 + 15);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn shell_code(&self) -> i32 {
+        match self.kind {
+            Kind::Code(c) => c,
+            Kind::Signal { signal, .. } => 128 + signal,
+        }
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            Kind::Code(c) => write!(f, "exit code {c}")?,
+            Kind::Signal {
+                signal,
+                core_dumped,
+            } => {
+                match Signal::new(signal) {
+                    Some(s) => write!(f, "killed by {s}")?,
+                    None => write!(f, "killed by signal {signal}")?,
+                }
+                if core_dumped {
+                    f.write_str(" (core dumped)")?;
+                }
+            }
+        }
+        match self.ended {
+            Ended::OnItsOwn => Ok(()),
+            Ended::Stopped => f.write_str(", stopped by procession"),
+            Ended::TimedOut => f.write_str(", timed out"),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! [`Stdio`]: where a child's stdin, stdout or stderr goes.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where one of a child's standard streams is connected.
+///
+/// ```
+/// use procession::{Command, Stdio};
+/// let dir = std::env::temp_dir().join(format!("procession-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let log = dir.join("out.log");
+/// Command::new("echo").arg("one").stdout(Stdio::file(&log).mode(0o600)).status()?;
+/// Command::new("echo").arg("two").stdout(Stdio::append(&log)).status()?;
+/// assert_eq!(std::fs::read_to_string(&log)?, "one\ntwo\n");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Stdio(pub(crate) Kind);
+
+#[derive(Clone, Debug)]
+pub(crate) enum Kind {
+    Inherit,
+    Null,
+    Piped,
+    Closed,
+    File {
+        path: PathBuf,
+        append: bool,
+        mode: u32,
+    },
+    ToStdout,
+    ToStderr,
+    Fd(Arc<OwnedFd>),
+}
+
+impl Stdio {
+    /// The child shares the parent's stream (the default for [`Command::spawn`](crate::Command::spawn)).
+    pub fn inherit() -> Stdio {
+        Stdio(Kind::Inherit)
+    }
+
+    /// `/dev/null`.
+    pub fn null() -> Stdio {
+        Stdio(Kind::Null)
+    }
+
+    /// A pipe to the parent: take its end from the [`Child`](crate::Child).
+    /// The parent's end is non-blocking and close-on-exec; its capacity is
+    /// [`Command::pipe_capacity`](crate::Command::pipe_capacity).
+    pub fn piped() -> Stdio {
+        Stdio(Kind::Piped)
+    }
+
+    /// The descriptor is closed in the child: reads and writes there fail
+    /// with `EBADF`, and the next file the child opens takes the number.
+    pub fn closed() -> Stdio {
+        Stdio(Kind::Closed)
+    }
+
+    /// A file. As stdin it is opened for reading; as stdout or stderr it is
+    /// created if missing (with [`mode`](Stdio::mode), `0o666` minus the
+    /// umask by default) and truncated.
+    pub fn file(path: impl Into<PathBuf>) -> Stdio {
+        Stdio(Kind::File {
+            path: path.into(),
+            append: false,
+            mode: 0o666,
+        })
+    }
+
+    /// A file opened for appending (created if missing), for stdout or stderr.
+    pub fn append(path: impl Into<PathBuf>) -> Stdio {
+        Stdio(Kind::File {
+            path: path.into(),
+            append: true,
+            mode: 0o666,
+        })
+    }
+
+    /// Sets the permission bits a [`file`](Stdio::file) or
+    /// [`append`](Stdio::append) target is created with (the umask still
+    /// applies); no effect on other kinds.
+    pub fn mode(mut self, mode: u32) -> Stdio {
+        if let Kind::File { mode: m, .. } = &mut self.0 {
+            *m = mode;
+        }
+        self
+    }
+
+    /// For stderr: the same place as stdout (`2>&1`).
+    pub fn to_stdout() -> Stdio {
+        Stdio(Kind::ToStdout)
+    }
+
+    /// For stdout: the same place as stderr (`1>&2`).
+    pub fn to_stderr() -> Stdio {
+        Stdio(Kind::ToStderr)
+    }
+}
+
+impl From<OwnedFd> for Stdio {
+    /// An open descriptor (a file, a socket, one end of a pipe), shared by
+    /// every child spawned from the command.
+    fn from(fd: OwnedFd) -> Stdio {
+        Stdio(Kind::Fd(Arc::new(fd)))
+    }
+}
+
+impl From<std::fs::File> for Stdio {
+    fn from(f: std::fs::File) -> Stdio {
+        Stdio::from(OwnedFd::from(f))
+    }
+}

@@ -1,0 +1,160 @@
+//! File-descriptor primitives: `open(2)`, `fcntl(2)`, `read(2)`, `write(2)`,
+//! `poll(2)` and `eventfd(2)`. Every descriptor created here is `O_CLOEXEC`.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use super::{cvt, retry};
+
+/// `open(2)` with `O_CLOEXEC` always added.
+pub(crate) fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    retry(|| {
+        // SAFETY: `path` is a valid NUL-terminated string for the duration of
+        // the call; `open` does not keep the pointer.
+        let fd = cvt(unsafe {
+            libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint)
+        })?;
+        // SAFETY: `open` succeeded, so `fd` is a fresh descriptor we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    })
+}
+
+/// `fcntl(F_DUPFD_CLOEXEC, min)`: a close-on-exec duplicate numbered `min` or higher.
+pub(crate) fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC only reads the descriptor table.
+    let new = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) })?;
+    // SAFETY: the call returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// `fcntl(F_SETFL)`: turns `O_NONBLOCK` on or off.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we borrow; no memory is passed.
+    unsafe {
+        let flags = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
+        let new = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        if new != flags {
+            cvt(libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, new))?;
+        }
+    }
+    Ok(())
+}
+
+/// `read(2)`; `EINTR` is retried, `EAGAIN` is returned as `WouldBlock`.
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    retry(|| {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    })
+}
+
+/// `write(2)`; `EINTR` is retried, `EAGAIN` is returned as `WouldBlock`.
+pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    retry(|| {
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+        let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    })
+}
+
+/// Readiness to wait for with [`poll_one`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Interest {
+    Read,
+    Write,
+}
+
+/// `poll(2)` on one descriptor. Returns `true` when it is ready (or has hung
+/// up / failed, which the next read or write reports), `false` on timeout.
+/// `EINTR` is retried with the remaining time.
+pub(crate) fn poll_one(
+    fd: BorrowedFd<'_>,
+    interest: Interest,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    let events = match interest {
+        Interest::Read => libc::POLLIN,
+        Interest::Write => libc::POLLOUT,
+    };
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => timeout_ms(d.saturating_duration_since(std::time::Instant::now())),
+        };
+        // SAFETY: `pfd` is a valid pollfd array of length 1.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(n > 0);
+    }
+}
+
+/// Converts a duration to a poll/epoll millisecond timeout, rounding up so a
+/// wait never ends before its deadline.
+pub(crate) fn timeout_ms(d: Duration) -> libc::c_int {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    ms.min(libc::c_int::MAX as u128) as libc::c_int
+}
+
+/// `eventfd(2)` with `EFD_CLOEXEC | EFD_NONBLOCK`: a wakeup counter.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: no pointers are passed.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd counter (wakes whoever polls it).
+pub(crate) fn eventfd_notify(fd: BorrowedFd<'_>) {
+    // EAGAIN (counter saturated) still leaves it readable, so the wakeup is
+    // not lost; nothing else can fail on a valid eventfd.
+    let _ = write(fd, &1u64.to_ne_bytes());
+}
+
+/// Resets an eventfd counter to zero.
+pub(crate) fn eventfd_drain(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 8];
+    let _ = read(fd, &mut buf);
+}
+
+/// `getrlimit(RLIMIT_NOFILE)` soft limit: the highest descriptor number + 1.
+pub(crate) fn max_fd() -> RawFd {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid out pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0
+        && rl.rlim_cur != libc::RLIM_INFINITY
+    {
+        rl.rlim_cur.min(RawFd::MAX as libc::rlim_t) as RawFd
+    } else {
+        1 << 20
+    }
+}

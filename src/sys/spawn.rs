@@ -1,0 +1,293 @@
+//! The spawn path: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` followed,
+//! in the child, by a prepared list of [`Action`]s and `execve(2)`.
+//!
+//! # The child side is async-signal-safe
+//!
+//! The child shares the parent's memory until it calls `execve` (that is what
+//! `CLONE_VM` means), and the parent thread is suspended meanwhile
+//! (`CLONE_VFORK`). The child therefore runs only [`child_main`]: it does not
+//! allocate, take locks, panic or touch anything but the prepared
+//! [`ChildPlan`], and it calls only async-signal-safe functions. Everything it
+//! needs (paths, argv, envp as C strings, descriptor numbers, the empty signal
+//! set) is computed by the parent before the clone.
+//!
+//! # Why `CLONE_VFORK` and not `fork`
+//!
+//! The cost of `fork` grows with the parent's memory (page tables are copied);
+//! a `CLONE_VM` child borrows the parent's address space and costs the same
+//! whatever the parent's size. No current step needs a real `fork`.
+//!
+//! # How a failure reaches the parent
+//!
+//! A classic fork/exec reports a failed step through a close-on-exec pipe.
+//! Here the child shares our memory and the parent does not resume until the
+//! child has either called `execve` successfully or exited, so the child writes
+//! the index of the failed action and its errno into a slot of the parent's
+//! memory that the parent reads after `clone` returns: the same information
+//! with no pipe to create, read and close on every spawn.
+//!
+//! # Signals
+//!
+//! Every signal is blocked on the calling thread around the clone, so no
+//! handler of the parent can run in the child while it shares the parent's
+//! memory. The child resets every disposition to `SIG_DFL` (ignored signals
+//! would otherwise stay ignored across `execve`) and unblocks everything just
+//! before `execve`.
+
+use std::cell::UnsafeCell;
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::io;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::pidfd::{self, Target};
+use super::signal;
+
+/// One step the child performs before `execve`, with everything it needs
+/// already computed. Raw pointers point into data the parent keeps alive
+/// until [`spawn`] returns.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Action {
+    /// `sigaction(sig, SIG_DFL)` for every catchable signal.
+    ResetSignalDispositions,
+    /// `setpgid(0, pgid)`; 0 makes the child lead a new group.
+    SetProcessGroup(libc::pid_t),
+    /// `chdir(path)`.
+    Chdir(*const c_char),
+    /// `dup2(from, to)`; when `from == to`, clears `FD_CLOEXEC` instead.
+    Dup2 { from: RawFd, to: RawFd },
+    /// `close(fd)`.
+    Close(RawFd),
+    /// Marks every descriptor from 3 up close-on-exec:
+    /// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`, or, on kernels without it,
+    /// `fcntl(F_SETFD, FD_CLOEXEC)` on each descriptor below `max_fd`.
+    CloseOthers { max_fd: RawFd },
+    /// `sigprocmask(SIG_SETMASK, empty)`: must be the last action.
+    UnblockSignals,
+}
+
+/// What the child runs: actions in order, then `execve(path, argv, envp)`.
+pub(crate) struct ChildPlan<'a> {
+    pub path: &'a CStr,
+    /// NULL-terminated array of pointers to NUL-terminated strings.
+    pub argv: &'a [*const c_char],
+    /// NULL-terminated array of pointers to NUL-terminated `KEY=VALUE` strings.
+    pub envp: &'a [*const c_char],
+    pub actions: &'a [Action],
+}
+
+/// A child that was started (it has called `execve` successfully).
+pub(crate) struct Spawned {
+    pub pid: libc::pid_t,
+    /// `None` only on kernels older than 5.3 (no pidfds).
+    pub pidfd: Option<OwnedFd>,
+}
+
+/// Why [`spawn`] failed.
+#[derive(Debug)]
+pub(crate) enum SpawnError {
+    /// `clone` itself failed (e.g. `EAGAIN` at the process limit).
+    Clone(io::Error),
+    /// The child failed at `actions[action]` (or at `execve` when
+    /// `action == actions.len()`). The child has been reaped.
+    Child { action: usize, error: io::Error },
+}
+
+/// Written by the child when a step fails, read by the parent after `clone`.
+struct Failure {
+    action: usize,
+    errno: c_int,
+}
+
+struct Shared<'a> {
+    plan: &'a ChildPlan<'a>,
+    empty_mask: libc::sigset_t,
+    failure: UnsafeCell<Option<Failure>>,
+}
+
+const STACK_SIZE: usize = 64 * 1024;
+
+/// Set once `clone` has refused `CLONE_PIDFD` (kernels before 5.2).
+static NO_CLONE_PIDFD: AtomicBool = AtomicBool::new(false);
+
+/// Starts a child that runs `plan`. Returns once the child has called `execve`
+/// (success) or failed a step (then it has been reaped).
+pub(crate) fn spawn(plan: &ChildPlan<'_>) -> Result<Spawned, SpawnError> {
+    debug_assert!(plan.argv.last().is_some_and(|p| p.is_null()));
+    debug_assert!(plan.envp.last().is_some_and(|p| p.is_null()));
+    let shared = Shared {
+        plan,
+        empty_mask: signal::empty_set(),
+        failure: UnsafeCell::new(None),
+    };
+    // The child's stack: uninitialised memory that the child writes before it
+    // reads. It is freed when we return, after the child left it (by execve
+    // or exit), which CLONE_VFORK guarantees.
+    let mut stack: Vec<u8> = Vec::with_capacity(STACK_SIZE);
+    // SAFETY: the capacity is STACK_SIZE, so the one-past-the-end pointer is
+    // in bounds of the allocation.
+    let top = unsafe { stack.as_mut_ptr().add(STACK_SIZE) };
+    let top = (top as usize & !15) as *mut c_void;
+
+    let mut pidfd: c_int = -1;
+    let saved = signal::block_all();
+    let mut with_pidfd = !NO_CLONE_PIDFD.load(Ordering::Relaxed);
+    let pid = loop {
+        let mut flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+        if with_pidfd {
+            flags |= libc::CLONE_PIDFD;
+        }
+        // SAFETY: `child_main` only touches `shared` (alive until we return,
+        // and the parent is suspended while the child uses it) and the stack
+        // we allocated; it never returns into the parent's frames. With
+        // CLONE_PIDFD the kernel writes the pidfd into `pidfd`.
+        let pid = unsafe {
+            libc::clone(
+                child_main,
+                top,
+                flags,
+                &shared as *const Shared<'_> as *mut c_void,
+                &mut pidfd as *mut c_int,
+            )
+        };
+        if pid == -1 {
+            let e = io::Error::last_os_error();
+            if with_pidfd && e.raw_os_error() == Some(libc::EINVAL) {
+                NO_CLONE_PIDFD.store(true, Ordering::Relaxed);
+                with_pidfd = false;
+                continue;
+            }
+            signal::restore(saved);
+            return Err(SpawnError::Clone(e));
+        }
+        break pid;
+    };
+    signal::restore(saved);
+    drop(stack);
+
+    let pidfd = if with_pidfd {
+        // SAFETY: clone succeeded with CLONE_PIDFD, so `pidfd` is a fresh
+        // close-on-exec descriptor that we own.
+        Some(unsafe { OwnedFd::from_raw_fd(pidfd) })
+    } else {
+        // The child cannot have been reaped yet (only we reap it), so its pid
+        // still names it.
+        pidfd::pidfd_open(pid).ok()
+    };
+
+    // SAFETY: the child has exec'd or exited (CLONE_VFORK), so nothing else
+    // accesses `failure` any more.
+    if let Some(f) = unsafe { (*shared.failure.get()).take() } {
+        // The child called _exit right after writing the failure: reap it.
+        let target = match &pidfd {
+            Some(fd) => Target::Pidfd(fd.as_fd()),
+            None => Target::Pid(pid),
+        };
+        let _ = pidfd::wait_exit(target, true, true);
+        return Err(SpawnError::Child {
+            action: f.action,
+            error: io::Error::from_raw_os_error(f.errno),
+        });
+    }
+    Ok(Spawned { pid, pidfd })
+}
+
+/// The child's whole life before `execve`. Async-signal-safe: no allocation,
+/// no locks, no panics (no indexing, no arithmetic that can overflow).
+extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Shared` the parent passed to clone; the parent is
+    // suspended and keeps it alive until we exec or exit.
+    let shared = unsafe { &*(arg as *const Shared<'_>) };
+    let plan = shared.plan;
+    for (i, action) in plan.actions.iter().enumerate() {
+        if let Err(errno) = run_action(action, shared) {
+            fail(shared, i, errno);
+        }
+    }
+    // SAFETY: path, argv and envp are NUL-terminated strings and
+    // NULL-terminated arrays prepared by the parent.
+    unsafe {
+        libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+    }
+    fail(shared, plan.actions.len(), errno())
+}
+
+fn errno() -> c_int {
+    // SAFETY: reads the calling thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+fn check(ret: c_int) -> Result<(), c_int> {
+    if ret == -1 { Err(errno()) } else { Ok(()) }
+}
+
+fn fail(shared: &Shared<'_>, action: usize, errno: c_int) -> ! {
+    // SAFETY: the parent is suspended until we exit, so this write cannot race.
+    unsafe {
+        std::ptr::write_volatile(shared.failure.get(), Some(Failure { action, errno }));
+        libc::_exit(127)
+    }
+}
+
+fn run_action(action: &Action, shared: &Shared<'_>) -> Result<(), c_int> {
+    // SAFETY (whole block): each call is an async-signal-safe system call on
+    // plain integers or on pointers the parent prepared and keeps alive.
+    unsafe {
+        match *action {
+            Action::ResetSignalDispositions => {
+                let mut dfl: libc::sigaction = std::mem::zeroed();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                for sig in 1..libc::SIGRTMAX() + 1 {
+                    if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                        // Signals reserved by the C library answer EINVAL:
+                        // nothing to reset there.
+                        libc::sigaction(sig, &dfl, std::ptr::null_mut());
+                    }
+                }
+                Ok(())
+            }
+            Action::SetProcessGroup(pgid) => check(libc::setpgid(0, pgid)),
+            Action::Chdir(path) => check(libc::chdir(path)),
+            Action::Dup2 { from, to } => {
+                if from == to {
+                    check(libc::fcntl(from, libc::F_SETFD, 0))
+                } else {
+                    loop {
+                        let r = libc::dup2(from, to);
+                        if r == -1 && errno() == libc::EINTR {
+                            continue;
+                        }
+                        break check(r);
+                    }
+                }
+            }
+            Action::Close(fd) => {
+                libc::close(fd);
+                Ok(())
+            }
+            Action::CloseOthers { max_fd } => {
+                let r = libc::syscall(
+                    libc::SYS_close_range,
+                    3 as libc::c_uint,
+                    libc::c_uint::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                );
+                if r == 0 {
+                    return Ok(());
+                }
+                // Kernels before 5.11: mark them one by one.
+                let mut fd = 3;
+                while fd < max_fd {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                    fd += 1;
+                }
+                Ok(())
+            }
+            Action::UnblockSignals => check(libc::sigprocmask(
+                libc::SIG_SETMASK,
+                &shared.empty_mask,
+                std::ptr::null_mut(),
+            )),
+        }
+    }
+}
