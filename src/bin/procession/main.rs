@@ -1,1 +1,42 @@
-fn main(){}
+//! `procession`: the command-line tool.
+//!
+//! `procession run [OPTIONS] -- PROGRAM [ARGS...]` runs a program under
+//! supervision (timeout, stop sequence, process group, redirections, signal
+//! forwarding) and exits with its status, with `timeout(1)`'s and `env(1)`'s
+//! conventions: 124 timeout, 125 procession failed, 126 not executable,
+//! 127 not found, 128+N killed by signal N. See `procession run --help`.
+
+mod args;
+mod run;
+mod signals;
+
+use clap::{CommandFactory, FromArgMatches};
+
+use args::{Cli, Cmd};
+
+fn main() {
+    let code = match parse() {
+        Ok((Cmd::Run(run_args), env)) => run::run(&run_args, &env),
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors to stderr
+            // with 125 (procession's own failure), not clap's usual 2.
+            let _ = e.print();
+            if e.use_stderr() { run::EXIT_FAILED } else { 0 }
+        }
+    };
+    // Exit at once: the signal forwarding thread must not keep procession
+    // alive. The program has been waited for (and, with --kill-group, its
+    // group emptied) by now.
+    std::process::exit(code);
+}
+
+/// The parsed command line, with the `--env`/`--unset` changes in order.
+fn parse() -> Result<(Cmd, Vec<args::EnvChange>), clap::Error> {
+    let matches = Cli::command().try_get_matches()?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let env = match (&cli.command, matches.subcommand()) {
+        (Cmd::Run(run_args), Some(("run", sub))) => args::env_changes(run_args, sub),
+        _ => Vec::new(),
+    };
+    Ok((cli.command, env))
+}

@@ -1,0 +1,641 @@
+//! The command line: clap definitions, value parsers and help texts.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::{OsStringValueParser, TypedValueParser};
+use clap::{ArgAction, ArgMatches, Args, Parser, Subcommand};
+use procession::Signal;
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "procession",
+    version,
+    about = "Run and supervise programs: timeouts, stop sequences, process groups, redirections",
+    long_about = "Run and supervise programs: timeouts, stop sequences, process groups, \
+                  redirections and signal forwarding.\n\n\
+                  See `procession run --help` for the options and exit codes.",
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run PROGRAM under supervision and exit with its status.
+    #[command(
+        long_about = RUN_ABOUT,
+        after_help = "Exit codes: the program's code; 124 timeout; 125 procession failed; \
+                      126 not executable; 127 not found; 128+N killed by signal N.\n\
+                      See --help for details and examples.",
+        after_long_help = RUN_AFTER_HELP
+    )]
+    Run(RunArgs),
+}
+
+const RUN_ABOUT: &str = "\
+Run PROGRAM with ARGS under supervision and exit with its status.
+
+The program inherits procession's stdin, stdout and stderr unless redirected.
+It starts with default signal dispositions, an empty signal mask and only
+descriptors 0, 1 and 2 open, and it leads its own process group (see
+--no-group). Everything from PROGRAM on belongs to the program; put `--`
+before PROGRAM so that it is never taken for an option of procession.";
+
+const RUN_AFTER_HELP: &str = "\
+EXIT STATUS:
+  N      the program's exit code (but see --success-exit-code)
+  124    the --timeout fired, however the program then ended (on its own,
+         by the kill signal or command, or by the final SIGKILL)
+  125    procession itself failed: bad usage, a redirection file could not be
+         opened, --cd failed, the command was invalid
+  126    PROGRAM was found but could not be executed (no permission, not an
+         executable format)
+  127    PROGRAM was not found (or its #! interpreter or loader is missing)
+  128+N  the program was killed by signal N (130 SIGINT, 137 SIGKILL,
+         143 SIGTERM)
+
+  Precedence: 125/126/127 (nothing ran), then 124 (the timeout fired), then
+  128+N (a signal), then the exit code.
+
+SIGNALS:
+  SIGINT, SIGTERM and SIGHUP sent to procession are forwarded to the program
+  (to its whole process group with --kill-group). procession keeps waiting
+  and then exits as above, e.g. 143 when the program dies of a forwarded
+  SIGTERM. The stop sequence (--kill-signal or --kill-command, then SIGKILL
+  after --kill-after) runs when the --timeout fires and, with --kill-group,
+  for what is left of the group once the program has exited.
+
+EXAMPLES:
+  # Stop a program after 2 s: prints hi, then exits with 124.
+  procession run --timeout 2s -- sh -c 'echo hi; sleep 5'
+
+  # Ask with SIGINT first, SIGKILL 10 s later if it is still running.
+  procession run --timeout 1m --kill-signal INT --kill-after 10s -- ./server
+
+  # Stop the whole process group, including what the program started.
+  procession run --timeout 30s --kill-group -- make -j8
+
+  # Log both streams to one file, appending, created with mode 0600.
+  procession run --stdout build.log --stderr stdout --append --mode 0600 -- make
+
+  # A clean environment with one variable, in another directory.
+  procession run --env-clear --env PATH=/usr/bin:/bin --cd /tmp -- env
+
+  # grep exits 1 when nothing matched: count that as success too.
+  procession run --success-exit-code 0 --success-exit-code 1 -- grep -q x file";
+
+/// Options of `procession run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Stop the program when it has run this long; exit code 124.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = parse_duration,
+        long_help = "\
+Start the stop sequence when the program has run this long (--kill-signal or
+--kill-command, then SIGKILL after --kill-after); procession then exits with
+124. DURATION: a number with an optional unit ms, s (the default), m, h or d,
+e.g. 500ms, 2s, 1.5s, 1m or 10. 0 means no timeout.
+Example: procession run --timeout 1.5s -- sleep 10"
+    )]
+    pub timeout: Option<Duration>,
+
+    /// First signal of the stop sequence [default: TERM].
+    #[arg(
+        long,
+        value_name = "SIG",
+        long_help = "\
+The first signal of the stop sequence (default TERM): a name with or without
+SIG (INT, SIGINT, sigint) or a number (2). With --kill-group it also goes to
+what is left of the group once the program has exited.
+Example: procession run --timeout 5s --kill-signal INT -- ./server"
+    )]
+    pub kill_signal: Option<Signal>,
+
+    /// Grace period before SIGKILL in the stop sequence [default: 5s].
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = parse_duration,
+        long_help = "\
+How long the stop sequence waits after the first signal (or the kill command)
+before it sends SIGKILL (default 5s). DURATION as for --timeout.
+Example: procession run --timeout 2s --kill-after 500ms -- ./stubborn"
+    )]
+    pub kill_after: Option<Duration>,
+
+    /// Shell command that replaces the stop sequence's first signal.
+    #[arg(
+        long,
+        value_name = "CMDLINE",
+        long_help = "\
+Run CMDLINE with $SHELL -c (or /bin/sh -c) instead of sending the first
+signal of the stop sequence. It gets CHILD_PID=<the program's pid> in its
+environment, stdin from /dev/null, and procession's stdout and stderr.
+SIGKILL still follows after --kill-after; the command itself is killed if it
+still runs then, and procession exits only once it has ended.
+Example: procession run --timeout 10s --kill-command 'kill -USR1 $CHILD_PID' -- ./server"
+    )]
+    pub kill_command: Option<OsString>,
+
+    /// Signal the program's whole process group, not only the program.
+    #[arg(
+        long,
+        conflicts_with = "no_group",
+        long_help = "\
+Send the stop sequence's signals and the forwarded signals to the program's
+whole process group instead of the program alone; and once the program has
+exited, stop what is left of its group (--kill-signal, then SIGKILL after
+--kill-after): procession exits only when the group is gone. Not with
+--no-group.
+Example: procession run --timeout 1m --kill-group -- sh -c 'sleep 100 & sleep 100'"
+    )]
+    pub kill_group: bool,
+
+    /// Keep the program in procession's process group.
+    #[arg(
+        long,
+        long_help = "\
+Keep the program in procession's own process group instead of a new one. For
+interactive programs that read the terminal: a program outside the terminal's
+foreground group is stopped (SIGTTIN) when it reads it. Ctrl-C then reaches
+the program directly as well. Not with --kill-group.
+Example: procession run --no-group -- vi notes.txt"
+    )]
+    pub no_group: bool,
+
+    /// Working directory of the program.
+    #[arg(
+        long,
+        value_name = "DIR",
+        long_help = "\
+Run the program in DIR. A PROGRAM given as a relative path (with a /) is then
+found from DIR. procession exits with 125 if DIR cannot be entered.
+Example: procession run --cd /tmp -- pwd"
+    )]
+    pub cd: Option<PathBuf>,
+
+    /// Set an environment variable (repeatable).
+    #[arg(
+        long,
+        value_name = "K=V",
+        action = ArgAction::Append,
+        value_parser = OsStringValueParser::new().try_map(parse_env),
+        long_help = "\
+Set the variable K to V in the program's environment (repeatable). --env and
+--unset apply in the order given. An error without '='.
+Example: procession run --env LANG=C --env TZ=UTC -- date"
+    )]
+    pub env: Vec<(OsString, OsString)>,
+
+    /// Remove an environment variable (repeatable).
+    #[arg(
+        long,
+        value_name = "K",
+        action = ArgAction::Append,
+        value_parser = OsStringValueParser::new().try_map(parse_env_name),
+        long_help = "\
+Remove the variable K from the program's environment (repeatable).
+Example: procession run --unset DISPLAY -- xclock"
+    )]
+    pub unset: Vec<OsString>,
+
+    /// Start from an empty environment.
+    #[arg(
+        long,
+        long_help = "\
+Start the program with an empty environment plus what --env sets. PROGRAM is
+then looked up in the PATH set with --env, or in /usr/local/bin:/usr/bin:/bin.
+Example: procession run --env-clear --env HOME=/tmp -- env"
+    )]
+    pub env_clear: bool,
+
+    /// The name the program sees as argv[0].
+    #[arg(
+        long,
+        value_name = "NAME",
+        long_help = "\
+Pass NAME as argv[0] (by default PROGRAM as given).
+Example: procession run --arg0 -bash -- /bin/bash"
+    )]
+    pub arg0: Option<OsString>,
+
+    /// Program's stdin: FILE, null or close [default: inherit].
+    #[arg(
+        long,
+        value_name = "FILE|null|close",
+        value_parser = OsStringValueParser::new().map(Input::from_arg),
+        long_help = "\
+Where the program's stdin comes from: FILE (opened for reading), null
+(/dev/null) or close (descriptor 0 closed). By default procession's stdin.
+Write ./null or ./close for a file of that name.
+Example: procession run --stdin input.txt -- sort"
+    )]
+    pub stdin: Option<Input>,
+
+    /// Program's stdout: FILE, null or stderr [default: inherit].
+    #[arg(
+        long,
+        value_name = "FILE|null|stderr",
+        value_parser = OsStringValueParser::new().map(Output::from_arg),
+        long_help = "\
+Where the program's stdout goes: FILE (created if missing, truncated unless
+--append, see --mode), null (/dev/null) or stderr (the program's stderr, as
+1>&2). By default procession's stdout. Write ./null or ./stderr for a file of
+that name.
+Example: procession run --stdout out.log -- make"
+    )]
+    pub stdout: Option<Output>,
+
+    /// Program's stderr: FILE, null or stdout [default: inherit].
+    #[arg(
+        long,
+        value_name = "FILE|null|stdout",
+        value_parser = OsStringValueParser::new().map(Output::from_arg),
+        long_help = "\
+Where the program's stderr goes: FILE (created if missing, truncated unless
+--append, see --mode), null (/dev/null) or stdout (wherever the program's
+stdout goes, as 2>&1). The same FILE as --stdout also means 2>&1 (one open
+file, so the two streams do not overwrite each other). By default
+procession's stderr. Write ./null or ./stdout for a file of that name.
+Example: procession run --stdout all.log --stderr stdout -- make"
+    )]
+    pub stderr: Option<Output>,
+
+    /// Append to the --stdout/--stderr FILE instead of truncating it.
+    #[arg(
+        long,
+        long_help = "\
+Open the FILE given to --stdout and the one given to --stderr for appending
+instead of truncating them (one flag for both). An error without an output
+FILE.
+Example: procession run --stdout build.log --append -- make"
+    )]
+    pub append: bool,
+
+    /// Permission bits of a created --stdout/--stderr FILE (octal).
+    #[arg(
+        long,
+        value_name = "OCTAL",
+        value_parser = parse_mode,
+        long_help = "\
+The permission bits, in octal (0600, 600 or 0o600), of the FILE given to
+--stdout and the one given to --stderr when they are created (the umask
+still applies; an existing file keeps its mode). Default 0666 minus the
+umask. An error without an output FILE.
+Example: procession run --stdout secret.log --mode 0600 -- ./job"
+    )]
+    pub mode: Option<u32>,
+
+    /// Exit code that counts as success: procession then exits 0 (repeatable).
+    #[arg(
+        long,
+        value_name = "N",
+        action = ArgAction::Append,
+        value_parser = clap::value_parser!(i32).range(0..=255),
+        long_help = "\
+An exit code of the program that counts as success (repeatable; list 0 too if
+it still counts). When given, procession exits with 0 if the program's exit
+code is one of them, otherwise with the program's code, or with 1 if that
+code was 0 (a failure never looks like success). A timeout (124) or a signal
+(128+N) is never a success.
+Example: procession run --success-exit-code 0 --success-exit-code 1 -- grep -q x file"
+    )]
+    pub success_exit_code: Vec<i32>,
+
+    /// The program to run (looked up in PATH unless it contains a /) and its arguments.
+    #[arg(
+        value_name = "PROGRAM",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        long_help = "\
+The program to run, looked up in PATH unless it contains a /, then its
+arguments, passed as they are. Everything from PROGRAM on belongs to the
+program; put `--` before PROGRAM."
+    )]
+    pub command: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// PROGRAM.
+    pub fn program(&self) -> &OsStr {
+        &self.command[0]
+    }
+
+    /// ARGS.
+    pub fn program_args(&self) -> &[OsString] {
+        &self.command[1..]
+    }
+}
+
+/// `--stdin`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Null,
+    Close,
+    File(PathBuf),
+}
+
+impl Input {
+    fn from_arg(s: OsString) -> Input {
+        match s.as_bytes() {
+            b"null" => Input::Null,
+            b"close" => Input::Close,
+            _ => Input::File(s.into()),
+        }
+    }
+}
+
+/// `--stdout` and `--stderr`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Null,
+    /// `stdout` for --stderr, `stderr` for --stdout: the other stream.
+    Other(Stream),
+    File(PathBuf),
+}
+
+/// A standard output stream, as named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Output {
+    fn from_arg(s: OsString) -> Output {
+        match s.as_bytes() {
+            b"null" => Output::Null,
+            b"stdout" => Output::Other(Stream::Stdout),
+            b"stderr" => Output::Other(Stream::Stderr),
+            _ => Output::File(s.into()),
+        }
+    }
+}
+
+/// One change to the environment, in command-line order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvChange {
+    Set(OsString, OsString),
+    Unset(OsString),
+}
+
+/// The `--env` and `--unset` changes in the order they were given (clap keeps
+/// each option's values apart; their indices tell the order).
+pub fn env_changes(run: &RunArgs, matches: &ArgMatches) -> Vec<EnvChange> {
+    let mut changes: Vec<(usize, EnvChange)> = Vec::new();
+    if let Some(idx) = matches.indices_of("env") {
+        changes.extend(
+            idx.zip(&run.env)
+                .map(|(i, (k, v))| (i, EnvChange::Set(k.clone(), v.clone()))),
+        );
+    }
+    if let Some(idx) = matches.indices_of("unset") {
+        changes.extend(
+            idx.zip(&run.unset)
+                .map(|(i, k)| (i, EnvChange::Unset(k.clone()))),
+        );
+    }
+    changes.sort_by_key(|(i, _)| *i);
+    changes.into_iter().map(|(_, c)| c).collect()
+}
+
+/// Parses `500ms`, `2s`, `1.5s`, `1m`, `1h`, `1d` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "invalid duration {s:?} (expected a number with an optional unit ms, s, m, h or d, e.g. 500ms, 2s, 1.5s, 1m)"
+        )
+    };
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    if !number.bytes().any(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "ms" => 1e-3,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("duration {s:?} is too long"))
+}
+
+/// Parses an octal permission mode: `0644`, `644` or `0o644`.
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    let bad = || format!("invalid mode {s:?} (expected octal permission bits such as 0644 or 600)");
+    if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(bad());
+    }
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o7777 => Ok(mode),
+        _ => Err(bad()),
+    }
+}
+
+/// Parses `K=V` (split at the first `=`; V may be empty or contain `=`).
+fn parse_env(s: OsString) -> Result<(OsString, OsString), String> {
+    let bytes = s.as_bytes();
+    let Some(eq) = bytes.iter().position(|&b| b == b'=') else {
+        return Err(format!("expected K=V, got {s:?} (no '=')"));
+    };
+    if eq == 0 {
+        return Err(format!("expected K=V, got {s:?} (empty variable name)"));
+    }
+    Ok((
+        OsStr::from_bytes(&bytes[..eq]).to_owned(),
+        OsStr::from_bytes(&bytes[eq + 1..]).to_owned(),
+    ))
+}
+
+/// Checks a variable name for `--unset`: non-empty, no `=`.
+fn parse_env_name(s: OsString) -> Result<OsString, String> {
+    if s.is_empty() || s.as_bytes().contains(&b'=') {
+        return Err(format!("invalid variable name {s:?}"));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    #[test]
+    fn durations() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_duration("2s"), Ok(ms(2000)));
+        assert_eq!(parse_duration("500ms"), Ok(ms(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(ms(1500)));
+        assert_eq!(parse_duration("1m"), Ok(ms(60_000)));
+        assert_eq!(parse_duration("2h"), Ok(ms(7_200_000)));
+        assert_eq!(parse_duration("1d"), Ok(ms(86_400_000)));
+        assert_eq!(parse_duration("10"), Ok(ms(10_000)));
+        assert_eq!(parse_duration("0.25"), Ok(ms(250)));
+        assert_eq!(parse_duration(".5"), Ok(ms(500)));
+        assert_eq!(parse_duration("0"), Ok(ms(0)));
+        for bad in [
+            "",
+            "s",
+            ".",
+            "-1",
+            "1x",
+            "1.2.3s",
+            "1 s",
+            "1e3",
+            "abc",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("0644"), Ok(0o644));
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0o755"), Ok(0o755));
+        assert_eq!(parse_mode("4755"), Ok(0o4755));
+        for bad in ["", "0o", "8", "0x1", "-644", "77777", "rw"] {
+            assert!(parse_mode(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn env_pairs() {
+        let pair = |k: &str, v: &str| (OsString::from(k), OsString::from(v));
+        assert_eq!(parse_env("A=1".into()), Ok(pair("A", "1")));
+        assert_eq!(parse_env("A=".into()), Ok(pair("A", "")));
+        assert_eq!(parse_env("A=b=c".into()), Ok(pair("A", "b=c")));
+        assert!(parse_env("A".into()).is_err());
+        assert!(parse_env("=1".into()).is_err());
+        assert!(parse_env_name("A".into()).is_ok());
+        assert!(parse_env_name("A=1".into()).is_err());
+        assert!(parse_env_name("".into()).is_err());
+    }
+
+    fn parse(args: &[&str]) -> Result<(RunArgs, Vec<EnvChange>), clap::Error> {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        let Cmd::Run(run) = cli.command;
+        let (_, sub) = matches.subcommand().expect("subcommand");
+        let changes = env_changes(&run, sub);
+        Ok((run, changes))
+    }
+
+    #[test]
+    fn program_and_arguments() {
+        let (run, _) = parse(&[
+            "procession",
+            "run",
+            "--timeout",
+            "1s",
+            "--",
+            "ls",
+            "-l",
+            "--all",
+        ])
+        .unwrap();
+        assert_eq!(run.command, ["ls", "-l", "--all"]);
+        assert_eq!(run.timeout, Some(Duration::from_secs(1)));
+        // Without `--`, everything from PROGRAM on belongs to the program.
+        let (run, _) = parse(&["procession", "run", "ls", "--timeout", "1s"]).unwrap();
+        assert_eq!(run.command, ["ls", "--timeout", "1s"]);
+        assert_eq!(run.timeout, None);
+        let (run, _) = parse(&["procession", "run", "--", "--weird"]).unwrap();
+        assert_eq!(run.command, ["--weird"]);
+        assert!(parse(&["procession", "run"]).is_err());
+        assert!(parse(&["procession", "run", "--"]).is_err());
+    }
+
+    #[test]
+    fn env_order_is_kept() {
+        let (_, changes) = parse(&[
+            "procession",
+            "run",
+            "--unset",
+            "A",
+            "--env",
+            "A=1",
+            "--env",
+            "B=2",
+            "--unset",
+            "B",
+            "--",
+            "env",
+        ])
+        .unwrap();
+        assert_eq!(
+            changes,
+            [
+                EnvChange::Unset("A".into()),
+                EnvChange::Set("A".into(), "1".into()),
+                EnvChange::Set("B".into(), "2".into()),
+                EnvChange::Unset("B".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn redirection_keywords() {
+        let (run, _) = parse(&[
+            "procession",
+            "run",
+            "--stdin",
+            "close",
+            "--stdout",
+            "stderr",
+            "--stderr",
+            "null",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(run.stdin, Some(Input::Close));
+        assert_eq!(run.stdout, Some(Output::Other(Stream::Stderr)));
+        assert_eq!(run.stderr, Some(Output::Null));
+        let (run, _) = parse(&[
+            "procession",
+            "run",
+            "--stdin",
+            "./null",
+            "--stderr",
+            "stdout",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(run.stdin, Some(Input::File("./null".into())));
+        assert_eq!(run.stderr, Some(Output::Other(Stream::Stdout)));
+    }
+
+    #[test]
+    fn conflicts_and_bad_values() {
+        assert!(parse(&["procession", "run", "--kill-group", "--no-group", "--", "x"]).is_err());
+        assert!(parse(&["procession", "run", "--kill-signal", "NOPE", "--", "x"]).is_err());
+        assert!(parse(&["procession", "run", "--success-exit-code", "256", "--", "x"]).is_err());
+        let (run, _) = parse(&["procession", "run", "--kill-signal", "sigint", "--", "x"]).unwrap();
+        assert_eq!(run.kill_signal, Some(Signal::INT));
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,1180 @@
+//! The `procession` command-line tool, run as a real process.
+//!
+//! Each test drives the built binary with `std::process::Command` (the CLI
+//! is the program under test, so it is not spawned through the library) and
+//! checks exact bytes and exit codes. The CLI is always waited for, and the
+//! Guard then checks that nothing it started is left behind: the test
+//! process is a child subreaper, so anything the CLI orphaned would be
+//! re-parented to it.
+
+mod support;
+use support::*;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{
+    Child as StdChild, Command as StdCommand, ExitStatus as StdExitStatus, Stdio as StdStdio,
+};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single CLI run may take before the test gives up on it.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// What one run of the CLI produced.
+struct Out {
+    code: i32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    elapsed: Duration,
+}
+
+impl Out {
+    /// Asserts the exit code, showing stderr when it differs.
+    fn expect_code(&self, code: i32) -> &Out {
+        assert_eq!(
+            self.code,
+            code,
+            "exit code; stderr: {:?}; stdout: {:?}",
+            String::from_utf8_lossy(&self.stderr),
+            String::from_utf8_lossy(&self.stdout)
+        );
+        self
+    }
+
+    /// Asserts exit code 0 and nothing on stderr.
+    fn expect_clean(&self) -> &Out {
+        self.expect_code(0);
+        assert_eq!(String::from_utf8_lossy(&self.stderr), "", "stderr");
+        self
+    }
+
+    /// Asserts that stderr is exactly one line starting with `procession: `.
+    fn expect_one_error_line(&self) -> String {
+        let err = String::from_utf8(self.stderr.clone()).expect("utf-8 stderr");
+        assert!(err.starts_with("procession: "), "stderr: {err:?}");
+        assert!(
+            err.ends_with('\n') && err.matches('\n').count() == 1,
+            "stderr: {err:?}"
+        );
+        err
+    }
+}
+
+/// The CLI binary, with stdin from /dev/null.
+fn procession() -> StdCommand {
+    let mut cmd = StdCommand::new(env!("CARGO_BIN_EXE_procession"));
+    cmd.stdin(StdStdio::null());
+    cmd
+}
+
+/// `pt`'s path as a string, to put in argument lists.
+fn pt_path() -> String {
+    pt().to_str().expect("UTF-8 path to pt").to_owned()
+}
+
+/// Runs the CLI with `args` and collects everything.
+fn run(args: &[&str]) -> Out {
+    run_cmd(procession().args(args))
+}
+
+/// Runs a prepared CLI command (stdout and stderr are captured).
+fn run_cmd(cmd: &mut StdCommand) -> Out {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(StdStdio::piped())
+        .stderr(StdStdio::piped())
+        .spawn()
+        .expect("spawn procession");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let stdout = read_in_background(stdout);
+    let stderr = read_in_background(stderr);
+    let status = wait_for(&mut child);
+    let elapsed = start.elapsed();
+    // Something procession left running may still hold the pipes: fail
+    // rather than wait for it forever.
+    let collect = |rx: mpsc::Receiver<Vec<u8>>, name: &str| {
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| {
+                kill_strays();
+                panic!("procession exited but its {name} is still open (a stray descendant?)")
+            })
+    };
+    Out {
+        code: code_of(status),
+        stdout: collect(stdout, "stdout"),
+        stderr: collect(stderr, "stderr"),
+        elapsed,
+    }
+}
+
+/// Reads `r` to the end on a thread; the bytes arrive on the channel.
+fn read_in_background(r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(read_all(r));
+    });
+    rx
+}
+
+fn read_all(mut r: impl Read) -> Vec<u8> {
+    let mut buf = Vec::new();
+    r.read_to_end(&mut buf).expect("read from procession");
+    buf
+}
+
+/// Waits for the CLI, killing it (and failing) after [`LIMIT`].
+fn wait_for(child: &mut StdChild) -> StdExitStatus {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            kill_strays();
+            panic!("procession did not exit within {LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn code_of(status: StdExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| panic!("procession itself was killed: {status:?}"))
+}
+
+/// Before failing a test: SIGKILL whatever of ours is still running, so
+/// that it does not outlive the test (the Guard does not check after a
+/// panic). As a subreaper, we are the parent of what procession orphaned.
+fn kill_strays() {
+    for p in children().iter().filter(|p| p.state != 'Z') {
+        // SAFETY: kill(2) takes plain integers; `p` is our unreaped child, so
+        // its pid cannot have been reused.
+        unsafe { libc::kill(p.pid, libc::SIGKILL) };
+    }
+}
+
+/// Reads one line and parses it as a pid.
+fn read_pid(r: &mut impl BufRead) -> i32 {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("read pid line");
+    line.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("expected a pid line, got {line:?}"))
+}
+
+/// Sends `sig` to `pid`.
+fn send(pid: u32, sig: i32) {
+    let pid = i32::try_from(pid).expect("pid fits in pid_t");
+    // SAFETY: kill(2) takes plain integers. `pid` is a process we started and
+    // have not reaped yet, so the number cannot have been reused.
+    let r = unsafe { libc::kill(pid, sig) };
+    assert_eq!(
+        r,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A fresh directory under the system temp dir, removed on drop. Its path is
+/// canonical (the temp dir may be a symlink).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("procession-cli-{}-{tag}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path.canonicalize().expect("canonicalize temp dir"))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The path of `name` inside, as a string.
+    fn file(&self, name: &str) -> String {
+        self.join(name)
+            .to_str()
+            .expect("UTF-8 temp path")
+            .to_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// This process's umask, from /proc/self/status.
+fn umask() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .expect("Umask line");
+    u32::from_str_radix(line.trim(), 8).expect("octal umask")
+}
+
+fn mode_of(path: impl AsRef<Path>) -> u32 {
+    fs::metadata(path).expect("metadata").permissions().mode() & 0o7777
+}
+
+// ---------------------------------------------------------------- exit codes
+
+#[test]
+fn exit_code_is_the_programs() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    run(&["run", "--", &pt, "exit", "0"]).expect_clean();
+    let out = run(&["run", "--", &pt, "exit", "3"]);
+    out.expect_code(3);
+    assert_eq!(out.stderr, b"");
+    run(&["run", "--", &pt, "exit", "255"]).expect_code(255);
+}
+
+#[test]
+fn options_after_program_belong_to_the_program() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    // Without `--` too: everything from PROGRAM on is passed as it is.
+    let out = run(&["run", &pt, "argv", "--timeout", "1s", "--", "-x"]);
+    out.expect_clean();
+    assert_eq!(
+        out.stdout,
+        format!("{pt}\0argv\0--timeout\01s\0--\0-x\0").as_bytes()
+    );
+}
+
+#[test]
+fn timeout_exits_124() {
+    let _g = Guard::new();
+    let out = run(&[
+        "run",
+        "--timeout",
+        "200ms",
+        "--",
+        &pt_path(),
+        "sleep",
+        "100",
+    ]);
+    out.expect_code(124);
+    assert_eq!(out.stderr, b"");
+    assert!(
+        out.elapsed >= Duration::from_millis(200),
+        "{:?}",
+        out.elapsed
+    );
+    assert!(out.elapsed < Duration::from_secs(4), "{:?}", out.elapsed);
+}
+
+#[test]
+fn timeout_formats() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    for t in ["0.2", "0.2s", ".2s", "200ms"] {
+        let out = run(&["run", "--timeout", t, "--", &pt, "sleep", "100"]);
+        out.expect_code(124);
+        assert!(
+            out.elapsed < Duration::from_secs(4),
+            "{t}: {:?}",
+            out.elapsed
+        );
+    }
+    // Long timeouts do not fire for a quick program; 0 means none.
+    for t in ["1m", "1h", "1d", "30", "0"] {
+        run(&["run", "--timeout", t, "--", &pt, "sleep", "0.1"]).expect_clean();
+    }
+}
+
+#[test]
+fn timeout_wins_over_the_programs_own_exit() {
+    let _g = Guard::new();
+    // The program exits 0 when the stop signal arrives: still 124, even with
+    // 0 listed as a success code.
+    let script = r#"trap "exit 0" TERM; echo ready; while :; do "$0" sleep 0.02; done"#;
+    let out = run(&[
+        "run",
+        "--timeout",
+        "300ms",
+        "--success-exit-code",
+        "0",
+        "--",
+        "sh",
+        "-c",
+        script,
+        &pt_path(),
+    ]);
+    out.expect_code(124);
+    assert_eq!(out.stdout, b"ready\n");
+}
+
+#[test]
+fn cd_failure_exits_125() {
+    let _g = Guard::new();
+    let out = run(&["run", "--cd", "/nonexistent", "--", &pt_path(), "exit", "0"]);
+    out.expect_code(125);
+    let err = out.expect_one_error_line();
+    assert!(err.contains("changing directory failed"), "{err:?}");
+    assert!(err.contains("/nonexistent"), "{err:?}");
+}
+
+#[test]
+fn unknown_flag_exits_125() {
+    let _g = Guard::new();
+    let out = run(&["run", "--bogus", "--", &pt_path(), "exit", "0"]);
+    out.expect_code(125);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--bogus"), "{err:?}");
+    assert_eq!(out.stdout, b"");
+    // Also an unknown subcommand, and none at all.
+    run(&["frobnicate"]).expect_code(125);
+    run(&[]).expect_code(125);
+}
+
+#[test]
+fn bad_values_exit_125() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    let cases: &[&[&str]] = &[
+        &["--timeout", "abc"],
+        &["--timeout", "-1s"],
+        &["--timeout", "5x"],
+        &["--kill-after", ""],
+        &["--kill-signal", "NOPE"],
+        &["--kill-signal", "0"],
+        &["--env", "NOEQUALS"],
+        &["--env", "=value"],
+        &["--unset", "A=B"],
+        &["--mode", "999"],
+        &["--success-exit-code", "x"],
+        &["--success-exit-code", "256"],
+        &["--kill-group", "--no-group"],
+        // Needs an output file.
+        &["--append"],
+        &["--mode", "0600"],
+        &["--stdout", "stderr", "--stderr", "stdout"],
+    ];
+    for case in cases {
+        let mut args = vec!["run"];
+        args.extend_from_slice(case);
+        args.extend_from_slice(&["--", &pt, "print", "ran"]);
+        let out = run(&args);
+        out.expect_code(125);
+        assert_eq!(out.stdout, b"", "{case:?} ran the program");
+        assert!(!out.stderr.is_empty(), "{case:?}: no message");
+    }
+    // Missing program.
+    run(&["run"]).expect_code(125);
+    run(&["run", "--"]).expect_code(125);
+}
+
+#[test]
+fn redirection_failure_exits_125() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    for flag in ["--stdin", "--stdout", "--stderr"] {
+        let out = run(&[
+            "run",
+            flag,
+            "/nonexistent/dir/file",
+            "--",
+            &pt,
+            "print",
+            "ran",
+        ]);
+        out.expect_code(125);
+        assert_eq!(out.stdout, b"");
+        let err = out.expect_one_error_line();
+        assert!(err.contains("/nonexistent/dir/file"), "{err:?}");
+    }
+}
+
+#[test]
+fn not_executable_exits_126() {
+    let _g = Guard::new();
+    let dir = TempDir::new("noexec");
+    let script = dir.file("script.sh");
+    fs::write(&script, "#!/bin/sh\necho ran\n").unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&["run", "--", &script]);
+    out.expect_code(126);
+    assert_eq!(out.stdout, b"");
+    let err = out.expect_one_error_line();
+    assert!(err.contains(&script), "{err:?}");
+    // A directory cannot be executed either.
+    run(&["run", "--", dir.path().to_str().unwrap()]).expect_code(126);
+    // Nor a file that is found in PATH but is not executable.
+    let out = run_cmd(
+        procession()
+            .env("PATH", dir.path())
+            .args(["run", "--", "script.sh"]),
+    );
+    out.expect_code(126);
+}
+
+#[test]
+fn not_found_exits_127() {
+    let _g = Guard::new();
+    let out = run(&["run", "--", "no-such-program-xyz"]);
+    out.expect_code(127);
+    let err = out.expect_one_error_line();
+    assert!(err.contains("no-such-program-xyz"), "{err:?}");
+    run(&["run", "--", "/nonexistent/program"]).expect_code(127);
+    // A script whose interpreter is missing.
+    let dir = TempDir::new("nointerp");
+    let script = dir.file("script");
+    fs::write(&script, "#!/nonexistent/interpreter\n").unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    run(&["run", "--", &script]).expect_code(127);
+}
+
+#[test]
+fn killed_by_signal_exits_128_plus_n() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    run(&["run", "--", &pt, "kill-self", "9"]).expect_code(137);
+    run(&["run", "--", &pt, "kill-self", "15"]).expect_code(143);
+    run(&["run", "--", &pt, "kill-self", "2"]).expect_code(130);
+}
+
+// --------------------------------------------------------- signal forwarding
+
+/// Sends `sig` to the CLI while its program runs; expects `code` and the
+/// program gone.
+fn forwarded(sig: i32, code: i32) {
+    let _g = Guard::new();
+    let mut cli = procession()
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            r#"echo $$; exec "$0" sleep 100"#,
+            &pt_path(),
+        ])
+        .stdout(StdStdio::piped())
+        .stderr(StdStdio::piped())
+        .spawn()
+        .expect("spawn procession");
+    let mut stdout = BufReader::new(cli.stdout.take().expect("stdout"));
+    // The program runs, so procession's handlers are installed.
+    let program = read_pid(&mut stdout);
+    send(cli.id(), sig);
+    let status = wait_for(&mut cli);
+    assert_eq!(code_of(status), code);
+    assert!(!alive(program), "the program survived");
+    assert_eq!(read_all(stdout), b"");
+    assert_eq!(read_all(cli.stderr.take().expect("stderr")), b"");
+}
+
+#[test]
+fn sigterm_is_forwarded() {
+    forwarded(libc::SIGTERM, 143);
+}
+
+#[test]
+fn sigint_is_forwarded() {
+    forwarded(libc::SIGINT, 130);
+}
+
+#[test]
+fn sighup_is_forwarded() {
+    forwarded(libc::SIGHUP, 129);
+}
+
+/// Runs `pt spawn-grandchild` under the CLI (with `extra` flags), sends
+/// SIGTERM to the CLI, and returns (exit code, grandchild pid).
+fn term_with_grandchild(extra: &[&str]) -> (i32, i32) {
+    let mut args = vec!["run"];
+    args.extend_from_slice(extra);
+    let pt = pt_path();
+    args.extend_from_slice(&["--", &pt, "spawn-grandchild"]);
+    let mut cli = procession()
+        .args(&args)
+        .stdout(StdStdio::piped())
+        .stderr(StdStdio::inherit())
+        .spawn()
+        .expect("spawn procession");
+    let mut stdout = BufReader::new(cli.stdout.take().expect("stdout"));
+    let grandchild = read_pid(&mut stdout);
+    send(cli.id(), libc::SIGTERM);
+    let code = code_of(wait_for(&mut cli));
+    (code, grandchild)
+}
+
+#[test]
+fn kill_group_forwards_to_the_whole_group() {
+    let _g = Guard::new();
+    let (code, grandchild) = term_with_grandchild(&["--kill-group"]);
+    assert_eq!(code, 143);
+    assert!(
+        wait_dead(grandchild, Duration::from_secs(5)),
+        "the grandchild survived"
+    );
+}
+
+#[test]
+fn without_kill_group_only_the_program_gets_the_signal() {
+    let _g = Guard::new();
+    let (code, grandchild) = term_with_grandchild(&[]);
+    assert_eq!(code, 143);
+    let survived = alive(grandchild);
+    // The orphan was re-parented to us (a subreaper) and is not reaped yet,
+    // so its pid is still its own.
+    send(grandchild as u32, libc::SIGKILL);
+    assert!(wait_dead(grandchild, Duration::from_secs(5)));
+    assert!(
+        survived,
+        "the grandchild was signalled without --kill-group"
+    );
+}
+
+#[test]
+fn kill_group_stops_the_rest_of_the_group_when_the_program_exits() {
+    let _g = Guard::new();
+    // sh starts a member that ignores SIGTERM, passes on its `ready` line and
+    // exits 0. procession must stop that member (SIGTERM, then SIGKILL after
+    // --kill-after) before it exits; the Guard would find it otherwise.
+    let script = r#"{ "$0" ignore-term & } | head -n 1"#;
+    let out = run(&[
+        "run",
+        "--kill-group",
+        "--kill-after",
+        "300ms",
+        "--",
+        "sh",
+        "-c",
+        script,
+        &pt_path(),
+    ]);
+    out.expect_clean();
+    assert_eq!(out.stdout, b"ready\n");
+    assert!(
+        out.elapsed >= Duration::from_millis(300),
+        "{:?}",
+        out.elapsed
+    );
+    assert!(out.elapsed < Duration::from_secs(4), "{:?}", out.elapsed);
+}
+
+#[test]
+fn process_group_new_by_default_and_inherited_with_no_group() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    let fields = |out: &Out| -> Vec<i32> {
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|f| f.parse().expect("number"))
+            .collect()
+    };
+    let out = run(&["run", "--", &pt, "pgid"]);
+    out.expect_clean();
+    let f = fields(&out);
+    assert_eq!(f[1], f[0], "the program leads its own group");
+
+    let (_, _, our_pgid) = stat(std::process::id() as i32).expect("own stat");
+    let out = run(&["run", "--no-group", "--", &pt, "pgid"]);
+    out.expect_clean();
+    let f = fields(&out);
+    assert_eq!(
+        f[1], our_pgid,
+        "the program stays in procession's group (ours)"
+    );
+}
+
+// ------------------------------------------------------------- redirections
+
+#[test]
+fn stdin_file() {
+    let _g = Guard::new();
+    let dir = TempDir::new("stdin");
+    let input = dir.file("input");
+    fs::write(&input, "hello").unwrap();
+    let out = run(&["run", "--stdin", &input, "--", &pt_path(), "stdin-state"]);
+    out.expect_clean();
+    assert_eq!(out.stdout, b"open 5\n");
+}
+
+#[test]
+fn stdin_null_close_and_inherit() {
+    let _g = Guard::new();
+    let dir = TempDir::new("stdin");
+    let input = dir.join("input");
+    fs::write(&input, "0123456789").unwrap();
+    let pt = pt_path();
+    let with_input = |args: &[&str]| {
+        run_cmd(
+            procession()
+                .stdin(fs::File::open(&input).expect("open input"))
+                .args(args),
+        )
+    };
+    let out = with_input(&["run", "--", &pt, "stdin-state"]);
+    out.expect_clean();
+    assert_eq!(out.stdout, b"open 10\n", "inherited");
+    let out = with_input(&["run", "--stdin", "null", "--", &pt, "stdin-state"]);
+    out.expect_clean();
+    assert_eq!(out.stdout, b"open 0\n");
+    let out = with_input(&["run", "--stdin", "close", "--", &pt, "stdin-state"]);
+    out.expect_clean();
+    assert_eq!(out.stdout, b"closed\n");
+}
+
+#[test]
+fn stdout_file_is_truncated() {
+    let _g = Guard::new();
+    let dir = TempDir::new("stdout");
+    let file = dir.file("out.log");
+    fs::write(&file, "old content, longer than the new one\n").unwrap();
+    let out = run(&["run", "--stdout", &file, "--", &pt_path(), "print", "new"]);
+    out.expect_clean();
+    assert_eq!(out.stdout, b"");
+    assert_eq!(fs::read(&file).unwrap(), b"new\n");
+}
+
+#[test]
+fn stdout_file_append() {
+    let _g = Guard::new();
+    let dir = TempDir::new("append");
+    let file = dir.file("out.log");
+    fs::write(&file, "old\n").unwrap();
+    let pt = pt_path();
+    run(&[
+        "run", "--stdout", &file, "--append", "--", &pt, "print", "new",
+    ])
+    .expect_clean();
+    run(&[
+        "run", "--append", "--stdout", &file, "--", &pt, "print", "newer",
+    ])
+    .expect_clean();
+    assert_eq!(fs::read(&file).unwrap(), b"old\nnew\nnewer\n");
+    // Created when missing.
+    let fresh = dir.file("fresh.log");
+    run(&[
+        "run", "--stdout", &fresh, "--append", "--", &pt, "print", "x",
+    ])
+    .expect_clean();
+    assert_eq!(fs::read(&fresh).unwrap(), b"x\n");
+}
+
+#[test]
+fn mode_of_created_files() {
+    let _g = Guard::new();
+    let dir = TempDir::new("mode");
+    let pt = pt_path();
+    let umask = umask();
+    for (mode, bits) in [("0600", 0o600), ("640", 0o640), ("0o604", 0o604)] {
+        let file = dir.file(&format!("out-{mode}"));
+        run(&[
+            "run", "--stdout", &file, "--mode", mode, "--", &pt, "print", "x",
+        ])
+        .expect_clean();
+        assert_eq!(mode_of(&file), bits & !umask, "--mode {mode}");
+        assert_eq!(fs::read(&file).unwrap(), b"x\n");
+    }
+    // Default: 0666 minus the umask.
+    let file = dir.file("default");
+    run(&["run", "--stdout", &file, "--", &pt, "print", "x"]).expect_clean();
+    assert_eq!(mode_of(&file), 0o666 & !umask);
+    // For --stderr too, with --append.
+    let file = dir.file("err");
+    run(&[
+        "run", "--stderr", &file, "--append", "--mode", "0600", "--", &pt, "eprint", "e",
+    ])
+    .expect_clean();
+    assert_eq!(mode_of(&file), 0o600 & !umask);
+    assert_eq!(fs::read(&file).unwrap(), b"e\n");
+    // An existing file keeps its mode.
+    let file = dir.file("existing");
+    fs::write(&file, "").unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    run(&[
+        "run", "--stdout", &file, "--mode", "0600", "--", &pt, "print", "x",
+    ])
+    .expect_clean();
+    assert_eq!(mode_of(&file), 0o644);
+}
+
+#[test]
+fn stdout_null_and_stderr() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    let out = run(&["run", "--stdout", "null", "--", &pt, "interleave", "2"]);
+    out.expect_code(0);
+    assert_eq!(out.stdout, b"");
+    assert_eq!(out.stderr, b"err 0\nerr 1\n");
+    let out = run(&["run", "--stdout", "stderr", "--", &pt, "interleave", "2"]);
+    out.expect_code(0);
+    assert_eq!(out.stdout, b"");
+    assert_eq!(out.stderr, b"out 0\nerr 0\nout 1\nerr 1\n");
+}
+
+#[test]
+fn stderr_file() {
+    let _g = Guard::new();
+    let dir = TempDir::new("stderr");
+    let file = dir.file("err.log");
+    fs::write(&file, "old content, longer than the new one\n").unwrap();
+    let pt = pt_path();
+    let out = run(&["run", "--stderr", &file, "--", &pt, "interleave", "2"]);
+    out.expect_clean();
+    assert_eq!(out.stdout, b"out 0\nout 1\n");
+    assert_eq!(fs::read(&file).unwrap(), b"err 0\nerr 1\n");
+    // --append applies to --stderr as well.
+    run(&[
+        "run", "--stderr", &file, "--append", "--", &pt, "eprint", "more",
+    ])
+    .expect_clean();
+    assert_eq!(fs::read(&file).unwrap(), b"err 0\nerr 1\nmore\n");
+}
+
+#[test]
+fn stderr_to_stdout_keeps_the_order() {
+    let _g = Guard::new();
+    let out = run(&[
+        "run",
+        "--stderr",
+        "stdout",
+        "--",
+        &pt_path(),
+        "interleave",
+        "3",
+    ]);
+    out.expect_clean();
+    assert_eq!(out.stdout, b"out 0\nerr 0\nout 1\nerr 1\nout 2\nerr 2\n");
+}
+
+#[test]
+fn stderr_null() {
+    let _g = Guard::new();
+    let out = run(&[
+        "run",
+        "--stderr",
+        "null",
+        "--",
+        &pt_path(),
+        "interleave",
+        "2",
+    ]);
+    out.expect_clean();
+    assert_eq!(out.stdout, b"out 0\nout 1\n");
+}
+
+#[test]
+fn both_streams_into_one_file() {
+    let _g = Guard::new();
+    let dir = TempDir::new("both");
+    let pt = pt_path();
+    // The same FILE twice shares one open file (2>&1), so nothing is overwritten.
+    let file = dir.file("same.log");
+    run(&[
+        "run",
+        "--stdout",
+        &file,
+        "--stderr",
+        &file,
+        "--",
+        &pt,
+        "interleave",
+        "3",
+    ])
+    .expect_clean();
+    assert_eq!(
+        fs::read(&file).unwrap(),
+        b"out 0\nerr 0\nout 1\nerr 1\nout 2\nerr 2\n"
+    );
+    let file = dir.file("redirected.log");
+    run(&[
+        "run",
+        "--stdout",
+        &file,
+        "--stderr",
+        "stdout",
+        "--",
+        &pt,
+        "interleave",
+        "2",
+    ])
+    .expect_clean();
+    run(&[
+        "run", "--stdout", &file, "--stderr", "stdout", "--append", "--", &pt, "print", "end",
+    ])
+    .expect_clean();
+    assert_eq!(
+        fs::read(&file).unwrap(),
+        b"out 0\nerr 0\nout 1\nerr 1\nend\n"
+    );
+}
+
+// ------------------------------------------------- environment, cwd, argv
+
+/// The CLI with exactly A=1 and B=2 in its environment.
+fn env_run(args: &[&str]) -> Vec<u8> {
+    let out = run_cmd(
+        procession()
+            .env_clear()
+            .env("A", "1")
+            .env("B", "2")
+            .args(args),
+    );
+    out.expect_clean();
+    out.stdout
+}
+
+#[test]
+fn env_sets_variables() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    assert_eq!(env_run(&["run", "--", &pt, "env"]), b"A=1\0B=2\0");
+    assert_eq!(
+        env_run(&[
+            "run", "--env", "C=3", "--env", "A=x", "--env", "D=a=b", "--env", "E=", "--", &pt,
+            "env"
+        ]),
+        b"A=x\0B=2\0C=3\0D=a=b\0E=\0"
+    );
+}
+
+#[test]
+fn unset_removes_variables() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    assert_eq!(
+        env_run(&["run", "--unset", "A", "--", &pt, "env"]),
+        b"B=2\0"
+    );
+    assert_eq!(
+        env_run(&[
+            "run", "--unset", "A", "--unset", "B", "--unset", "Z", "--", &pt, "env"
+        ]),
+        b""
+    );
+    // --env and --unset apply in command-line order.
+    assert_eq!(
+        env_run(&["run", "--env", "A=9", "--unset", "A", "--", &pt, "env"]),
+        b"B=2\0"
+    );
+    assert_eq!(
+        env_run(&["run", "--unset", "A", "--env", "A=9", "--", &pt, "env"]),
+        b"B=2\0A=9\0"
+    );
+}
+
+#[test]
+fn env_clear_starts_empty() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    assert_eq!(env_run(&["run", "--env-clear", "--", &pt, "env"]), b"");
+    assert_eq!(
+        env_run(&[
+            "run",
+            "--env",
+            "C=3",
+            "--env-clear",
+            "--env",
+            "D=4",
+            "--",
+            &pt,
+            "env"
+        ]),
+        b"C=3\0D=4\0"
+    );
+}
+
+#[test]
+fn cd_sets_the_working_directory() {
+    let _g = Guard::new();
+    let dir = TempDir::new("cwd");
+    let out = run(&[
+        "run",
+        "--cd",
+        dir.path().to_str().unwrap(),
+        "--",
+        &pt_path(),
+        "cwd",
+    ]);
+    out.expect_clean();
+    assert_eq!(out.stdout, format!("{}\n", dir.path().display()).as_bytes());
+    // A relative PROGRAM path is found from there.
+    let pt = pt();
+    let pt_dir = pt.parent().unwrap().to_str().unwrap();
+    let out = run(&["run", "--cd", pt_dir, "--", "./pt", "print", "relative"]);
+    out.expect_clean();
+    assert_eq!(out.stdout, b"relative\n");
+}
+
+#[test]
+fn arg0_renames_the_program() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    let out = run(&["run", "--", &pt, "argv", "a b"]);
+    out.expect_clean();
+    assert_eq!(out.stdout, format!("{pt}\0argv\0a b\0").as_bytes());
+    let out = run(&["run", "--arg0", "renamed", "--", &pt, "argv", "a b"]);
+    out.expect_clean();
+    assert_eq!(out.stdout, b"renamed\0argv\0a b\0");
+}
+
+// ------------------------------------------------------------ stop sequence
+
+#[test]
+fn kill_signal_int_with_timeout_exits_124() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    // The program dies of SIGINT, but the timeout fired: 124 wins over 130.
+    let out = run(&[
+        "run",
+        "--timeout",
+        "200ms",
+        "--kill-signal",
+        "INT",
+        "--",
+        &pt,
+        "sleep",
+        "100",
+    ]);
+    out.expect_code(124);
+    assert!(out.elapsed < Duration::from_secs(4), "{:?}", out.elapsed);
+    // Which signal arrived, as the program sees it; any spelling works.
+    let script = r#"trap "echo INT; exit 0" INT; trap "echo TERM; exit 0" TERM; echo ready; while :; do "$0" sleep 0.02; done"#;
+    for (sig, seen) in [
+        ("INT", "INT"),
+        ("SIGINT", "INT"),
+        ("2", "INT"),
+        ("term", "TERM"),
+    ] {
+        let out = run(&[
+            "run",
+            "--timeout",
+            "300ms",
+            "--kill-signal",
+            sig,
+            "--",
+            "sh",
+            "-c",
+            script,
+            &pt,
+        ]);
+        out.expect_code(124);
+        assert_eq!(
+            out.stdout,
+            format!("ready\n{seen}\n").as_bytes(),
+            "--kill-signal {sig}"
+        );
+    }
+}
+
+#[test]
+fn kill_after_sends_sigkill() {
+    let _g = Guard::new();
+    // SIGTERM is ignored; SIGKILL follows 300 ms later (not the default 5 s).
+    let out = run(&[
+        "run",
+        "--timeout",
+        "1s",
+        "--kill-after",
+        "300ms",
+        "--",
+        &pt_path(),
+        "ignore-term",
+    ]);
+    out.expect_code(124);
+    // `ready` proves SIGTERM was ignored by then, so SIGKILL ended it.
+    assert_eq!(out.stdout, b"ready\n");
+    assert!(
+        out.elapsed >= Duration::from_millis(1300),
+        "{:?}",
+        out.elapsed
+    );
+    assert!(
+        out.elapsed < Duration::from_millis(4500),
+        "{:?}",
+        out.elapsed
+    );
+}
+
+#[test]
+fn kill_command_replaces_the_signal() {
+    let _g = Guard::new();
+    let out = run_cmd(procession().env("SHELL", "/bin/sh").args([
+        "run",
+        "--timeout",
+        "300ms",
+        "--kill-command",
+        r#"echo "stopping $CHILD_PID"; kill -INT $CHILD_PID"#,
+        "--",
+        "sh",
+        "-c",
+        r#"echo $$; exec "$0" sleep 100"#,
+        &pt_path(),
+    ]));
+    out.expect_code(124);
+    assert_eq!(out.stderr, b"");
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let pid = text.lines().next().expect("pid line");
+    assert_eq!(text, format!("{pid}\nstopping {pid}\n"));
+    assert!(out.elapsed < Duration::from_secs(4), "{:?}", out.elapsed);
+}
+
+#[test]
+fn kill_command_that_lingers_is_stopped_before_exit() {
+    let _g = Guard::new();
+    // The command signals the program, then lingers. The library kills it
+    // after --kill-after; procession must not exit (orphaning it) before.
+    let out = run_cmd(
+        procession()
+            .env("SHELL", "/bin/sh")
+            .args([
+                "run",
+                "--timeout",
+                "200ms",
+                "--kill-after",
+                "500ms",
+                "--kill-command",
+                r#"kill -INT $CHILD_PID; exec "$PT" sleep 30"#,
+                "--",
+                &pt_path(),
+                "sleep",
+                "100",
+            ])
+            .env("PT", pt()),
+    );
+    out.expect_code(124);
+    assert_eq!(out.stderr, b"");
+    assert!(
+        out.elapsed >= Duration::from_millis(700),
+        "{:?}",
+        out.elapsed
+    );
+    assert!(out.elapsed < Duration::from_secs(4), "{:?}", out.elapsed);
+}
+
+#[test]
+fn success_exit_codes() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    let code = |codes: &[&str], args: &[&str]| {
+        let mut v = vec!["run"];
+        for c in codes {
+            v.extend_from_slice(&["--success-exit-code", c]);
+        }
+        v.extend_from_slice(&["--", &pt]);
+        v.extend_from_slice(args);
+        let out = run(&v);
+        assert_eq!(out.stderr, b"");
+        out.code
+    };
+    // In the set: 0.
+    assert_eq!(code(&["3"], &["exit", "3"]), 0);
+    assert_eq!(code(&["0", "3"], &["exit", "3"]), 0);
+    assert_eq!(code(&["0", "3"], &["exit", "0"]), 0);
+    // Not in the set: the program's code, and 1 instead of 0.
+    assert_eq!(code(&["3"], &["exit", "4"]), 4);
+    assert_eq!(code(&["3"], &["exit", "0"]), 1);
+    // A signal is never a success.
+    assert_eq!(code(&["0"], &["kill-self", "15"]), 143);
+    // Without the flag, the code passes through.
+    assert_eq!(code(&[], &["exit", "3"]), 3);
+}
+
+// --------------------------------------------------------------------- help
+
+#[test]
+fn help_documents_every_flag() {
+    let _g = Guard::new();
+    let out = run(&["run", "--help"]);
+    out.expect_clean();
+    let help = String::from_utf8(out.stdout.clone()).unwrap();
+    for flag in [
+        "--timeout",
+        "--kill-signal",
+        "--kill-after",
+        "--kill-command",
+        "--kill-group",
+        "--no-group",
+        "--cd",
+        "--env",
+        "--unset",
+        "--env-clear",
+        "--arg0",
+        "--stdin",
+        "--stdout",
+        "--stderr",
+        "--append",
+        "--mode",
+        "--success-exit-code",
+    ] {
+        assert!(
+            help.contains(&format!("{flag} ")),
+            "{flag} missing from --help"
+        );
+        let example = help
+            .lines()
+            .any(|l| l.contains("Example: procession run ") && l.contains(&format!("{flag} ")));
+        assert!(example, "{flag}: no example in --help");
+    }
+    for section in [
+        "EXIT STATUS",
+        "SIGNALS",
+        "EXAMPLES",
+        "124",
+        "125",
+        "126",
+        "127",
+        "128+N",
+    ] {
+        assert!(help.contains(section), "{section} missing from --help");
+    }
+    assert!(help.contains("procession run --timeout 2s -- sh -c 'echo hi; sleep 5'"));
+
+    // Short help, the top level and the version also exit 0.
+    let out = run(&["run", "-h"]);
+    out.expect_clean();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--success-exit-code"));
+    let out = run(&["--help"]);
+    out.expect_clean();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("run"));
+    let out = run(&["--version"]);
+    out.expect_clean();
+    assert_eq!(
+        out.stdout,
+        format!("procession {}\n", env!("CARGO_PKG_VERSION")).as_bytes()
+    );
+}
+
+#[test]
+fn non_utf8_arguments_pass_through() {
+    let _g = Guard::new();
+    use std::os::unix::ffi::OsStrExt;
+    let arg = OsStr::from_bytes(b"caf\xe9");
+    let out = run_cmd(
+        procession()
+            .args(["run", "--arg0"])
+            .arg(arg)
+            .arg("--")
+            .arg(pt())
+            .arg("argv")
+            .arg(arg),
+    );
+    out.expect_clean();
+    assert_eq!(out.stdout, b"caf\xe9\0argv\0caf\xe9\0");
+}
