@@ -48,7 +48,8 @@ use super::signal;
 /// until [`spawn`] returns.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Action {
-    /// `sigaction(sig, SIG_DFL)` for every catchable signal.
+    /// `rt_sigaction(sig, SIG_DFL)` for every catchable signal, the C
+    /// library's internal ones included.
     ResetSignalDispositions,
     /// `setpgid(0, pgid)`; 0 makes the child lead a new group.
     SetProcessGroup(libc::pid_t),
@@ -231,17 +232,31 @@ fn fail(shared: &Shared<'_>, action: usize, errno: c_int) -> ! {
 
 fn run_action(action: &Action, shared: &Shared<'_>) -> Result<(), c_int> {
     // SAFETY (whole block): each call is an async-signal-safe system call on
-    // plain integers or on pointers the parent prepared and keeps alive.
+    // plain integers, on pointers the parent prepared and keeps alive, or on
+    // a local buffer of the size the kernel reads.
     unsafe {
         match *action {
             Action::ResetSignalDispositions => {
-                let mut dfl: libc::sigaction = std::mem::zeroed();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                for sig in 1..libc::SIGRTMAX() + 1 {
+                // The system call itself, not the C library's `sigaction`,
+                // which refuses (EINVAL) the signals it reserves for itself
+                // (32 and 33 with glibc): those can arrive here ignored, as
+                // glibc's posix_spawn leaves them in the programs it starts,
+                // and SIG_IGN would survive execve. An all-zero kernel
+                // `struct sigaction` (at most 64 bytes on any architecture)
+                // is SIG_DFL with no flags and an empty mask; the kernel's
+                // sigset_t holds one bit per signal up to SIGRTMAX.
+                let dfl = [0u64; 8];
+                let max = libc::SIGRTMAX();
+                let sigset_size = (max as usize).div_ceil(64) * 8;
+                for sig in 1..max + 1 {
                     if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                        // Signals reserved by the C library answer EINVAL:
-                        // nothing to reset there.
-                        libc::sigaction(sig, &dfl, std::ptr::null_mut());
+                        libc::syscall(
+                            libc::SYS_rt_sigaction,
+                            sig,
+                            dfl.as_ptr(),
+                            std::ptr::null_mut::<c_void>(),
+                            sigset_size,
+                        );
                     }
                 }
                 Ok(())

@@ -103,7 +103,7 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     0
 }
 
-/// `pt argv`: every argv element (argv[0] as received) as raw bytes, each followed by NUL.
+/// `pt argv`: every argv element (`argv[0]` as received) as raw bytes, each followed by NUL.
 fn cmd_argv(args: &[OsString]) {
     let mut buf = Vec::new();
     for arg in args {

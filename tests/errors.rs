@@ -1,0 +1,376 @@
+//! Spawn failures: each gives a structured error naming the program, the
+//! step and the OS error, and leaves no zombie and no descriptor behind (the
+//! Guard checks both; the failing commands pipe all three streams so that a
+//! pipe end leaked on the error path would show).
+
+mod support;
+use support::*;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use procession::{Command, Error, ErrorKind, Stdio, Step};
+
+/// Spawns `cmd` with every stream piped and returns the error it must give.
+fn spawn_err(cmd: &mut Command) -> Error {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect_err("spawn must fail")
+}
+
+fn raw_os(err: &Error) -> Option<i32> {
+    err.os_error().and_then(|e| e.raw_os_error())
+}
+
+fn write_file(path: &Path, content: &[u8], mode: u32) {
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// An InvalidInput error found before anything is started.
+fn assert_invalid(err: &Error, program: &str) {
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(err.step(), Step::Prepare, "{err}");
+    assert_eq!(err.program(), program);
+    assert!(err.os_error().is_none(), "{err:?}");
+}
+
+#[test]
+fn program_not_found_in_path() {
+    let _g = Guard::new();
+    let err = spawn_err(&mut Command::new("procession-no-such-program"));
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.step(), Step::Resolve);
+    assert_eq!(err.program(), "procession-no-such-program");
+    assert_eq!(raw_os(&err), Some(libc::ENOENT));
+    assert!(
+        err.to_string().contains("procession-no-such-program"),
+        "{err}"
+    );
+    let io: std::io::Error = err.into();
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+}
+
+#[test]
+fn program_not_found_by_path_fails_at_exec() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("notfound");
+    let prog = tmp.join("missing");
+    let err = spawn_err(&mut Command::new(&prog));
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.step(), Step::Exec);
+    assert_eq!(err.program(), prog.as_os_str());
+    assert_eq!(raw_os(&err), Some(libc::ENOENT));
+}
+
+#[test]
+fn non_executable_file_by_path_fails_at_exec_with_eacces() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("noexec");
+    let prog = tmp.join("prog");
+    write_file(&prog, b"#!/bin/sh\nexit 0\n", 0o644);
+    let err = spawn_err(&mut Command::new(&prog));
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(err.step(), Step::Exec);
+    assert_eq!(err.program(), prog.as_os_str());
+    assert_eq!(raw_os(&err), Some(libc::EACCES));
+    let io: std::io::Error = err.into();
+    assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
+}
+
+#[test]
+fn directory_by_path_fails_at_exec_with_eacces() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("direxec");
+    let err = spawn_err(&mut Command::new(tmp.path()));
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(err.step(), Step::Exec);
+    assert_eq!(err.program(), tmp.path().as_os_str());
+    assert_eq!(raw_os(&err), Some(libc::EACCES));
+}
+
+#[test]
+fn non_executable_file_in_path_fails_at_resolve_with_eacces() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("noexec-path");
+    write_file(&tmp.join("prog"), b"#!/bin/sh\nexit 0\n", 0o644);
+    let err = spawn_err(Command::new("prog").env("PATH", tmp.path()));
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(err.step(), Step::Resolve);
+    assert_eq!(err.program(), "prog");
+    assert_eq!(raw_os(&err), Some(libc::EACCES));
+}
+
+#[test]
+fn directory_in_path_is_skipped_and_not_found() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("dir-path");
+    std::fs::create_dir(tmp.join("prog")).unwrap();
+    let err = spawn_err(Command::new("prog").env("PATH", tmp.path()));
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.step(), Step::Resolve);
+    assert_eq!(err.program(), "prog");
+    assert_eq!(raw_os(&err), Some(libc::ENOENT));
+}
+
+#[test]
+fn path_search_skips_directories_and_non_executables() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("path-order");
+    for d in ["a", "b", "c", "d"] {
+        std::fs::create_dir(tmp.join(d)).unwrap();
+    }
+    std::fs::create_dir(tmp.join("a/prog")).unwrap();
+    write_file(&tmp.join("b/prog"), b"#!/bin/sh\necho b\n", 0o644);
+    write_file(&tmp.join("c/prog"), b"#!/bin/sh\necho c\n", 0o755);
+    write_file(&tmp.join("d/prog"), b"#!/bin/sh\necho d\n", 0o755);
+    let path = ["a", "b", "c", "d"]
+        .map(|d| tmp.join(d).into_os_string().into_string().unwrap())
+        .join(":");
+    let (out, status) = output(Command::new("prog").env("PATH", path));
+    assert!(status.success());
+    assert_eq!(out, b"c\n");
+}
+
+#[test]
+fn bad_interpreter_fails_at_exec_with_enoent() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("interp");
+    let script = tmp.join("script");
+    write_file(&script, b"#!/nonexistent/interp\necho hi\n", 0o755);
+    let err = spawn_err(&mut Command::new(&script));
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.step(), Step::Exec);
+    assert_eq!(err.program(), script.as_os_str());
+    assert_eq!(raw_os(&err), Some(libc::ENOENT));
+    // The message points at the interpreter, since the file itself exists.
+    assert!(err.to_string().contains("interpreter"), "{err}");
+}
+
+#[test]
+fn script_without_shebang_fails_at_exec_with_enoexec() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("noshebang");
+    let script = tmp.join("script");
+    write_file(&script, b"echo hi\n", 0o755);
+    let err = spawn_err(&mut Command::new(&script));
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(err.step(), Step::Exec);
+    assert_eq!(raw_os(&err), Some(libc::ENOEXEC));
+}
+
+#[test]
+fn missing_working_directory_fails_at_chdir_with_enoent() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("cwd");
+    let missing = tmp.join("missing");
+    let err = spawn_err(pt_cmd(["cwd"]).current_dir(&missing));
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.step(), Step::Chdir);
+    assert_eq!(err.program(), pt().as_os_str());
+    assert_eq!(raw_os(&err), Some(libc::ENOENT));
+}
+
+#[test]
+fn file_as_working_directory_fails_at_chdir_with_enotdir() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("cwdfile");
+    let file = tmp.join("file");
+    write_file(&file, b"", 0o644);
+    let err = spawn_err(pt_cmd(["cwd"]).current_dir(&file));
+    assert_eq!(err.kind(), ErrorKind::Os);
+    assert_eq!(err.step(), Step::Chdir);
+    assert_eq!(raw_os(&err), Some(libc::ENOTDIR));
+}
+
+#[test]
+fn nul_byte_in_an_argument_is_invalid_input() {
+    let _g = Guard::new();
+    let err = spawn_err(&mut pt_cmd(["argv", "a\0b"]));
+    assert_invalid(&err, pt().to_str().unwrap());
+}
+
+#[test]
+fn nul_byte_in_arg0_is_invalid_input() {
+    let _g = Guard::new();
+    let err = spawn_err(pt_cmd(["argv"]).arg0("x\0y"));
+    assert_invalid(&err, pt().to_str().unwrap());
+}
+
+#[test]
+fn nul_byte_in_the_program_name_is_invalid_input() {
+    let _g = Guard::new();
+    // Both with argv[0] defaulting to the name and with an explicit arg0, and
+    // with and without a slash (a PATH search must not report "not found").
+    for name in ["ab\0c", "/bin/ab\0c"] {
+        let err = spawn_err(&mut Command::new(name));
+        assert_invalid(&err, name);
+        let err = spawn_err(Command::new(name).arg0("x"));
+        assert_invalid(&err, name);
+    }
+}
+
+#[test]
+fn empty_program_name_is_invalid_input() {
+    let _g = Guard::new();
+    let err = spawn_err(&mut Command::new(""));
+    assert_invalid(&err, "");
+}
+
+#[test]
+fn nul_byte_in_an_env_value_is_invalid_input() {
+    let _g = Guard::new();
+    let err = spawn_err(pt_cmd(["env"]).env("A", "1\0x"));
+    assert_invalid(&err, pt().to_str().unwrap());
+}
+
+#[test]
+fn nul_byte_in_an_env_name_is_invalid_input() {
+    let _g = Guard::new();
+    let err = spawn_err(pt_cmd(["env"]).env("A\0B", "1"));
+    assert_invalid(&err, pt().to_str().unwrap());
+}
+
+#[test]
+fn equals_sign_in_an_env_name_is_invalid_input() {
+    let _g = Guard::new();
+    let err = spawn_err(pt_cmd(["env"]).env("A=B", "1"));
+    assert_invalid(&err, pt().to_str().unwrap());
+    // Also when the name is only removed, and after env_clear.
+    let err = spawn_err(pt_cmd(["env"]).env_remove("A=B"));
+    assert_invalid(&err, pt().to_str().unwrap());
+    let err = spawn_err(pt_cmd(["env"]).env_clear().env("=X", "1"));
+    assert_invalid(&err, pt().to_str().unwrap());
+}
+
+#[test]
+fn empty_env_name_is_invalid_input() {
+    let _g = Guard::new();
+    let err = spawn_err(pt_cmd(["env"]).env("", "1"));
+    assert_invalid(&err, pt().to_str().unwrap());
+}
+
+#[test]
+fn nul_byte_in_the_working_directory_is_invalid_input() {
+    let _g = Guard::new();
+    let err = spawn_err(pt_cmd(["cwd"]).current_dir(OsStr::from_bytes(b"/tmp\0x")));
+    assert_invalid(&err, pt().to_str().unwrap());
+}
+
+#[test]
+fn missing_stdin_file_fails_at_open_stdin() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("stdin");
+    let missing = tmp.join("missing");
+    let err = pt_cmd(["stdin-state"])
+        .stdin(Stdio::file(&missing))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.step(), Step::OpenStdin);
+    assert_eq!(raw_os(&err), Some(libc::ENOENT));
+    assert!(err.to_string().contains(missing.to_str().unwrap()), "{err}");
+}
+
+#[test]
+fn stdout_and_stderr_files_in_a_missing_directory_fail_at_open() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("stdout");
+    let target = tmp.join("missing/out");
+    let err = pt_cmd(["print", "x"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::file(&target))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.step(), Step::OpenStdout);
+    assert_eq!(raw_os(&err), Some(libc::ENOENT));
+    let err = pt_cmd(["print", "x"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::append(&target))
+        .spawn()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.step(), Step::OpenStderr);
+}
+
+#[test]
+fn stdout_and_stderr_redirected_into_each_other_is_invalid_input() {
+    let _g = Guard::new();
+    let err = pt_cmd(["print", "x"])
+        .stdout(Stdio::to_stderr())
+        .stderr(Stdio::to_stdout())
+        .spawn()
+        .unwrap_err();
+    assert_invalid(&err, pt().to_str().unwrap());
+}
+
+#[test]
+fn a_stream_redirected_into_itself_is_invalid_input() {
+    let _g = Guard::new();
+    let err = pt_cmd(["print", "x"])
+        .stdout(Stdio::to_stdout())
+        .spawn()
+        .unwrap_err();
+    assert_invalid(&err, pt().to_str().unwrap());
+    let err = pt_cmd(["print", "x"])
+        .stderr(Stdio::to_stderr())
+        .spawn()
+        .unwrap_err();
+    assert_invalid(&err, pt().to_str().unwrap());
+}
+
+#[test]
+fn failures_in_the_child_reap_it_before_returning() {
+    let _g = Guard::new();
+    let before = procession::__test_support::unreaped_children();
+    for _ in 0..20 {
+        let err = spawn_err(pt_cmd(["cwd"]).current_dir("/procession/no/such/dir"));
+        assert_eq!(err.step(), Step::Chdir);
+        // Reaped by spawn itself, not later by a background thread.
+        assert_eq!(procession::__test_support::unreaped_children(), before);
+        assert!(
+            children().is_empty(),
+            "a failed child is left: {:?}",
+            children()
+        );
+    }
+}
+
+#[test]
+fn joining_a_missing_process_group_fails_at_process_group_with_eperm() {
+    let _g = Guard::new();
+    // No process group has an id above pid_max.
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let err =
+        spawn_err(pt_cmd(["pgid"]).process_group(procession::ProcessGroup::Join(pid_max + 1)));
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(err.step(), Step::ProcessGroup);
+    assert_eq!(raw_os(&err), Some(libc::EPERM));
+}
+
+#[test]
+fn redirecting_stderr_into_a_closed_stdout_fails_at_stdio_with_ebadf() {
+    let _g = Guard::new();
+    let err = pt_cmd(["print", "x"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::closed())
+        .stderr(Stdio::to_stdout())
+        .spawn()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Os);
+    assert_eq!(err.step(), Step::Stdio);
+    assert_eq!(raw_os(&err), Some(libc::EBADF));
+}

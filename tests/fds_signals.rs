@@ -1,0 +1,325 @@
+//! What the child inherits (descriptors, signal mask and dispositions), and
+//! signalling: delivery, Signaller, process-group signals, and the refusal
+//! to signal anything once the child has been reaped.
+
+mod support;
+use support::*;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use procession::__test_support::Disposition;
+use procession::{ErrorKind, Signal, Stdio, Step};
+
+fn sigchld_disposition() -> Disposition {
+    procession::__test_support::disposition(libc::SIGCHLD).unwrap()
+}
+
+/// Restores this thread's signal mask and the SIGPIPE/SIGINT dispositions
+/// on drop (also when an assertion fails).
+struct SignalStateRestore {
+    mask: libc::sigset_t,
+    pipe: libc::sighandler_t,
+    int: libc::sighandler_t,
+}
+
+impl Drop for SignalStateRestore {
+    fn drop(&mut self) {
+        // SAFETY: restoring values saved from the same calls.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.mask, std::ptr::null_mut());
+            libc::signal(libc::SIGPIPE, self.pipe);
+            libc::signal(libc::SIGINT, self.int);
+        }
+    }
+}
+
+/// A hex mask field (`SigBlk:` ...) of /proc/thread-self/status.
+fn own_mask(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    let value = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap()
+        .trim();
+    u64::from_str_radix(value, 16).unwrap()
+}
+
+fn bit(sig: i32) -> u64 {
+    1 << (sig - 1)
+}
+
+#[test]
+fn child_sees_only_fds_0_1_2_despite_inheritable_fds_in_the_parent() {
+    let _g = Guard::new();
+    let mut fds = Vec::new();
+    for _ in 0..50 {
+        // SAFETY: plain open(2) of a constant path; closed below.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+        assert!(fd >= 0);
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_eq!(
+            flags & libc::FD_CLOEXEC,
+            0,
+            "the test needs inheritable fds"
+        );
+        fds.push(fd);
+    }
+    let result = output(&mut pt_cmd(["fds"]));
+    for fd in fds {
+        // SAFETY: closing descriptors this test opened.
+        unsafe { libc::close(fd) };
+    }
+    let (out, status) = result;
+    assert!(status.success());
+    assert_eq!(String::from_utf8(out).unwrap(), "0 1 2\n");
+}
+
+#[test]
+fn piped_streams_are_the_only_fds_the_child_gets() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["fds"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    child.stdout().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(out, "0 1 2\n");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn closed_stdin_leaves_fd_0_free_in_the_child() {
+    let _g = Guard::new();
+    let (out, status) = output(pt_cmd(["fds"]).stdin(Stdio::closed()));
+    assert!(status.success());
+    assert_eq!(String::from_utf8(out).unwrap(), "1 2\n");
+}
+
+#[test]
+fn child_gets_an_empty_signal_mask_and_default_dispositions() {
+    let _g = Guard::new();
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use;
+    // the previous mask and dispositions are restored by `_restore`.
+    let _restore = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        assert_eq!(libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old), 0);
+        SignalStateRestore {
+            mask: old,
+            pipe: libc::signal(libc::SIGPIPE, libc::SIG_IGN),
+            int: libc::signal(libc::SIGINT, libc::SIG_IGN),
+        }
+    };
+    // The parent really has that state.
+    let blocked = own_mask("SigBlk:");
+    assert_eq!(
+        blocked & (bit(libc::SIGUSR1) | bit(libc::SIGTERM)),
+        bit(libc::SIGUSR1) | bit(libc::SIGTERM)
+    );
+    let ignored = own_mask("SigIgn:");
+    assert_eq!(
+        ignored & (bit(libc::SIGPIPE) | bit(libc::SIGINT)),
+        bit(libc::SIGPIPE) | bit(libc::SIGINT)
+    );
+
+    let (out, status) = output(&mut pt_cmd(["sigstate"]));
+    assert!(status.success());
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "blocked 0000000000000000\nignored 0000000000000000\ncaught 0000000000000000\n"
+    );
+    // Spawning left the parent's own mask as it was.
+    assert_eq!(own_mask("SigBlk:"), blocked);
+}
+
+#[test]
+fn no_sigchld_handler_is_ever_installed() {
+    let _g = Guard::new();
+    assert_eq!(sigchld_disposition(), Disposition::Default);
+
+    let mut child = pt_cmd(["exit", "0"]).spawn().unwrap();
+    assert_eq!(sigchld_disposition(), Disposition::Default);
+    child.wait().unwrap();
+    assert_eq!(sigchld_disposition(), Disposition::Default);
+
+    // A running child dropped: the background reaper takes over.
+    let child = pt_cmd(["sleep", "100"]).spawn().unwrap();
+    let pid = child.pid() as i32;
+    drop(child);
+    assert!(wait_dead(pid, Duration::from_secs(5)));
+    assert_eq!(sigchld_disposition(), Disposition::Default);
+
+    // A timeout enforced by the reaper.
+    let mut child = pt_cmd(["sleep", "100"])
+        .timeout(Duration::from_millis(10))
+        .spawn()
+        .unwrap();
+    assert!(child.wait().unwrap().timed_out());
+    assert_eq!(sigchld_disposition(), Disposition::Default);
+}
+
+#[test]
+fn signal_delivers_to_the_child() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["sleep", "100"]).spawn().unwrap();
+    child.signal(Signal::USR1).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(Signal::USR1));
+    assert_eq!(status.shell_code(), 128 + libc::SIGUSR1);
+    // The caller's own signal is not the library's stop sequence.
+    assert_eq!(status.ended(), procession::Ended::OnItsOwn);
+}
+
+#[test]
+fn signaller_signals_from_another_thread_while_one_waits() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["sleep", "100"]).spawn().unwrap();
+    let signaller = child.signaller();
+    assert_eq!(signaller.pid(), child.pid());
+    let t = std::thread::spawn(move || signaller.signal(Signal::USR2));
+    let status = child.wait().unwrap();
+    t.join().unwrap().unwrap();
+    assert_eq!(status.signal(), Some(Signal::USR2));
+}
+
+#[test]
+fn signal_group_reaches_the_whole_group() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["spawn-grandchild"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let grandchild: i32 = read_line(child.stdout().unwrap()).trim().parse().unwrap();
+    assert_eq!(stat(grandchild).map(|s| s.2), Some(child.pid() as i32));
+    child.signal_group(Signal::USR1).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(Signal::USR1));
+    assert!(wait_dead(grandchild, Duration::from_secs(5)));
+}
+
+#[test]
+fn signal_group_is_refused_for_a_child_in_our_group() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["echo"])
+        .stdin(Stdio::piped())
+        .process_group(procession::ProcessGroup::Inherit)
+        .spawn()
+        .unwrap();
+    let err = child.signal_group(Signal::USR1).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(err.step(), Step::Signal);
+    let err = child.signaller().signal_group(Signal::USR1).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    // Nothing was sent: the child ends normally at EOF.
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn after_wait_signal_kill_and_signal_group_fail_with_already_reaped() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["exit", "0"]).spawn().unwrap();
+    let signaller = child.signaller();
+    assert!(child.wait().unwrap().success());
+    let errors = [
+        child.signal(Signal::USR1).unwrap_err(),
+        child.kill().unwrap_err(),
+        child.signal_group(Signal::USR1).unwrap_err(),
+        signaller.signal(Signal::USR1).unwrap_err(),
+        signaller.signal_group(Signal::USR1).unwrap_err(),
+    ];
+    for err in errors {
+        assert_eq!(err.kind(), ErrorKind::AlreadyReaped, "{err}");
+        assert_eq!(err.step(), Step::Signal, "{err}");
+        assert_eq!(err.program(), pt().as_os_str());
+        assert!(err.os_error().is_none(), "{err:?}");
+    }
+    // stop() on a reaped child returns the status again.
+    assert!(child.stop().unwrap().success());
+}
+
+#[test]
+fn signaller_fails_with_already_reaped_after_a_background_reap() {
+    let _g = Guard::new();
+    let child = pt_cmd(["sleep", "100"]).spawn().unwrap();
+    let signaller = child.signaller();
+    let pid = child.pid() as i32;
+    drop(child);
+    // The reaper reaps it once SIGTERM took effect; no event tells us when.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while procession::__test_support::unreaped_children() != 0 {
+        assert!(Instant::now() < deadline, "not reaped in the background");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(!alive(pid));
+    for err in [
+        signaller.signal(Signal::USR1).unwrap_err(),
+        signaller.signal_group(Signal::USR1).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::AlreadyReaped, "{err}");
+    }
+}
+
+/// Spawns `pt sleep 100` so that it gets pid `pid` (free again after a
+/// reap), through `/proc/sys/kernel/ns_last_pid`. `None` when that file is
+/// not writable (not root) or other processes keep taking the pid.
+fn spawn_with_pid(pid: u32) -> Option<procession::Child> {
+    for _ in 0..50 {
+        if std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1)).is_err() {
+            return None;
+        }
+        let mut child = pt_cmd(["sleep", "100"]).spawn().unwrap();
+        if child.pid() == pid {
+            return Some(child);
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    None
+}
+
+#[test]
+fn a_reaped_childs_handles_never_signal_the_process_that_reuses_its_pid() {
+    let _g = Guard::new();
+    let mut old = pt_cmd(["exit", "0"]).spawn().unwrap();
+    let old_pid = old.pid();
+    let signaller = old.signaller();
+    assert!(old.wait().unwrap().success());
+
+    let Some(mut new) = spawn_with_pid(old_pid) else {
+        eprintln!("note: could not reuse pid {old_pid}; only the error results are checked");
+        assert_eq!(
+            old.signal(Signal::USR1).unwrap_err().kind(),
+            ErrorKind::AlreadyReaped
+        );
+        return;
+    };
+    // The new child leads its own group, whose id is the old child's pid too.
+    assert_eq!(new.pid(), old_pid);
+    for result in [
+        old.signal(Signal::USR1),
+        old.signal_group(Signal::USR1),
+        old.kill(),
+        signaller.signal(Signal::USR1),
+        signaller.signal_group(Signal::USR1),
+    ] {
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::AlreadyReaped);
+    }
+    // Dropping the old handle and starting its stop sequence send nothing either.
+    signaller.start_stop();
+    drop(old);
+    // Had USR1 or KILL reached the new child, it would report that signal
+    // rather than the TERM of its own stop sequence (USR1 is delivered
+    // before TERM, and KILL wins over anything).
+    assert_eq!(new.try_wait().unwrap(), None);
+    let status = new.stop().unwrap();
+    assert_eq!(status.signal(), Some(Signal::TERM));
+    assert_eq!(status.ended(), procession::Ended::Stopped);
+}

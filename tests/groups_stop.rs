@@ -1,0 +1,533 @@
+//! Process groups, the stop sequence (stop, kill, kill_signal,
+//! kill_command, kill_group), timeouts, and what dropping or detaching a
+//! running handle does.
+
+mod support;
+use support::*;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use procession::{Child, Command, Ended, ErrorKind, ProcessGroup, Signal, Stdio, Step};
+
+/// Live (non-zombie) processes in process group `pgid` whose command name
+/// (`/proc/<pid>/comm`) is `comm`.
+fn group_members(pgid: i32, comm: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Some((state, _, pgrp)) = stat(pid) else {
+            continue;
+        };
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if pgrp == pgid && state != 'Z' && state != 'X' && name.trim_end() == comm {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Spawns `pt ignore-term` and waits for its `ready\n` (SIGTERM is ignored
+/// from then on).
+fn spawn_ignore_term(cmd: &mut Command) -> Child {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    assert_eq!(read_line(child.stdout().unwrap()), "ready\n");
+    child
+}
+
+/// `pt pgid` output: (pid, pgid, sid).
+fn pgid_of(cmd: &mut Command) -> (u32, (i32, i32, i32)) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = String::new();
+    child.stdout().unwrap().read_to_string(&mut out).unwrap();
+    assert!(child.wait().unwrap().success());
+    let f: Vec<i32> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert_eq!(f.len(), 3, "{out:?}");
+    (child.pid(), (f[0], f[1], f[2]))
+}
+
+fn own_pgid() -> i32 {
+    // SAFETY: getpgid has no memory-safety preconditions.
+    unsafe { libc::getpgid(0) }
+}
+
+fn own_sid() -> i32 {
+    // SAFETY: getsid has no memory-safety preconditions.
+    unsafe { libc::getsid(0) }
+}
+
+#[test]
+fn a_child_leads_a_new_process_group_by_default() {
+    let _g = Guard::new();
+    let (pid, (reported_pid, pgid, sid)) = pgid_of(&mut pt_cmd(["pgid"]));
+    assert_eq!(reported_pid, pid as i32);
+    assert_eq!(pgid, pid as i32);
+    assert_ne!(pgid, own_pgid());
+    // Same session as ours: a new group, not a new session.
+    assert_eq!(sid, own_sid());
+}
+
+#[test]
+fn process_group_join_puts_the_child_in_that_group() {
+    let _g = Guard::new();
+    // The first child runs until its stdin is closed.
+    let mut first = pt_cmd(["echo"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let leader = first.pid();
+    assert_eq!(stat(leader as i32).map(|s| s.2), Some(leader as i32));
+    let (pid, (_, pgid, _)) = pgid_of(pt_cmd(["pgid"]).process_group(ProcessGroup::Join(leader)));
+    assert_ne!(pid, leader);
+    assert_eq!(pgid, leader as i32);
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn process_group_inherit_keeps_the_child_in_our_group() {
+    let _g = Guard::new();
+    let (pid, (reported_pid, pgid, _)) =
+        pgid_of(pt_cmd(["pgid"]).process_group(ProcessGroup::Inherit));
+    assert_eq!(reported_pid, pid as i32);
+    assert_eq!(pgid, own_pgid());
+}
+
+#[test]
+fn kill_group_with_inherit_is_refused() {
+    let _g = Guard::new();
+    let err = pt_cmd(["exit", "0"])
+        .process_group(ProcessGroup::Inherit)
+        .kill_group(true)
+        .spawn()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(err.step(), Step::Prepare);
+    assert_eq!(err.program(), pt().as_os_str());
+}
+
+#[test]
+fn stop_sends_sigterm_and_reports_stopped() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["sleep", "100"]).spawn().unwrap();
+    let t = Instant::now();
+    let status = child.stop().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(status.signal(), Some(Signal::TERM));
+    assert_eq!(status.ended(), Ended::Stopped);
+    assert!(!status.success());
+    assert_eq!(
+        status.to_string(),
+        "killed by SIGTERM, stopped by procession"
+    );
+}
+
+#[test]
+fn stop_escalates_to_sigkill_after_kill_timeout() {
+    let _g = Guard::new();
+    let mut child = spawn_ignore_term(pt_cmd(["ignore-term"]).kill_timeout(Duration::from_secs(1)));
+    let t = Instant::now();
+    let status = child.stop().unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took <= Duration::from_secs(3),
+        "stop took {took:?}"
+    );
+    assert_eq!(status.signal(), Some(Signal::KILL));
+    assert_eq!(status.ended(), Ended::Stopped);
+}
+
+#[test]
+fn stop_after_the_child_exited_returns_its_status_unchanged() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["exit", "5"]).spawn().unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("exited");
+    let t = Instant::now();
+    let again = child.stop().unwrap();
+    assert!(t.elapsed() < Duration::from_millis(500));
+    assert_eq!(again, status);
+    assert_eq!(again.code(), Some(5));
+    assert_eq!(again.ended(), Ended::OnItsOwn);
+}
+
+#[test]
+fn kill_signal_replaces_sigterm() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["sleep", "100"])
+        .kill_signal(Signal::INT)
+        .spawn()
+        .unwrap();
+    let status = child.stop().unwrap();
+    assert_eq!(status.signal(), Some(Signal::INT));
+    assert_eq!(status.ended(), Ended::Stopped);
+}
+
+#[test]
+fn kill_sends_sigkill_at_once() {
+    let _g = Guard::new();
+    let mut child =
+        spawn_ignore_term(pt_cmd(["ignore-term"]).kill_timeout(Duration::from_secs(60)));
+    let t = Instant::now();
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert_eq!(status.signal(), Some(Signal::KILL));
+    assert_eq!(status.ended(), Ended::Stopped);
+}
+
+#[test]
+fn kill_command_runs_with_child_pid_instead_of_the_signal() {
+    let _g = Guard::new();
+    let tmp = TempDir::new("killcmd");
+    let file = tmp.join("pid");
+    let line = format!(
+        "echo $CHILD_PID > '{}'; kill -USR1 $CHILD_PID",
+        file.display()
+    );
+    let mut child = pt_cmd(["sleep", "100"])
+        .kill_command(&line)
+        .kill_timeout(Duration::from_secs(10))
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let status = child.stop().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(status.signal(), Some(Signal::USR1));
+    assert_eq!(status.ended(), Ended::Stopped);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("{}\n", child.pid())
+    );
+}
+
+#[test]
+fn kill_command_that_does_nothing_is_followed_by_sigkill() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["sleep", "100"])
+        .kill_command("true")
+        .kill_timeout(Duration::from_millis(300))
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let status = child.stop().unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(status.signal(), Some(Signal::KILL));
+    assert_eq!(status.ended(), Ended::Stopped);
+}
+
+#[test]
+fn kill_group_stop_reaches_every_process_in_the_group() {
+    let _g = Guard::new();
+    let mut child = Command::new("sh")
+        .args(["-c", "sleep 100 & sleep 100"])
+        .kill_group(true)
+        .spawn()
+        .unwrap();
+    let pgid = child.pid() as i32;
+    // No event tells when the shell has started both sleeps.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let sleeps = loop {
+        let found = group_members(pgid, "sleep");
+        if found.len() == 2 {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "sleeps not found: {found:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let status = child.stop().unwrap();
+    assert_eq!(status.signal(), Some(Signal::TERM));
+    assert_eq!(status.ended(), Ended::Stopped);
+    for pid in sleeps {
+        assert!(
+            wait_dead(pid, Duration::from_secs(5)),
+            "sleep {pid} survived"
+        );
+    }
+}
+
+#[test]
+fn kill_group_stops_the_rest_of_the_group_when_the_leader_is_killed_alone() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["spawn-grandchild"])
+        .stdout(Stdio::piped())
+        .kill_group(true)
+        .spawn()
+        .unwrap();
+    let grandchild: i32 = read_line(child.stdout().unwrap()).trim().parse().unwrap();
+    assert_eq!(stat(grandchild).map(|s| s.2), Some(child.pid() as i32));
+    child.signal(Signal::KILL).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(Signal::KILL));
+    assert_eq!(status.ended(), Ended::OnItsOwn);
+    assert!(
+        wait_dead(grandchild, Duration::from_secs(5)),
+        "the leader's group member survived"
+    );
+}
+
+#[test]
+fn kill_group_stops_the_rest_of_the_group_when_the_leader_exits() {
+    let _g = Guard::new();
+    let mut child = Command::new("sh")
+        .args(["-c", "\"$0\" sleep 1000 >/dev/null & echo $!; exit 7"])
+        .arg0("sh")
+        .arg(pt())
+        .stdout(Stdio::piped())
+        .kill_group(true)
+        .spawn()
+        .unwrap();
+    let member: i32 = read_line(child.stdout().unwrap()).trim().parse().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7));
+    assert_eq!(status.ended(), Ended::OnItsOwn);
+    assert!(
+        wait_dead(member, Duration::from_secs(5)),
+        "the leader's group member survived"
+    );
+}
+
+#[test]
+fn without_kill_group_stop_reaches_the_child_only() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["spawn-grandchild"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let grandchild: i32 = read_line(child.stdout().unwrap()).trim().parse().unwrap();
+    let status = child.stop().unwrap();
+    assert_eq!(status.signal(), Some(Signal::TERM));
+    // The grandchild is untouched (re-parented to us, the subreaper).
+    assert!(alive(grandchild));
+    // SAFETY: killing our own leftover descendant by pid; it is alive (not
+    // reaped), so the pid still names it.
+    unsafe { libc::kill(grandchild, libc::SIGKILL) };
+    assert!(wait_dead(grandchild, Duration::from_secs(5)));
+}
+
+#[test]
+fn timeout_stops_the_child_while_waiting() {
+    let _g = Guard::new();
+    let t = Instant::now();
+    let mut child = pt_cmd(["sleep", "100"])
+        .timeout(Duration::from_millis(200))
+        .spawn()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(status.timed_out());
+    assert_eq!(status.ended(), Ended::TimedOut);
+    assert_eq!(status.signal(), Some(Signal::TERM));
+    assert_eq!(status.to_string(), "killed by SIGTERM, timed out");
+}
+
+#[test]
+fn timeout_is_enforced_when_nobody_waits() {
+    let _g = Guard::new();
+    let t = Instant::now();
+    let mut child = pt_cmd(["sleep", "100"])
+        .timeout(Duration::from_millis(200))
+        .spawn()
+        .unwrap();
+    let pid = child.pid() as i32;
+    // Nothing here calls into the library until the child is dead: only the
+    // background reaper can have enforced the deadline.
+    assert!(
+        wait_dead(pid, Duration::from_secs(5)),
+        "timeout not enforced"
+    );
+    assert!(t.elapsed() >= Duration::from_millis(200));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "try_wait never returned the status"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(status.timed_out());
+    assert_eq!(status.ended(), Ended::TimedOut);
+    assert_eq!(status.signal(), Some(Signal::TERM));
+}
+
+#[test]
+fn wait_timeout_shorter_than_the_timeout_returns_none_then_wait_times_out() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["sleep", "100"])
+        .timeout(Duration::from_millis(300))
+        .spawn()
+        .unwrap();
+    assert_eq!(child.wait_timeout(Duration::from_millis(50)).unwrap(), None);
+    let status = child.wait().unwrap();
+    assert_eq!(status.ended(), Ended::TimedOut);
+}
+
+#[test]
+fn timeout_escalates_to_sigkill_after_kill_timeout() {
+    let _g = Guard::new();
+    let mut child = spawn_ignore_term(
+        pt_cmd(["ignore-term"])
+            .timeout(Duration::from_millis(100))
+            .kill_timeout(Duration::from_millis(200)),
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(Signal::KILL));
+    assert_eq!(status.ended(), Ended::TimedOut);
+}
+
+#[test]
+fn dropping_a_running_child_returns_at_once_and_it_is_killed_later() {
+    let _g = Guard::new();
+    let child = spawn_ignore_term(pt_cmd(["ignore-term"]).kill_timeout(Duration::from_secs(5)));
+    let pid = child.pid() as i32;
+    let t = Instant::now();
+    drop(child);
+    let took = t.elapsed();
+    assert!(took < Duration::from_millis(50), "drop took {took:?}");
+    // SIGTERM is ignored: it lives on until SIGKILL, 5 s later.
+    assert!(alive(pid));
+    assert!(wait_dead(pid, Duration::from_secs(8)), "never killed");
+    assert!(
+        t.elapsed() >= Duration::from_millis(4500),
+        "{:?}",
+        t.elapsed()
+    );
+    _g.check();
+}
+
+#[test]
+fn dropping_a_running_child_sends_the_kill_signal() {
+    let _g = Guard::new();
+    let child = pt_cmd(["sleep", "100"]).spawn().unwrap();
+    let pid = child.pid() as i32;
+    drop(child);
+    assert!(wait_dead(pid, Duration::from_secs(3)));
+}
+
+#[test]
+fn detached_child_runs_to_its_end_and_is_reaped() {
+    let _g = Guard::new();
+    let t = Instant::now();
+    let child = pt_cmd(["sleep", "0.2"]).spawn().unwrap();
+    let pid = child.pid() as i32;
+    child.detach();
+    assert!(wait_dead(pid, Duration::from_secs(5)));
+    // It was not stopped: it slept its 200 ms.
+    assert!(
+        t.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        t.elapsed()
+    );
+    // The Guard proves the background reaper reaped it.
+}
+
+#[test]
+fn kill_on_drop_false_lets_the_child_finish() {
+    let _g = Guard::new();
+    let t = Instant::now();
+    let child = pt_cmd(["sleep", "0.2"])
+        .kill_on_drop(false)
+        .spawn()
+        .unwrap();
+    let pid = child.pid() as i32;
+    drop(child);
+    assert!(wait_dead(pid, Duration::from_secs(5)));
+    assert!(
+        t.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn detached_child_still_honours_its_timeout() {
+    let _g = Guard::new();
+    let t = Instant::now();
+    let child = pt_cmd(["sleep", "100"])
+        .timeout(Duration::from_millis(200))
+        .spawn()
+        .unwrap();
+    let pid = child.pid() as i32;
+    child.detach();
+    assert!(
+        wait_dead(pid, Duration::from_secs(5)),
+        "timeout not enforced"
+    );
+    assert!(t.elapsed() >= Duration::from_millis(200));
+}
+
+#[test]
+fn start_stop_does_not_wait_and_the_reaper_finishes() {
+    let _g = Guard::new();
+    let child = spawn_ignore_term(pt_cmd(["ignore-term"]).kill_timeout(Duration::from_millis(300)));
+    let pid = child.pid() as i32;
+    let t = Instant::now();
+    child.start_stop();
+    assert!(t.elapsed() < Duration::from_millis(50));
+    assert!(alive(pid));
+    // Nobody waits: the background reaper sends SIGKILL after 300 ms.
+    assert!(wait_dead(pid, Duration::from_secs(5)));
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    let mut child = child;
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(Signal::KILL));
+    assert_eq!(status.ended(), Ended::Stopped);
+}
+
+#[test]
+fn a_kill_command_that_hangs_is_killed_with_everything_it_started() {
+    let _g = Guard::new();
+    // The shell forks `pt sleep 100` (it is not the last command, so it is
+    // not exec'd) and waits for it; the kill command never signals the child.
+    let line = format!("'{}' sleep 100; true", pt().display());
+    let mut child = pt_cmd(["sleep", "100"])
+        .kill_command(&line)
+        .kill_timeout(Duration::from_millis(300))
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let status = child.stop().unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(status.signal(), Some(Signal::KILL));
+    assert_eq!(status.ended(), Ended::Stopped);
+    // The Guard then finds no stray `pt sleep 100` from the kill command.
+}
+
+#[test]
+fn kill_with_kill_group_kills_the_whole_group_at_once() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["spawn-grandchild"])
+        .stdout(Stdio::piped())
+        .kill_group(true)
+        .kill_timeout(Duration::from_secs(60))
+        .spawn()
+        .unwrap();
+    let grandchild: i32 = read_line(child.stdout().unwrap()).trim().parse().unwrap();
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(Signal::KILL));
+    assert_eq!(status.ended(), Ended::Stopped);
+    assert!(wait_dead(grandchild, Duration::from_secs(5)));
+}

@@ -1,0 +1,289 @@
+//! Test support: the helper program and the leak checks every spawning test
+//! runs.
+//!
+//! [`Guard`] is created at the start of a test and checked when it drops at
+//! the end: no child left unreaped, no stray descendant still alive (the test
+//! process is made a child subreaper, so orphaned grandchildren are
+//! re-parented to it and become visible), and no new open descriptor.
+//! Guards serialise on a process-wide lock, so the checks also hold when
+//! `cargo test` runs tests on threads of one process.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Path of the `pt` helper program (the `procession-testkit` crate), built
+/// into the same target directory as the test binary.
+pub fn pt() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test binary> -> target/<profile>/pt
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join("pt");
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace (cargo build / cargo nextest run at the root)",
+        path.display()
+    );
+    path
+}
+
+/// A `procession::Command` running `pt <args>`.
+pub fn pt_cmd<I, S>(args: I) -> procession::Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = procession::Command::new(pt());
+    cmd.args(args);
+    cmd
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Leak checks around one test; see the module docs.
+pub struct Guard {
+    fds: BTreeMap<i32, String>,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Guard {
+    pub fn new() -> Guard {
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        // Its epoll and eventfd descriptors live for the whole process.
+        assert!(procession::__test_support::start_reaper());
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(r, 0, "PR_SET_CHILD_SUBREAPER");
+        Guard {
+            fds: open_fds(),
+            _serial: serial,
+        }
+    }
+
+    /// Runs every check now and panics with what leaked.
+    pub fn check(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // 1. Every child the library spawned is reaped (the background
+        //    reaper may still be finishing a stop sequence).
+        while procession::__test_support::unreaped_children() != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} child(ren) still unreaped after 10 s",
+                procession::__test_support::unreaped_children()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // 2. What remains are descendants re-parented to us: dead ones are
+        //    fine (reap them), live ones are strays.
+        loop {
+            let kids = children();
+            let live: Vec<_> = kids.iter().filter(|k| k.state != 'Z').collect();
+            for k in kids.iter().filter(|k| k.state == 'Z') {
+                // SAFETY: reaping a zombie child of ours by pid.
+                unsafe { libc::waitpid(k.pid, std::ptr::null_mut(), libc::WNOHANG) };
+            }
+            if live.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                for k in &live {
+                    // SAFETY: killing our own stray descendants so that the
+                    // failure does not leak them into later tests.
+                    unsafe { libc::kill(k.pid, libc::SIGKILL) };
+                }
+                panic!("stray descendants still alive: {live:?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // 3. No descriptor opened during the test is still open. The reaper
+        //    drops its reference to a child (and so its pidfd) just after
+        //    reaping it, so allow it a moment.
+        let fd_deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = open_fds();
+            let extra: Vec<_> = now
+                .iter()
+                .filter(|(fd, target)| self.fds.get(fd) != Some(target))
+                .collect();
+            if extra.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < fd_deadline,
+                "descriptors leaked: {extra:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.check();
+        }
+    }
+}
+
+/// This process's open descriptors and what they point at.
+pub fn open_fds() -> BTreeMap<i32, String> {
+    let mut out = BTreeMap::new();
+    let dir = std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd");
+    for e in dir.flatten() {
+        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        // The directory's own descriptor is gone by the time we look.
+        if let Ok(target) = std::fs::read_link(e.path()) {
+            out.insert(fd, target.to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+#[derive(Debug)]
+pub struct Proc {
+    pub pid: i32,
+    pub state: char,
+    pub cmdline: String,
+}
+
+/// Direct children of this process, from /proc/*/stat.
+pub fn children() -> Vec<Proc> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Some((state, ppid, _pgrp)) = stat(pid) else {
+            continue;
+        };
+        if ppid == me {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                .unwrap_or_default();
+            out.push(Proc {
+                pid,
+                state,
+                cmdline,
+            });
+        }
+    }
+    out
+}
+
+/// (state, ppid, pgrp) of a process, or None if it is gone.
+pub fn stat(pid: i32) -> Option<(char, i32, i32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgrp = f.next()?.parse().ok()?;
+    Some((state, ppid, pgrp))
+}
+
+/// Whether `pid` is alive (exists and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    matches!(stat(pid), Some((s, _, _)) if s != 'Z' && s != 'X')
+}
+
+/// Waits until `pid` is dead (gone or zombie), up to `limit`.
+pub fn wait_dead(pid: i32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+/// Reads from `r` until `want` bytes arrived or EOF.
+pub fn read_exact_or_eof(r: &mut impl std::io::Read, want: usize) -> Vec<u8> {
+    let mut out = vec![0u8; want];
+    let mut got = 0;
+    while got < want {
+        match r.read(&mut out[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    out.truncate(got);
+    out
+}
+
+/// A fresh, uniquely named directory under the system temp dir, removed
+/// with its contents on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "procession-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: impl AsRef<std::path::Path>) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `cmd` with stdout piped: everything it wrote there, and its status.
+pub fn output(cmd: &mut procession::Command) -> (Vec<u8>, procession::ExitStatus) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(procession::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = Vec::new();
+    child
+        .stdout()
+        .expect("stdout pipe")
+        .read_to_end(&mut out)
+        .expect("read stdout");
+    let status = child.wait().expect("wait");
+    (out, status)
+}
+
+/// Reads one `\n`-terminated line (without buffering past it) from `r`.
+pub fn read_line(r: &mut impl std::io::Read) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match r.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => {
+                line.push(byte[0]);
+                if byte[0] == b'\n' {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    String::from_utf8(line).expect("utf-8 line")
+}
