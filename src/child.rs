@@ -1,14 +1,55 @@
 //! [`Child`]: the handle of a running program.
 
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
 use std::time::{Duration, Instant};
 
 use crate::engine::process::Process;
 use crate::engine::reaper;
 use crate::engine::spawn::Spawned;
+use crate::error::{ErrorKind, Step};
 use crate::pipe::{ChildStderr, ChildStdin, ChildStdout};
 use crate::status::Ended;
-use crate::{Error, ExitStatus, Signal};
+use crate::sys::fd::{self, Interest};
+use crate::{Error, Event, ExitStatus, Signal};
+
+fn not_piped(program: &std::ffi::OsStr, what: &str) -> Error {
+    Error::new(
+        program,
+        if what == "stdin" {
+            Step::Write
+        } else {
+            Step::Read
+        },
+        ErrorKind::InvalidInput,
+        Some(format!("{what} is not piped (or was taken or closed)")),
+        None,
+    )
+}
+
+/// One non-blocking read of at most `max` bytes: `Ok(None)` at end of file.
+fn read_now(fd: BorrowedFd<'_>, max: usize) -> io::Result<Option<Bytes>> {
+    let mut buf = BytesMut::new();
+    match fd::read_buf(fd, &mut buf, max)? {
+        0 => Ok(None),
+        _ => Ok(Some(buf.freeze())),
+    }
+}
+
+/// Waits until `fd` is readable, then reads one chunk.
+fn read_chunk(fd: BorrowedFd<'_>, max: usize) -> io::Result<Option<Bytes>> {
+    loop {
+        match read_now(fd, max) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                fd::poll_one(fd, Interest::Read, None)?;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// A running (or finished, not yet dropped) child process.
 ///
@@ -36,6 +77,9 @@ pub struct Child {
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     kill_on_drop: bool,
+    max_chunk: usize,
+    /// `read_any` alternates which stream it looks at first.
+    prefer_stderr: bool,
 }
 
 impl std::fmt::Debug for Process {
@@ -48,7 +92,7 @@ impl std::fmt::Debug for Process {
 }
 
 impl Child {
-    pub(crate) fn new(spawned: Spawned, kill_on_drop: bool) -> Child {
+    pub(crate) fn new(spawned: Spawned, kill_on_drop: bool, max_chunk: usize) -> Child {
         let ends = spawned.ends;
         Child {
             process: spawned.process,
@@ -56,7 +100,174 @@ impl Child {
             stdout: ends.stdout.map(ChildStdout::new),
             stderr: ends.stderr.map(ChildStderr::new),
             kill_on_drop,
+            max_chunk,
+            prefer_stderr: false,
         }
+    }
+
+    /// Reads the next chunk of stdout (at most
+    /// [`max_chunk_size`](crate::Command::max_chunk_size) bytes), waiting
+    /// until the child writes; `None` at end of file. Nothing is read before
+    /// it is asked for (exile's `Process.read`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] when stdout is not piped or was taken;
+    /// [`Step::Read`] OS errors.
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::new("echo").arg("hi").stdout(Stdio::piped()).spawn()?;
+    /// assert_eq!(child.read()?.as_deref(), Some(&b"hi\n"[..]));
+    /// assert_eq!(child.read()?, None);
+    /// child.wait()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn read(&mut self) -> Result<Option<Bytes>, Error> {
+        let max = self.max_chunk;
+        let fd = self
+            .stdout
+            .as_ref()
+            .ok_or_else(|| not_piped(self.process.program(), "stdout"))?;
+        let got = read_chunk(fd.as_fd(), max)
+            .map_err(|e| Error::os(self.process.program(), Step::Read, e))?;
+        if got.is_none() {
+            self.stdout = None;
+        }
+        Ok(got)
+    }
+
+    /// Reads the next chunk of stderr; `None` at end of file.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Child::read).
+    pub fn read_stderr(&mut self) -> Result<Option<Bytes>, Error> {
+        let max = self.max_chunk;
+        let fd = self
+            .stderr
+            .as_ref()
+            .ok_or_else(|| not_piped(self.process.program(), "stderr"))?;
+        let got = read_chunk(fd.as_fd(), max)
+            .map_err(|e| Error::os(self.process.program(), Step::Read, e))?;
+        if got.is_none() {
+            self.stderr = None;
+        }
+        Ok(got)
+    }
+
+    /// Reads whichever of stdout and stderr has data first, tagged
+    /// ([`Event::Stdout`] or [`Event::Stderr`], never `Exit`). When one
+    /// stream ends it goes on with the other; `None` only when both are at
+    /// end of file (or not piped).
+    ///
+    /// # Errors
+    ///
+    /// [`Step::Read`] and [`Step::Wait`] OS errors.
+    ///
+    /// ```
+    /// use procession::{Command, Event, Stdio};
+    /// let mut child = Command::shell("echo err >&2; exec 2>&-; sleep 0.1; echo out")
+    ///     .stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    /// assert_eq!(child.read_any()?, Some(Event::Stderr("err\n".into())));
+    /// assert_eq!(child.read_any()?, Some(Event::Stdout("out\n".into())));
+    /// assert_eq!(child.read_any()?, None);
+    /// child.wait()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn read_any(&mut self) -> Result<Option<Event>, Error> {
+        let program = self.process.program().to_owned();
+        loop {
+            let out = self.stdout.as_ref().map(|f| f.as_fd());
+            let err = self.stderr.as_ref().map(|f| f.as_fd());
+            if out.is_none() && err.is_none() {
+                return Ok(None);
+            }
+            let mut fds = [out, err].map(|f| libc::pollfd {
+                fd: f.map_or(-1, |f| f.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            fd::poll_many(&mut fds, None).map_err(|e| Error::os(&program, Step::Wait, e))?;
+            let order = if self.prefer_stderr { [1, 0] } else { [0, 1] };
+            for i in order {
+                if fds[i].fd < 0 || fds[i].revents == 0 {
+                    continue;
+                }
+                let max = self.max_chunk;
+                let slot_fd = if i == 0 {
+                    self.stdout.as_ref().map(|f| f.as_fd())
+                } else {
+                    self.stderr.as_ref().map(|f| f.as_fd())
+                };
+                let Some(f) = slot_fd else { continue };
+                match read_now(f, max) {
+                    Ok(Some(chunk)) => {
+                        self.prefer_stderr = i == 0;
+                        return Ok(Some(if i == 0 {
+                            Event::Stdout(chunk)
+                        } else {
+                            Event::Stderr(chunk)
+                        }));
+                    }
+                    Ok(None) => {
+                        if i == 0 {
+                            self.stdout = None;
+                        } else {
+                            self.stderr = None;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(Error::os(&program, Step::Read, e)),
+                }
+            }
+        }
+    }
+
+    /// Writes some of `data` to the child's stdin, waiting until the pipe
+    /// takes at least one byte; returns how many it took.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] when stdin is not piped; a [`Step::Write`]
+    /// error with the OS error `EPIPE` (`io::ErrorKind::BrokenPipe`) once the
+    /// child no longer reads.
+    pub fn write(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let program = self.process.program().to_owned();
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| not_piped(self.process.program(), "stdin"))?;
+        stdin
+            .write(data)
+            .map_err(|e| Error::os(&program, Step::Write, e))
+    }
+
+    /// Writes all of `data` to the child's stdin, waiting while the pipe is
+    /// full (exile's `Process.write`).
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Child::write).
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::new("bc").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    /// child.write_all(b"1 + 1\n")?;
+    /// assert_eq!(child.read()?.as_deref(), Some(&b"2\n"[..]));
+    /// child.close_stdin();
+    /// assert!(child.wait()?.success());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn write_all(&mut self, data: &[u8]) -> Result<(), Error> {
+        let program = self.process.program().to_owned();
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| not_piped(self.process.program(), "stdin"))?;
+        stdin
+            .write_all(data)
+            .map_err(|e| Error::os(&program, Step::Write, e))
     }
 
     /// The child's process id. It names the child until it is reaped; use
@@ -199,7 +410,12 @@ impl Child {
 
     /// Waits for the child to exit and reaps it. Closes stdin first, so a
     /// child that reads until end-of-file can finish. The command's
-    /// `timeout` is enforced while waiting.
+    /// `timeout` and stop sequence are enforced while waiting. With
+    /// [`kill_group`](crate::Command::kill_group) it also waits until the
+    /// rest of the group is gone, and after a
+    /// [`kill_command`](crate::Command::kill_command) until that command has
+    /// ended: when it returns, nothing the child or its stop sequence started
+    /// is left.
     ///
     /// # Errors
     ///
@@ -213,7 +429,9 @@ impl Child {
         }
     }
 
-    /// The status if the child has exited (reaping it), `None` if it runs.
+    /// The status if the child has finished (reaping it; see
+    /// [`wait`](Child::wait) for what finished means with `kill_group`),
+    /// `None` if not yet.
     ///
     /// # Errors
     ///

@@ -4,6 +4,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::input::InputSpec;
 use crate::stdio::Stdio;
 use crate::{Child, Error, ExitStatus, Signal};
 
@@ -23,6 +24,15 @@ pub enum ProcessGroup {
 
 /// Default for [`Command::kill_timeout`].
 pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default for [`Command::max_chunk_size`]: 64 KiB.
+pub const DEFAULT_MAX_CHUNK_SIZE: usize = 64 * 1024;
+
+/// Default for [`Command::exit_timeout`]: 5 s.
+pub const DEFAULT_EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default for [`Command::pipe_drain_timeout`]: 1 s. See there for why.
+pub const DEFAULT_PIPE_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Default for [`Command::pipe_capacity`]: 1 MiB (capped by
 /// `/proc/sys/fs/pipe-max-size`).
@@ -53,9 +63,16 @@ pub struct Command {
     /// Changes to the environment, in order; `None` removes the name.
     pub(crate) env: Vec<(OsString, Option<OsString>)>,
     pub(crate) cwd: Option<PathBuf>,
-    pub(crate) stdin: Stdio,
-    pub(crate) stdout: Stdio,
-    pub(crate) stderr: Stdio,
+    /// `None`: the default of the method that runs the command (inherit for
+    /// `spawn`, nothing for the streaming methods).
+    pub(crate) stdin: Option<Stdio>,
+    pub(crate) stdout: Option<Stdio>,
+    pub(crate) stderr: Option<Stdio>,
+    pub(crate) input: Option<InputSpec>,
+    pub(crate) ignore_epipe: bool,
+    pub(crate) max_chunk: usize,
+    pub(crate) exit_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
     pub(crate) group: ProcessGroup,
     pub(crate) kill_group: bool,
     pub(crate) kill_signal: Signal,
@@ -85,9 +102,14 @@ impl Command {
             env_clear: false,
             env: Vec::new(),
             cwd: None,
-            stdin: Stdio::inherit(),
-            stdout: Stdio::inherit(),
-            stderr: Stdio::inherit(),
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            input: None,
+            ignore_epipe: false,
+            max_chunk: DEFAULT_MAX_CHUNK_SIZE,
+            exit_timeout: DEFAULT_EXIT_TIMEOUT,
+            drain_timeout: DEFAULT_PIPE_DRAIN_TIMEOUT,
             group: ProcessGroup::New,
             kill_group: false,
             kill_signal: Signal::TERM,
@@ -142,7 +164,8 @@ impl Command {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn parse(line: &str) -> Result<Command, Error> {
-        let words = shell_words::split(line).map_err(|e| Error::invalid(OsStr::new(line), e.to_string()))?;
+        let words = shell_words::split(line)
+            .map_err(|e| Error::invalid(OsStr::new(line), e.to_string()))?;
         let mut words = words.into_iter();
         let program = words
             .next()
@@ -176,7 +199,8 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
@@ -272,13 +296,13 @@ impl Command {
 
     /// Where the child's stdin comes from ([`Stdio::inherit`] by default).
     pub fn stdin(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
-        self.stdin = stdio.into();
+        self.stdin = Some(stdio.into());
         self
     }
 
     /// Where the child's stdout goes ([`Stdio::inherit`] by default).
     pub fn stdout(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
-        self.stdout = stdio.into();
+        self.stdout = Some(stdio.into());
         self
     }
 
@@ -296,7 +320,7 @@ impl Command {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stderr(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
-        self.stderr = stdio.into();
+        self.stderr = Some(stdio.into());
         self
     }
 
@@ -324,9 +348,10 @@ impl Command {
     /// # Caveats
     ///
     /// To make sure the group id still names the same group when it is
-    /// signalled, the leader stays a zombie (its status is already reported)
-    /// until the rest of its group is gone, for at most `kill_timeout`; the
-    /// background reaper then reaps it.
+    /// signalled, the leader stays a zombie until the rest of its group is
+    /// gone (at most `kill_timeout` after it exited). [`Child::wait`] returns
+    /// then, when the whole group is over; a dropped child's group is cleaned
+    /// up by the background reaper.
     ///
     /// ```
     /// use procession::Command;
@@ -349,6 +374,9 @@ impl Command {
     /// Replaces the stop sequence's first signal by a shell command, run as
     /// [`Command::shell`] with `CHILD_PID=<pid>` added to its environment and
     /// stdin from `/dev/null`. SIGKILL still follows after `kill_timeout`.
+    /// The command runs in a process group of its own and may not outlive
+    /// the sequence: whatever of its group still runs when it exits, or when
+    /// `kill_timeout` expires, gets SIGKILL.
     ///
     /// ```
     /// use procession::{Command, Signal};
@@ -369,9 +397,10 @@ impl Command {
     /// ```
     /// use procession::{Command, Signal};
     /// use std::time::Duration;
-    /// let mut child = Command::shell("trap '' TERM; sleep 100")
-    ///     .kill_timeout(Duration::from_millis(100)).spawn()?;
-    /// # std::thread::sleep(Duration::from_millis(100)); // let the shell install its trap
+    /// use procession::Stdio;
+    /// let mut child = Command::shell("trap '' TERM; echo ready; exec sleep 100")
+    ///     .stdout(Stdio::piped()).kill_timeout(Duration::from_millis(100)).spawn()?;
+    /// assert_eq!(child.read()?.as_deref(), Some(&b"ready\n"[..])); // the trap is set
     /// assert_eq!(child.stop()?.signal(), Some(Signal::KILL));
     /// # Ok::<(), procession::Error>(())
     /// ```
@@ -446,8 +475,14 @@ impl Command {
     /// assert_eq!((err.step(), err.kind()), (Step::Chdir, ErrorKind::NotFound));
     /// ```
     pub fn spawn(&self) -> Result<Child, Error> {
-        let spawned = crate::engine::spawn::spawn_with_ends(self)?;
-        Ok(Child::new(spawned, self.kill_on_drop))
+        let inherit = Stdio::inherit();
+        let stdio = [
+            self.stdin.as_ref().unwrap_or(&inherit),
+            self.stdout.as_ref().unwrap_or(&inherit),
+            self.stderr.as_ref().unwrap_or(&inherit),
+        ];
+        let spawned = crate::engine::spawn::spawn_with_ends(self, stdio)?;
+        Ok(Child::new(spawned, self.kill_on_drop, self.max_chunk))
     }
 
     /// Runs the child to the end and returns its status. Stdio is as

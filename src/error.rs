@@ -4,6 +4,8 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 
+use bytes::Bytes;
+
 use crate::ExitStatus;
 
 /// The step during which an operation on a child failed.
@@ -84,7 +86,8 @@ pub enum ErrorKind {
     /// The command itself is invalid (NUL byte, bad environment name,
     /// conflicting options).
     InvalidInput,
-    /// The child was already reaped; it can no longer be signalled.
+    /// The child has exited and its status was collected (by a wait or by
+    /// the background reaper): there is no process left to signal.
     AlreadyReaped,
     /// The child did not succeed (see [`Error::exit_status`]).
     Exit,
@@ -117,6 +120,7 @@ struct Inner {
     detail: Option<String>,
     os: Option<io::Error>,
     status: Option<ExitStatus>,
+    stderr: Option<Bytes>,
 }
 
 impl Error {
@@ -135,7 +139,21 @@ impl Error {
     }
 
     pub(crate) fn invalid(program: &OsStr, detail: impl Into<String>) -> Error {
-        Error::new(program, Step::Prepare, ErrorKind::InvalidInput, Some(detail.into()), None)
+        Error::new(
+            program,
+            Step::Prepare,
+            ErrorKind::InvalidInput,
+            Some(detail.into()),
+            None,
+        )
+    }
+
+    /// The child did not succeed; `stderr` is the captured tail, if any.
+    pub(crate) fn exit(program: &OsStr, status: ExitStatus, stderr: Option<Bytes>) -> Error {
+        let mut e = Error::new(program, Step::Wait, ErrorKind::Exit, None, None);
+        e.inner.status = Some(status);
+        e.inner.stderr = stderr.filter(|s| !s.is_empty());
+        e
     }
 
     pub(crate) fn reaped(program: &OsStr) -> Error {
@@ -143,7 +161,7 @@ impl Error {
             program,
             Step::Signal,
             ErrorKind::AlreadyReaped,
-            Some("the child has already been reaped".into()),
+            Some("the child has already exited and its status was collected".into()),
             None,
         )
     }
@@ -163,6 +181,7 @@ impl Error {
                 detail,
                 os,
                 status: None,
+                stderr: None,
             }),
         }
     }
@@ -196,12 +215,27 @@ impl Error {
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.inner.status
     }
+
+    /// The last bytes the child wrote to stderr (up to 8 KiB), for errors of
+    /// kind [`ErrorKind::Exit`] from a stream whose stderr was captured.
+    pub fn stderr_tail(&self) -> Option<&[u8]> {
+        self.inner.stderr.as_deref()
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
-        write!(f, "{}: {} failed", i.program.to_string_lossy(), i.step.describe())?;
+        if i.kind == ErrorKind::Exit {
+            write!(f, "{}: did not succeed", i.program.to_string_lossy())?;
+        } else {
+            write!(
+                f,
+                "{}: {} failed",
+                i.program.to_string_lossy(),
+                i.step.describe()
+            )?;
+        }
         if let Some(d) = &i.detail {
             write!(f, ": {d}")?;
         }
@@ -210,6 +244,13 @@ impl fmt::Display for Error {
         }
         if let Some(s) = &i.status {
             write!(f, ": {s}")?;
+        }
+        if let Some(tail) = &i.stderr {
+            let text = String::from_utf8_lossy(tail);
+            let last = text.trim_end().lines().last().unwrap_or("");
+            if !last.is_empty() {
+                write!(f, " (stderr: {last})")?;
+            }
         }
         Ok(())
     }
@@ -224,6 +265,7 @@ impl fmt::Debug for Error {
             .field("detail", &self.inner.detail)
             .field("os", &self.inner.os)
             .field("status", &self.inner.status)
+            .field("stderr", &self.inner.stderr)
             .finish()
     }
 }

@@ -24,8 +24,145 @@
 //! assert_eq!(status.signal(), Some(Signal::TERM));
 //!
 //! // A deadline: the stop sequence starts after 100 ms.
-//! let status = Command::shell("sleep 10").timeout(Duration::from_millis(100)).status()?;
+//! let status = Command::shell("sleep 10").timeout(Duration::from_millis(100))
+//!     .kill_group(true).status()?;
 //! assert!(status.timed_out());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # exile's examples in procession form
+//!
+//! Every example of the README of [exile](https://github.com/akash-akya/exile)
+//! (demand-driven streaming for Elixir), as a doctest.
+//!
+//! ```
+//! use procession::{Command, Event, ErrorKind, Stderr};
+//! use bytes::Bytes;
+//!
+//! // Exile.stream!(~w(echo Hello World!)) |> Enum.into("")
+//! let out = Command::new("echo").args(["Hello", "World!"]).stream()?.collect_string()?;
+//! assert_eq!(out, "Hello World!\n");
+//!
+//! // Exile.stream!(~w(cat), input: ["Hello ", "Back!"]) |> Enum.into("")
+//! let out = Command::new("cat").input(["Hello ", "Back!"]).stream()?.collect_string()?;
+//! assert_eq!(out, "Hello Back!");
+//!
+//! // input_stream = Stream.map(1..10, fn num -> "#{num}\n" end)
+//! let input = (1..=10).map(|n| format!("{n}\n"));
+//! let out = Command::new("cat").input(input).stream()?.collect_string()?;
+//! assert_eq!(out, "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
+//!
+//! // Exile.stream!(["sh", "-c", "echo stdout && echo stderr >&2"], stderr: :consume)
+//! let events: Vec<Event> = Command::new("sh").args(["-c", "echo stdout && echo stderr >&2"])
+//!     .stderr(Stderr::Consume).events()?.collect::<Result<_, _>>()?;
+//! assert_eq!(events[..2], [Event::Stdout(Bytes::from("stdout\n")), Event::Stderr(Bytes::from("stderr\n"))]);
+//! assert!(matches!(events[2], Event::Exit(status) if status.success()));
+//!
+//! // stderr: :redirect_to_stdout
+//! let out = Command::new("sh").args(["-c", "echo stdout && echo stderr >&2"])
+//!     .stderr(Stderr::Merge).stream()?.collect_string()?;
+//! assert_eq!(out, "stdout\nstderr\n");
+//!
+//! // Stable memory when reading an endless producer: only what is asked for is read.
+//! for chunk in Command::new("cat").arg("/dev/urandom").stream()?.take(100) {
+//!     assert!(chunk?.len() <= 65536);
+//! }
+//!
+//! // Handle infinite streams: the child stops reading when we stop consuming.
+//! let chunks: Vec<Bytes> = Command::new("cat").input(std::iter::repeat("data\n"))
+//!     .ignore_epipe(true).stream()?.take(3).collect::<Result<_, _>>()?;
+//! assert!(chunks.concat().starts_with(b"data\ndata\n"));
+//!
+//! // Exit status handling: stream! raises, stream returns {:exit, {:status, 10}}
+//! let err = Command::new("sh").args(["-c", "exit 10"]).stream()?.collect_bytes().unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::Exit);
+//! assert_eq!(err.exit_status().unwrap().code(), Some(10));
+//! let events: Vec<Event> = Command::new("sh").args(["-c", "exit 10"]).events()?.collect::<Result<_, _>>()?;
+//! assert!(matches!(events.last(), Some(Event::Exit(s)) if s.code() == Some(10)));
+//!
+//! // base64 waits for input EOF before producing output
+//! let out = Command::new("base64").input(["abcdef"]).stream()?.collect_string()?;
+//! assert_eq!(out, "YWJjZGVm\n");
+//!
+//! // Collectable as input (a callback writing into a sink)
+//! use std::io::Write;
+//! let out = Command::new("cat")
+//!     .input_fn(|sink| {
+//!         for line in std::iter::repeat("data\n").take(2) {
+//!             sink.write_all(line.as_bytes())?;
+//!         }
+//!         Ok(())
+//!     })
+//!     .stream()?
+//!     .collect_string()?;
+//! assert_eq!(out, "data\ndata\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Large data with a controlled chunk size (`cat huge_file.log`,
+//! `max_chunk_size: 65536`, then a batch function on each chunk):
+//!
+//! ```
+//! use procession::Command;
+//! # let dir = std::env::temp_dir().join(format!("procession-doc-log-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let log = dir.join("huge_file.log");
+//! std::fs::write(&log, "line\n".repeat(100_000))?;
+//! let process_batch = |batch: &[u8]| batch.iter().filter(|&&b| b == b'\n').count();
+//! let mut lines = 0;
+//! for chunk in Command::new("cat").arg(&log).max_chunk_size(65536).stream()? {
+//!     let chunk = chunk?;
+//!     assert!(chunk.len() <= 65536);
+//!     lines += process_batch(&chunk);
+//! }
+//! assert_eq!(lines, 100_000);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Media processing with `ffmpeg` (the test machines install it): extract the
+//! audio of a video fed through stdin in 65,535-byte chunks, then convert a
+//! video while showing ffmpeg's progress from stderr.
+//!
+//! ```
+//! use procession::{Command, Event, Stderr};
+//! use std::io::Write;
+//! # let dir = std::env::temp_dir().join(format!("procession-doc-ffmpeg-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let video = dir.join("video.mkv");
+//! # let made = Command::new("ffmpeg").args(["-loglevel", "error", "-f", "lavfi", "-i",
+//! #     "testsrc=duration=1:size=64x64:rate=10", "-f", "lavfi", "-i", "sine=duration=1",
+//! #     "-shortest", "-y"]).arg(&video).status()?;
+//! # assert!(made.success());
+//! // Exile.stream!(~w(ffmpeg -i pipe:0 -f mp3 pipe:1), input: File.stream!("video.mkv", [], 65_535))
+//! // |> Stream.into(File.stream!("audio.mp3")) |> Stream.run()
+//! let audio_path = dir.join("audio.mp3");
+//! let mut audio = std::fs::File::create(&audio_path)?;
+//! let video_file = std::fs::File::open(&video)?;
+//! for chunk in Command::new("ffmpeg").args(["-loglevel", "error", "-i", "pipe:0", "-f", "mp3", "pipe:1"])
+//!     .input_reader(video_file).max_chunk_size(65_535).stream()?
+//! {
+//!     audio.write_all(&chunk?)?;
+//! }
+//! assert!(std::fs::metadata(&audio_path)?.len() > 0);
+//!
+//! // ffmpeg -i input -c:v libx264 pipe:1, with stderr: :consume for the progress
+//! let output_path = dir.join("output.mkv");
+//! let mut output = std::fs::File::create(&output_path)?;
+//! let mut progress = Vec::new();
+//! for event in Command::new("ffmpeg").arg("-i").arg(&video)
+//!     .args(["-c:v", "libx264", "-f", "matroska", "pipe:1"])
+//!     .stderr(Stderr::Consume).events()?
+//! {
+//!     match event? {
+//!         Event::Stdout(data) => output.write_all(&data)?,
+//!         Event::Stderr(data) => progress.extend_from_slice(&data), // or show it
+//!         Event::Exit(status) => assert!(status.success()),
+//!     }
+//! }
+//! assert!(std::fs::metadata(&output_path)?.len() > 0);
+//! assert!(String::from_utf8_lossy(&progress).contains("libx264"));
+//! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -55,19 +192,27 @@ mod child;
 mod command;
 mod engine;
 mod error;
+mod input;
 mod pipe;
 mod signal;
 mod status;
 mod stdio;
+mod stream;
 mod sys;
 
+pub use bytes::Bytes;
 pub use child::{Child, Signaller};
-pub use command::{Command, DEFAULT_KILL_TIMEOUT, DEFAULT_PIPE_CAPACITY, ProcessGroup};
+pub use command::{
+    Command, DEFAULT_EXIT_TIMEOUT, DEFAULT_KILL_TIMEOUT, DEFAULT_MAX_CHUNK_SIZE,
+    DEFAULT_PIPE_CAPACITY, DEFAULT_PIPE_DRAIN_TIMEOUT, ProcessGroup,
+};
 pub use error::{Error, ErrorKind, Step};
+pub use input::InputSink;
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
 pub use signal::{ParseSignalError, Signal};
 pub use status::{Ended, ExitStatus};
 pub use stdio::Stdio;
+pub use stream::{Event, Events, Output, Stderr, Stream};
 
 /// Support for procession's own test suite; not part of the public API.
 #[doc(hidden)]

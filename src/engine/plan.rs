@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::command::{Command, ProcessGroup};
 use crate::error::{Error, Step};
-use crate::stdio::Kind;
+use crate::stdio::{Kind, Stdio};
 use crate::sys::fd;
 use crate::sys::pipe;
 use crate::sys::spawn::{Action, ChildPlan};
@@ -52,10 +52,17 @@ fn cstring(program: &OsStr, what: &str, s: impl Into<Vec<u8>>) -> Result<CString
 impl Plan {
     /// Prepares `cmd`. Opens files and creates pipes, so errors name the
     /// stream that failed.
-    pub(crate) fn new(cmd: &Command) -> Result<Plan, Error> {
+    pub(crate) fn new(cmd: &Command, stdio: [&Stdio; 3]) -> Result<Plan, Error> {
         let program = cmd.program.as_os_str();
         if program.is_empty() {
             return Err(Error::invalid(program, "the program name is empty"));
+        }
+        // Checked before the PATH search, which would report "not found".
+        if program.as_bytes().contains(&0) {
+            return Err(Error::invalid(
+                program,
+                "the program name contains a NUL byte",
+            ));
         }
         if cmd.kill_group && cmd.group == ProcessGroup::Inherit {
             return Err(Error::invalid(
@@ -63,8 +70,12 @@ impl Plan {
                 "kill_group needs the child in its own or a joined process group, not ours",
             ));
         }
-        if matches!(cmd.stdout.0, Kind::ToStderr) && matches!(cmd.stderr.0, Kind::ToStdout) {
-            return Err(Error::invalid(program, "stdout and stderr each point at the other"));
+        let [stdin, stdout, stderr] = stdio.map(|s| &s.0);
+        if matches!(stdout, Kind::ToStderr) && matches!(stderr, Kind::ToStdout) {
+            return Err(Error::invalid(
+                program,
+                "stdout and stderr each point at the other",
+            ));
         }
 
         // argv
@@ -94,11 +105,19 @@ impl Plan {
         envp.push(std::ptr::null());
 
         let cwd = match &cmd.cwd {
-            Some(d) => Some(cstring(program, "the working directory", d.as_os_str().as_bytes())?),
+            Some(d) => Some(cstring(
+                program,
+                "the working directory",
+                d.as_os_str().as_bytes(),
+            )?),
             None => None,
         };
         let path = resolve(program, path_var.as_deref())?;
-        let path = cstring(program, "the program path", path.into_os_string().into_vec())?;
+        let path = cstring(
+            program,
+            "the program path",
+            path.into_os_string().into_vec(),
+        )?;
 
         let mut plan = Plan {
             path,
@@ -131,16 +150,21 @@ impl Plan {
 
         // stdin first, then whichever of stdout/stderr is not a redirect into
         // the other, then the redirect (which copies an already installed fd).
-        plan.stdio(cmd, 0, &cmd.stdin.0)?;
-        if matches!(cmd.stdout.0, Kind::ToStderr) {
-            plan.stdio(cmd, 2, &cmd.stderr.0)?;
-            plan.stdio(cmd, 1, &cmd.stdout.0)?;
+        plan.stdio(cmd, 0, stdin)?;
+        if matches!(stdout, Kind::ToStderr) {
+            plan.stdio(cmd, 2, stderr)?;
+            plan.stdio(cmd, 1, stdout)?;
         } else {
-            plan.stdio(cmd, 1, &cmd.stdout.0)?;
-            plan.stdio(cmd, 2, &cmd.stderr.0)?;
+            plan.stdio(cmd, 1, stdout)?;
+            plan.stdio(cmd, 2, stderr)?;
         }
 
-        plan.push(Action::CloseOthers { max_fd: fd::max_fd() }, Step::CloseFds);
+        plan.push(
+            Action::CloseOthers {
+                max_fd: fd::max_fd(),
+            },
+            Step::CloseFds,
+        );
         plan.push(Action::UnblockSignals, Step::Signals);
         Ok(plan)
     }
@@ -167,13 +191,20 @@ impl Plan {
             Kind::ToStdout | Kind::ToStderr => {
                 let from = if matches!(kind, Kind::ToStdout) { 1 } else { 2 };
                 if from == target {
-                    return Err(Error::invalid(program, "a stream cannot be redirected into itself"));
+                    return Err(Error::invalid(
+                        program,
+                        "a stream cannot be redirected into itself",
+                    ));
                 }
                 self.push(Action::Dup2 { from, to: target }, Step::Stdio);
                 return Ok(());
             }
             Kind::Null => {
-                let flags = if target == 0 { libc::O_RDONLY } else { libc::O_WRONLY };
+                let flags = if target == 0 {
+                    libc::O_RDONLY
+                } else {
+                    libc::O_WRONLY
+                };
                 fd::open(c"/dev/null", flags, 0).map_err(|e| Error::os(program, open_step, e))?
             }
             Kind::File { path, append, mode } => {
@@ -189,7 +220,9 @@ impl Plan {
                     Error::os(program, open_step, e).with_detail(path.display().to_string())
                 })?
             }
-            Kind::Fd(f) => fd::dup_at_least(f.as_fd(), 3).map_err(|e| Error::os(program, open_step, e))?,
+            Kind::Fd(f) => {
+                fd::dup_at_least(f.as_fd(), 3).map_err(|e| Error::os(program, open_step, e))?
+            }
             Kind::Piped => {
                 let (r, w) = pipe::pipe().map_err(|e| Error::os(program, Step::Pipe, e))?;
                 let (parent, child) = if target == 0 { (w, r) } else { (r, w) };
@@ -197,7 +230,8 @@ impl Plan {
                     // Best effort: a refusal keeps the default capacity.
                     let _ = pipe::set_pipe_size(parent.as_fd(), cap);
                 }
-                fd::set_nonblocking(parent.as_fd(), true).map_err(|e| Error::os(program, Step::Pipe, e))?;
+                fd::set_nonblocking(parent.as_fd(), true)
+                    .map_err(|e| Error::os(program, Step::Pipe, e))?;
                 match target {
                     0 => self.parent.stdin = Some(parent),
                     1 => self.parent.stdout = Some(parent),
@@ -281,7 +315,11 @@ fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, Error> 
     let mut denied = None;
     for dir in search.as_bytes().split(|&b| b == b':') {
         // An empty entry means the current directory.
-        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
         let candidate = dir.join(program);
         match std::fs::metadata(&candidate) {
             Ok(m) if m.is_file() => {
@@ -294,7 +332,11 @@ fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, Error> 
             _ => {}
         }
     }
-    let errno = if denied.is_some() { libc::EACCES } else { libc::ENOENT };
+    let errno = if denied.is_some() {
+        libc::EACCES
+    } else {
+        libc::ENOENT
+    };
     Err(Error::new(
         program,
         Step::Resolve,

@@ -12,7 +12,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Step};
@@ -45,9 +45,14 @@ pub(crate) struct Policy {
 enum Stop {
     NotStarted,
     /// The first signal (or kill command) went out; SIGKILL follows at `kill_at`.
-    Signalled { reason: Ended, kill_at: Instant },
+    Signalled {
+        reason: Ended,
+        kill_at: Instant,
+    },
     /// SIGKILL went out.
-    Killed { reason: Ended },
+    Killed {
+        reason: Ended,
+    },
 }
 
 /// With `kill_group`, what is left to do for the rest of the group once the
@@ -57,7 +62,10 @@ enum GroupCleanup {
     /// Leader still running (or no `kill_group`).
     Idle,
     /// `kill_signal` sent to the group; waiting for it to empty, SIGKILL at `kill_at`.
-    Draining { kill_at: Instant, recheck: Duration },
+    Draining {
+        kill_at: Instant,
+        recheck: Duration,
+    },
     Done,
 }
 
@@ -66,9 +74,14 @@ struct State {
     reaped: bool,
     stop: Stop,
     timeout_at: Option<Instant>,
+    /// Set by [`Process::stop_after`]: start the stop sequence then.
+    stop_at: Option<(Instant, Ended)>,
     group: GroupCleanup,
     /// `waitid` failed (`ECHILD`: someone else reaped our child).
     lost: Option<i32>,
+    /// The kill command's process, while the stop sequence uses one: the
+    /// child is not finished until it is.
+    helper: Option<Arc<Process>>,
 }
 
 /// What [`Process::advance`] leaves to do.
@@ -114,8 +127,10 @@ impl Process {
                 reaped: false,
                 stop: Stop::NotStarted,
                 timeout_at: timeout.map(|t| Instant::now() + t),
+                stop_at: None,
                 group: GroupCleanup::Idle,
                 lost: None,
+                helper: None,
             }),
         }
     }
@@ -190,17 +205,22 @@ impl Process {
         }
     }
 
-    /// Runs the kill command with `CHILD_PID` set; the reaper reaps it.
-    fn run_kill_command(&self, line: &OsStr) -> Result<(), Error> {
+    /// Runs the kill command with `CHILD_PID` set; the reaper enforces its
+    /// deadline and reaps it, and waits on the child also wait for it.
+    fn run_kill_command(&self, st: &mut State, line: &OsStr) -> Result<(), Error> {
         let mut cmd = Command::shell(line);
         cmd.env("CHILD_PID", self.pid.to_string())
             .stdin(Stdio::null())
-            .process_group(crate::ProcessGroup::Inherit)
-            // It is part of the cleanup: it may not outlive the sequence.
+            // It is part of the cleanup: neither it nor anything it starts
+            // may outlive the sequence, so it runs in a group of its own
+            // that is stopped as a whole.
+            .process_group(crate::ProcessGroup::New)
+            .kill_group(true)
             .timeout(self.policy.kill_timeout)
             .kill_signal(Signal::KILL);
         let helper = super::spawn::spawn(&cmd)?;
-        super::reaper::adopt(helper);
+        super::reaper::adopt(helper.clone());
+        st.helper = Some(helper);
         Ok(())
     }
 
@@ -209,7 +229,7 @@ impl Process {
             return;
         }
         let by_command = match &self.policy.kill_command {
-            Some(line) => self.run_kill_command(line).is_ok(),
+            Some(line) => self.run_kill_command(st, line).is_ok(),
             None => false,
         };
         if !by_command {
@@ -247,7 +267,10 @@ impl Process {
             }
         }
         if st.reaped && st.exit.is_none() {
-            return Progress { next: None, done: true };
+            return Progress {
+                next: None,
+                done: true,
+            };
         }
         if st.exit.is_none() {
             let mut next: Option<Instant> = None;
@@ -256,6 +279,13 @@ impl Process {
                     self.begin_stop(st, Ended::TimedOut, now);
                 } else {
                     next = Some(t);
+                }
+            }
+            if let (Some((t, reason)), Stop::NotStarted) = (st.stop_at, st.stop) {
+                if now >= t {
+                    self.begin_stop(st, reason, now);
+                } else {
+                    next = Some(next.map_or(t, |n| n.min(t)));
                 }
             }
             if let Stop::Signalled { reason, kill_at } = st.stop {
@@ -303,51 +333,91 @@ impl Process {
             let _ = pidfd::wait_exit(self.target(), true, false);
             self.mark_reaped(st);
         }
-        Progress { next: None, done: true }
+        Progress {
+            next: None,
+            done: true,
+        }
     }
 
-    /// The status if the child has exited, without blocking.
+    /// Whether everything about the child is over: it is reaped (with
+    /// `kill_group`, after the rest of its group is gone) and its kill
+    /// command, if one ran, has ended too.
+    fn finished(&self, st: &State) -> bool {
+        st.reaped && st.helper.as_ref().is_none_or(|h| h.is_reaped())
+    }
+
+    /// Whether the child's exit has been seen (its status is known), even if
+    /// the group cleanup still runs.
+    pub(crate) fn exit_seen(&self) -> bool {
+        self.lock().exit.is_some()
+    }
+
+    /// The status once the child is [finished](Self::finished), without
+    /// blocking.
     pub(crate) fn try_wait(&self) -> Result<Option<ExitStatus>, Error> {
         let mut st = self.lock();
         self.advance_locked(&mut st, Instant::now());
-        self.result(&st)
-    }
-
-    fn result(&self, st: &State) -> Result<Option<ExitStatus>, Error> {
-        if let Some(errno) = st.lost {
-            if st.exit.is_none() {
-                return Err(Error::os(
-                    &self.program,
-                    Step::Wait,
-                    std::io::Error::from_raw_os_error(errno),
-                )
-                .with_detail("the child was reaped elsewhere (is SIGCHLD ignored?)"));
-            }
+        if let Some(h) = &st.helper {
+            h.advance(Instant::now());
         }
-        Ok(self.status_of(st))
+        self.lost_error(&st)?;
+        Ok(if self.finished(&st) {
+            self.status_of(&st)
+        } else {
+            None
+        })
     }
 
-    /// Blocks until the child exits or `deadline` passes, driving timeouts
-    /// and the stop sequence meanwhile.
-    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>, Error> {
+    fn lost_error(&self, st: &State) -> Result<(), Error> {
+        match (st.lost, st.exit) {
+            (Some(errno), None) => Err(Error::os(
+                &self.program,
+                Step::Wait,
+                std::io::Error::from_raw_os_error(errno),
+            )
+            .with_detail("the child was reaped elsewhere (is SIGCHLD ignored?)")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Blocks until the child is [finished](Self::finished) or `deadline`
+    /// passes, driving timeouts, the stop sequence and the group cleanup
+    /// meanwhile.
+    pub(crate) fn wait_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<ExitStatus>, Error> {
         loop {
             let now = Instant::now();
-            let progress = {
+            let (progress, exit_seen, reaped, helper) = {
                 let mut st = self.lock();
                 let p = self.advance_locked(&mut st, now);
-                if st.exit.is_some() || st.lost.is_some() {
-                    return self.result(&st);
+                self.lost_error(&st)?;
+                if self.finished(&st) {
+                    return Ok(self.status_of(&st));
                 }
-                p
-            };
-            let until = match (progress.next, deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+                (p, st.exit.is_some(), st.reaped, st.helper.clone())
             };
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(None);
             }
+            let until = match (progress.next, deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let timeout = until.map(|u| u.saturating_duration_since(now));
+            if reaped {
+                // Only the kill command is left.
+                if let Some(h) = helper {
+                    h.wait_until(deadline)?;
+                }
+                continue;
+            }
+            if exit_seen {
+                // The group is draining: no event tells when it is empty.
+                std::thread::sleep(timeout.unwrap_or(Duration::from_millis(5)));
+                continue;
+            }
             match &self.pidfd {
                 Some(fd) => {
                     fd::poll_one(fd.as_fd(), Interest::Read, timeout)
@@ -368,27 +438,40 @@ impl Process {
         self.begin_stop(&mut st, reason, Instant::now());
     }
 
+    /// Starts the stop sequence `grace` from now unless the child exits
+    /// first (a dropped stream's `exit_timeout`). Whoever drives `advance`
+    /// (usually the reaper) starts it.
+    pub(crate) fn stop_after(&self, grace: Duration, reason: Ended) {
+        let mut st = self.lock();
+        let now = Instant::now();
+        if grace.is_zero() {
+            self.begin_stop(&mut st, reason, now);
+        } else if st.stop_at.is_none() {
+            st.stop_at = Some((now + grace, reason));
+        }
+    }
+
     /// SIGKILL now (to the group with `kill_group`).
     pub(crate) fn kill(&self) -> Result<(), Error> {
         let mut st = self.lock();
-        if st.reaped {
+        if st.reaped || st.exit.is_some() {
             return Err(Error::reaped(&self.program));
         }
-        if st.exit.is_none() {
-            self.send(Signal::KILL);
-            let reason = match st.stop {
-                Stop::Signalled { reason, .. } | Stop::Killed { reason } => reason,
-                Stop::NotStarted => Ended::Stopped,
-            };
-            st.stop = Stop::Killed { reason };
-        }
+        self.send(Signal::KILL);
+        let reason = match st.stop {
+            Stop::Signalled { reason, .. } | Stop::Killed { reason } => reason,
+            Stop::NotStarted => Ended::Stopped,
+        };
+        st.stop = Stop::Killed { reason };
         Ok(())
     }
 
     /// Sends `sig` to the child alone.
     pub(crate) fn signal(&self, sig: Signal) -> Result<(), Error> {
         let st = self.lock();
-        if st.reaped {
+        // Once its status is collected the child is gone for the caller,
+        // even while (with kill_group) its zombie pins the group id.
+        if st.reaped || st.exit.is_some() {
             return Err(Error::reaped(&self.program));
         }
         self.send_to_child(sig)
@@ -422,6 +505,9 @@ impl Drop for Process {
     fn drop(&mut self) {
         // Every owner hands a live child to the reaper before letting go, so
         // the last reference is dropped only after reaping.
-        debug_assert!(self.lock().reaped, "a child was dropped without being reaped");
+        debug_assert!(
+            self.lock().reaped,
+            "a child was dropped without being reaped"
+        );
     }
 }

@@ -73,7 +73,10 @@ pub(crate) fn start() -> bool {
 pub(crate) fn adopt(process: Arc<Process>) {
     match reaper() {
         Some(r) => {
-            r.inbox.lock().unwrap_or_else(|p| p.into_inner()).push(process);
+            r.inbox
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(process);
             fd::eventfd_notify(r.wake.as_fd());
         }
         None => fallback(process),
@@ -145,7 +148,11 @@ fn run(r: &Reaper) {
                 continue;
             }
             let next = if p.pidfd().is_none() {
-                Some(progress.next.map_or(now + NO_PIDFD_POLL, |n| n.min(now + NO_PIDFD_POLL)))
+                Some(
+                    progress
+                        .next
+                        .map_or(now + NO_PIDFD_POLL, |n| n.min(now + NO_PIDFD_POLL)),
+                )
             } else {
                 progress.next
             };

@@ -6,7 +6,7 @@ use super::plan::{ParentEnds, Plan};
 use super::process::{Policy, Process};
 use crate::error::{Error, Step};
 use crate::sys::spawn::{self as sys_spawn, SpawnError};
-use crate::Command;
+use crate::{Command, Stdio};
 
 /// A started child and the parent's ends of its pipes.
 pub(crate) struct Spawned {
@@ -16,9 +16,9 @@ pub(crate) struct Spawned {
 
 /// Starts `cmd`'s child. On success the child has called `execve`; on a
 /// failure in the child, it has been reaped and the error names the step.
-pub(crate) fn spawn_with_ends(cmd: &Command) -> Result<Spawned, Error> {
+pub(crate) fn spawn_with_ends(cmd: &Command, stdio: [&Stdio; 3]) -> Result<Spawned, Error> {
     let program = cmd.program.as_os_str();
-    let mut plan = Plan::new(cmd)?;
+    let mut plan = Plan::new(cmd, stdio)?;
     let result = sys_spawn::spawn(&plan.child_plan());
     // The child has its copies (or is gone): close ours at once, so EOF on
     // the pipes depends only on the child.
@@ -29,6 +29,11 @@ pub(crate) fn spawn_with_ends(cmd: &Command) -> Result<Spawned, Error> {
         Err(SpawnError::Child { action, error }) => {
             let step = plan.step_of(action);
             let mut err = Error::os(program, step, error);
+            if step == Step::Chdir {
+                if let Some(dir) = &cmd.cwd {
+                    err = err.with_detail(dir.display().to_string());
+                }
+            }
             if step == Step::Exec && err.kind() == crate::ErrorKind::NotFound {
                 // The file was there when we looked (or was named by a path):
                 // ENOENT from execve then also means a missing interpreter
@@ -69,5 +74,11 @@ pub(crate) fn spawn_with_ends(cmd: &Command) -> Result<Spawned, Error> {
 
 /// Starts a child nobody talks to (the kill command): only the process.
 pub(crate) fn spawn(cmd: &Command) -> Result<Arc<Process>, Error> {
-    spawn_with_ends(cmd).map(|s| s.process)
+    let inherit = Stdio::inherit();
+    let stdio = [
+        cmd.stdin.as_ref().unwrap_or(&inherit),
+        cmd.stdout.as_ref().unwrap_or(&inherit),
+        cmd.stderr.as_ref().unwrap_or(&inherit),
+    ];
+    spawn_with_ends(cmd, stdio).map(|s| s.process)
 }

@@ -34,7 +34,14 @@ impl Epoll {
             u64: token,
         };
         // SAFETY: `ev` is valid for the duration of the call; the kernel copies it.
-        cvt(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) })?;
+        cvt(unsafe {
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &mut ev,
+            )
+        })?;
         Ok(())
     }
 
@@ -42,7 +49,12 @@ impl Epoll {
     pub(crate) fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
         // SAFETY: a NULL event is allowed for EPOLL_CTL_DEL since Linux 2.6.9.
         cvt(unsafe {
-            libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_DEL, fd.as_raw_fd(), std::ptr::null_mut())
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd.as_raw_fd(),
+                std::ptr::null_mut(),
+            )
         })?;
         Ok(())
     }
@@ -55,10 +67,15 @@ impl Epoll {
         let n = out.len().min(MAX);
         let ms = timeout.map_or(-1, super::fd::timeout_ms);
         // SAFETY: `evs` has room for `n` events.
-        let got = unsafe { libc::epoll_wait(self.0.as_raw_fd(), evs.as_mut_ptr(), n as libc::c_int, ms) };
+        let got =
+            unsafe { libc::epoll_wait(self.0.as_raw_fd(), evs.as_mut_ptr(), n as libc::c_int, ms) };
         if got < 0 {
             let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted { Ok(0) } else { Err(e) };
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(0)
+            } else {
+                Err(e)
+            };
         }
         let got = got as usize;
         for (slot, ev) in out.iter_mut().zip(evs.iter()).take(got) {

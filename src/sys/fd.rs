@@ -158,3 +158,49 @@ pub(crate) fn max_fd() -> RawFd {
         1 << 20
     }
 }
+
+/// `read(2)` of at most `max` bytes into the spare capacity of `buf`
+/// (reserving it first), without zero-filling it. `EINTR` is retried,
+/// `EAGAIN` is returned as `WouldBlock`. Returns the number of bytes added.
+pub(crate) fn read_buf(
+    fd: BorrowedFd<'_>,
+    buf: &mut bytes::BytesMut,
+    max: usize,
+) -> io::Result<usize> {
+    use bytes::BufMut;
+    buf.reserve(max);
+    let spare = buf.chunk_mut();
+    let len = spare.len().min(max);
+    let ptr = spare.as_mut_ptr();
+    let n = retry(|| {
+        // SAFETY: `ptr` points to at least `len` bytes of spare capacity
+        // owned by `buf`; the kernel only writes into it.
+        let n = unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), len) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    })?;
+    // SAFETY: the kernel initialised exactly `n <= len` bytes of the spare
+    // capacity.
+    unsafe { buf.advance_mut(n) };
+    Ok(n)
+}
+
+/// `poll(2)` on several descriptors at once. Fills each entry's `revents`;
+/// returns the number of ready entries (0 on timeout). `EINTR` returns 0.
+pub(crate) fn poll_many(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+    let ms = timeout.map_or(-1, timeout_ms);
+    // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(0)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(n as usize)
+}

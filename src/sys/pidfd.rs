@@ -60,7 +60,11 @@ pub(crate) enum Target<'a> {
 /// Returns `Ok(None)` while the process runs. With `reap == false` the
 /// process is left a zombie (`WNOWAIT`), which keeps its pid (and so its
 /// process-group id) from being reused.
-pub(crate) fn wait_exit(target: Target<'_>, reap: bool, block: bool) -> io::Result<Option<RawExit>> {
+pub(crate) fn wait_exit(
+    target: Target<'_>,
+    reap: bool,
+    block: bool,
+) -> io::Result<Option<RawExit>> {
     let (idtype, id) = match target {
         Target::Pidfd(fd) => (libc::P_PIDFD, fd.as_raw_fd() as libc::id_t),
         Target::Pid(pid) => (libc::P_PID, pid as libc::id_t),

@@ -1,0 +1,221 @@
+//! Input for a child's stdin: bytes, an iterator of chunks, a reader, a
+//! file, or a callback that writes into an [`InputSink`].
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use crate::ChildStdin;
+
+/// The writer a [`Command::input_fn`](crate::Command::input_fn) callback
+/// writes the child's input into (exile's Collectable sink).
+///
+/// Writes block until the child has taken the data (back-pressure through
+/// the pipe). When the child stops reading, writes fail with
+/// `ErrorKind::BrokenPipe`: return that error (or `Ok`) from the callback.
+/// The child's stdin is closed when the callback returns.
+#[derive(Debug)]
+pub struct InputSink {
+    stdin: ChildStdin,
+}
+
+impl InputSink {
+    pub(crate) fn new(stdin: ChildStdin) -> InputSink {
+        InputSink { stdin }
+    }
+}
+
+impl Write for InputSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stdin.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+pub(crate) type Callback = Box<dyn FnOnce(&mut InputSink) -> io::Result<()> + Send>;
+
+/// A source the driver pulls from, one chunk at a time.
+pub(crate) enum Source {
+    Bytes(Bytes),
+    Chunks(Box<dyn Iterator<Item = Bytes> + Send>),
+    Reader(Box<dyn Read + Send>),
+    Callback(Callback),
+}
+
+impl Source {
+    /// The next chunk: `None` at the end. Empty chunks are skipped (up to a
+    /// bound, so an iterator of nothing but empty chunks cannot spin forever
+    /// without the driver looking at its other streams).
+    pub(crate) fn next_chunk(&mut self, max: usize) -> Option<io::Result<Bytes>> {
+        match self {
+            Source::Bytes(b) => {
+                if b.is_empty() {
+                    None
+                } else {
+                    Some(Ok(std::mem::take(b)))
+                }
+            }
+            Source::Chunks(it) => {
+                for chunk in it.by_ref() {
+                    if !chunk.is_empty() {
+                        return Some(Ok(chunk));
+                    }
+                }
+                None
+            }
+            Source::Reader(r) => {
+                let mut buf = vec![0u8; max];
+                loop {
+                    match r.read(&mut buf) {
+                        Ok(0) => return None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            return Some(Ok(Bytes::from(buf)));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+            }
+            Source::Callback(_) => None,
+        }
+    }
+}
+
+/// What a [`Command`](crate::Command) holds as input. Bytes and files can be
+/// used by every run of the command; iterators, readers and callbacks are
+/// consumed by the first run.
+#[derive(Clone)]
+pub(crate) enum InputSpec {
+    Bytes(Bytes),
+    File(PathBuf),
+    Once(Arc<Mutex<Option<Source>>>),
+}
+
+impl InputSpec {
+    pub(crate) fn once(source: Source) -> InputSpec {
+        InputSpec::Once(Arc::new(Mutex::new(Some(source))))
+    }
+}
+
+impl fmt::Debug for InputSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputSpec::Bytes(b) => f.debug_tuple("Bytes").field(&b.len()).finish(),
+            InputSpec::File(p) => f.debug_tuple("File").field(p).finish(),
+            InputSpec::Once(_) => f.write_str("Once(..)"),
+        }
+    }
+}
+
+impl crate::Command {
+    /// Feeds the child's stdin from an iterator of chunks, pulled one chunk at
+    /// a time and only while the child's stdin can take more. When the
+    /// iterator ends, stdin is closed, so programs that wait for end-of-file
+    /// (`sort`, `base64`, `tac`) finish. Empty chunks are skipped.
+    ///
+    /// Used by [`stream`](crate::Command::stream),
+    /// [`events`](crate::Command::events) and [`output`](crate::Command::output);
+    /// consumed by the first of them (a second run gets
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput)).
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let out = Command::new("cat").input(["Hello ", "Back!"]).stream()?.collect_string()?;
+    /// assert_eq!(out, "Hello Back!");
+    ///
+    /// let lines = (1..=10).map(|n| format!("{n}\n"));
+    /// let out = Command::new("cat").input(lines).stream()?.collect_string()?;
+    /// assert_eq!(out, "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn input<I>(&mut self, chunks: I) -> &mut crate::Command
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Into<Bytes> + 'static,
+    {
+        let it = chunks.into_iter().map(Into::into);
+        self.input = Some(InputSpec::once(Source::Chunks(Box::new(it))));
+        self
+    }
+
+    /// Feeds the child's stdin with these bytes, then closes it. Unlike the
+    /// other inputs, it is kept for every run of the command.
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let out = Command::new("base64").input_bytes("abcdef").stream()?.collect_string()?;
+    /// assert_eq!(out, "YWJjZGVm\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn input_bytes(&mut self, bytes: impl Into<Bytes>) -> &mut crate::Command {
+        self.input = Some(InputSpec::Bytes(bytes.into()));
+        self
+    }
+
+    /// Feeds the child's stdin from a reader, read one chunk at a time
+    /// (at most [`max_chunk_size`](crate::Command::max_chunk_size)) when the
+    /// child can take more.
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let reader = std::io::Cursor::new(b"b\na\n".to_vec());
+    /// let out = Command::new("sort").input_reader(reader).stream()?.collect_string()?;
+    /// assert_eq!(out, "a\nb\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn input_reader(&mut self, reader: impl Read + Send + 'static) -> &mut crate::Command {
+        self.input = Some(InputSpec::once(Source::Reader(Box::new(reader))));
+        self
+    }
+
+    /// Gives the child this file as its stdin (opened for reading; no data
+    /// passes through the parent).
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let out = Command::new("wc").arg("-c").input_file("/dev/null").stream()?.collect_string()?;
+    /// assert_eq!(out.trim(), "0");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn input_file(&mut self, path: impl Into<PathBuf>) -> &mut crate::Command {
+        self.input = Some(InputSpec::File(path.into()));
+        self
+    }
+
+    /// Feeds the child's stdin from a callback that writes into an
+    /// [`InputSink`] (exile's Collectable input). It runs on a helper thread;
+    /// its writes block while the child is not reading. Stdin is closed when
+    /// it returns. An error it returns is reported at the end of the stream
+    /// (a broken pipe only without [`ignore_epipe`](crate::Command::ignore_epipe)).
+    ///
+    /// ```
+    /// use procession::Command;
+    /// use std::io::Write;
+    /// let out = Command::new("cat")
+    ///     .input_fn(|sink| {
+    ///         for _ in 0..2 {
+    ///             sink.write_all(b"data\n")?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .stream()?
+    ///     .collect_string()?;
+    /// assert_eq!(out, "data\ndata\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn input_fn<F>(&mut self, callback: F) -> &mut crate::Command
+    where
+        F: FnOnce(&mut InputSink) -> io::Result<()> + Send + 'static,
+    {
+        self.input = Some(InputSpec::once(Source::Callback(Box::new(callback))));
+        self
+    }
+}
