@@ -39,6 +39,18 @@ fn read_now(fd: BorrowedFd<'_>, max: usize) -> io::Result<Option<Bytes>> {
     }
 }
 
+/// [`read_chunk`] on a pipe end of the handle (`None` again on every read
+/// after end of file).
+fn read_pipe<P: AsFd>(
+    slot: &mut Option<P>,
+    program: &std::ffi::OsStr,
+    what: &str,
+    max: usize,
+) -> Result<Option<Bytes>, Error> {
+    let fd = slot.as_ref().ok_or_else(|| not_piped(program, what))?;
+    read_chunk(fd.as_fd(), max).map_err(|e| Error::os(program, Step::Read, e))
+}
+
 /// Waits until `fd` is readable, then reads one chunk.
 fn read_chunk(fd: BorrowedFd<'_>, max: usize) -> io::Result<Option<Bytes>> {
     loop {
@@ -124,17 +136,12 @@ impl Child {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn read(&mut self) -> Result<Option<Bytes>, Error> {
-        let max = self.max_chunk;
-        let fd = self
-            .stdout
-            .as_ref()
-            .ok_or_else(|| not_piped(self.process.program(), "stdout"))?;
-        let got = read_chunk(fd.as_fd(), max)
-            .map_err(|e| Error::os(self.process.program(), Step::Read, e))?;
-        if got.is_none() {
-            self.stdout = None;
-        }
-        Ok(got)
+        read_pipe(
+            &mut self.stdout,
+            self.process.program(),
+            "stdout",
+            self.max_chunk,
+        )
     }
 
     /// Reads the next chunk of stderr; `None` at end of file.
@@ -143,17 +150,12 @@ impl Child {
     ///
     /// As [`read`](Child::read).
     pub fn read_stderr(&mut self) -> Result<Option<Bytes>, Error> {
-        let max = self.max_chunk;
-        let fd = self
-            .stderr
-            .as_ref()
-            .ok_or_else(|| not_piped(self.process.program(), "stderr"))?;
-        let got = read_chunk(fd.as_fd(), max)
-            .map_err(|e| Error::os(self.process.program(), Step::Read, e))?;
-        if got.is_none() {
-            self.stderr = None;
-        }
-        Ok(got)
+        read_pipe(
+            &mut self.stderr,
+            self.process.program(),
+            "stderr",
+            self.max_chunk,
+        )
     }
 
     /// Reads whichever of stdout and stderr has data first, tagged
