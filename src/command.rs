@@ -4,6 +4,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::engine::spawn::Ends;
 use crate::input::InputSpec;
 use crate::stdio::Stdio;
 use crate::{Child, Error, ExitStatus, Signal};
@@ -481,7 +482,7 @@ impl Command {
             self.stdout.as_ref().unwrap_or(&inherit),
             self.stderr.as_ref().unwrap_or(&inherit),
         ];
-        let spawned = crate::engine::spawn::spawn_with_ends(self, stdio)?;
+        let spawned = crate::engine::spawn::spawn_with_ends(self, stdio, Ends::Blocking)?;
         Ok(Child::new(spawned, self.kill_on_drop, self.max_chunk))
     }
 

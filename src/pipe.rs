@@ -1,9 +1,10 @@
 //! The parent's ends of a child's pipes: [`ChildStdin`], [`ChildStdout`],
 //! [`ChildStderr`].
 //!
-//! The descriptors are non-blocking (so one thread can multiplex several
-//! with `poll`), but `Read` and `Write` here block as usual: on `EAGAIN` they
-//! wait in `poll(2)` for readiness and try again.
+//! A [`Child`](crate::Child)'s pipe ends are blocking, as in `std`, so a
+//! `read` or `write` is one system call. Ends that a driver multiplexes are
+//! non-blocking; `Read` and `Write` here block as usual either way: on
+//! `EAGAIN` they wait in `poll(2)` for readiness and try again.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -59,7 +60,7 @@ macro_rules! pipe_end {
         }
 
         impl From<$name> for OwnedFd {
-            /// The descriptor, still in non-blocking mode.
+            /// The descriptor.
             fn from(p: $name) -> OwnedFd {
                 p.fd
             }

@@ -48,7 +48,8 @@ impl Stdio {
     }
 
     /// A pipe to the parent: take its end from the [`Child`](crate::Child).
-    /// The parent's end is non-blocking and close-on-exec; its capacity is
+    /// The parent's end is close-on-exec (and non-blocking where a stream or
+    /// the async API multiplexes it); its capacity is
     /// [`Command::pipe_capacity`](crate::Command::pipe_capacity).
     pub fn piped() -> Stdio {
         Stdio(Kind::Piped)

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::engine::driver::{Chunk, Driver, Options, Progress, StderrMode};
-use crate::engine::spawn::spawn_with_ends;
+use crate::engine::spawn::{Ends, spawn_with_ends};
 use crate::input::{InputSpec, Source};
 use crate::stdio::{Kind, Stdio};
 use crate::{Command, Error, ExitStatus};
@@ -184,7 +184,7 @@ impl Command {
             Kind::Piped => mode,
             _ => StderrMode::Tail,
         };
-        let spawned = spawn_with_ends(self, [stdin, &piped, stderr])?;
+        let spawned = spawn_with_ends(self, [stdin, &piped, stderr], Ends::NonBlocking)?;
         let ends = spawned.ends;
         Ok(Driver::new(
             spawned.process,

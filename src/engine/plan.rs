@@ -43,6 +43,8 @@ pub(crate) struct Plan {
     pub parent: ParentEnds,
     /// The process group the child joins or creates (0: its own pid).
     pub pgid: Option<libc::pid_t>,
+    /// Whether the parent's pipe ends are made non-blocking.
+    nonblocking: bool,
 }
 
 fn cstring(program: &OsStr, what: &str, s: impl Into<Vec<u8>>) -> Result<CString, Error> {
@@ -52,7 +54,7 @@ fn cstring(program: &OsStr, what: &str, s: impl Into<Vec<u8>>) -> Result<CString
 impl Plan {
     /// Prepares `cmd`. Opens files and creates pipes, so errors name the
     /// stream that failed.
-    pub(crate) fn new(cmd: &Command, stdio: [&Stdio; 3]) -> Result<Plan, Error> {
+    pub(crate) fn new(cmd: &Command, stdio: [&Stdio; 3], nonblocking: bool) -> Result<Plan, Error> {
         let program = cmd.program.as_os_str();
         if program.is_empty() {
             return Err(Error::invalid(program, "the program name is empty"));
@@ -120,6 +122,7 @@ impl Plan {
         )?;
 
         let mut plan = Plan {
+            nonblocking,
             path,
             _args: args,
             argv,
@@ -230,8 +233,10 @@ impl Plan {
                     // Best effort: a refusal keeps the default capacity.
                     let _ = pipe::set_pipe_size(parent.as_fd(), cap);
                 }
-                fd::set_nonblocking(parent.as_fd(), true)
-                    .map_err(|e| Error::os(program, Step::Pipe, e))?;
+                if self.nonblocking {
+                    fd::set_nonblocking(parent.as_fd(), true)
+                        .map_err(|e| Error::os(program, Step::Pipe, e))?;
+                }
                 match target {
                     0 => self.parent.stdin = Some(parent),
                     1 => self.parent.stdout = Some(parent),

@@ -14,11 +14,26 @@ pub(crate) struct Spawned {
     pub ends: ParentEnds,
 }
 
-/// Starts `cmd`'s child. On success the child has called `execve`; on a
-/// failure in the child, it has been reaped and the error names the step.
-pub(crate) fn spawn_with_ends(cmd: &Command, stdio: [&Stdio; 3]) -> Result<Spawned, Error> {
+/// How the parent's pipe ends are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ends {
+    /// Blocking, like `std`: a `read` or `write` on the handle is one system
+    /// call. For [`Child`](crate::Child).
+    Blocking,
+    /// `O_NONBLOCK`, for a driver that multiplexes them (streams, async).
+    NonBlocking,
+}
+
+/// Starts `cmd`'s child with `stdio` for fds 0, 1, 2. On success the child
+/// has called `execve`; on a failure in the child, it has been reaped and
+/// the error names the step.
+pub(crate) fn spawn_with_ends(
+    cmd: &Command,
+    stdio: [&Stdio; 3],
+    ends: Ends,
+) -> Result<Spawned, Error> {
     let program = cmd.program.as_os_str();
-    let mut plan = Plan::new(cmd, stdio)?;
+    let mut plan = Plan::new(cmd, stdio, ends == Ends::NonBlocking)?;
     let result = sys_spawn::spawn(&plan.child_plan());
     // The child has its copies (or is gone): close ours at once, so EOF on
     // the pipes depends only on the child.
@@ -80,5 +95,5 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Arc<Process>, Error> {
         cmd.stdout.as_ref().unwrap_or(&inherit),
         cmd.stderr.as_ref().unwrap_or(&inherit),
     ];
-    spawn_with_ends(cmd, stdio).map(|s| s.process)
+    spawn_with_ends(cmd, stdio, Ends::Blocking).map(|s| s.process)
 }
