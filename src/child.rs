@@ -478,9 +478,7 @@ impl Child {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn signaller(&self) -> Signaller {
-        Signaller {
-            process: self.process.clone(),
-        }
+        Signaller::new(self.process.clone())
     }
 }
 
@@ -490,13 +488,7 @@ impl Drop for Child {
         self.stdin = None;
         self.stdout = None;
         self.stderr = None;
-        if self.process.is_reaped() {
-            return;
-        }
-        if self.kill_on_drop {
-            self.process.start_stop(Ended::Stopped);
-        }
-        reaper::adopt(self.process.clone());
+        Process::release(&self.process, self.kill_on_drop);
     }
 }
 
@@ -507,6 +499,10 @@ pub struct Signaller {
 }
 
 impl Signaller {
+    pub(crate) fn new(process: Arc<Process>) -> Signaller {
+        Signaller { process }
+    }
+
     /// As [`Child::signal`].
     ///
     /// # Errors

@@ -211,6 +211,18 @@ impl Error {
         self.inner.os.as_ref()
     }
 
+    /// The procession error inside an `io::Error` made from one (as the
+    /// async streams yield), if there is one.
+    ///
+    /// ```
+    /// use procession::{Command, Error, ErrorKind};
+    /// let err: std::io::Error = Command::new("no-such-program-here").spawn().unwrap_err().into();
+    /// assert_eq!(Error::from_io(&err).map(Error::kind), Some(ErrorKind::NotFound));
+    /// ```
+    pub fn from_io(err: &io::Error) -> Option<&Error> {
+        err.get_ref().and_then(|e| e.downcast_ref::<Error>())
+    }
+
     /// The child's exit status, for errors of kind [`ErrorKind::Exit`].
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.inner.status

@@ -40,12 +40,31 @@ impl Write for InputSink {
 
 pub(crate) type Callback = Box<dyn FnOnce(&mut InputSink) -> io::Result<()> + Send>;
 
+/// An async input callback: given the sink, returns the future that feeds it.
+#[cfg(feature = "tokio")]
+pub(crate) type AsyncCallback = Box<
+    dyn FnOnce(
+            crate::tokio::AsyncInputSink,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<()>> + Send>>
+        + Send,
+>;
+
 /// A source the driver pulls from, one chunk at a time.
 pub(crate) enum Source {
     Bytes(Bytes),
     Chunks(Box<dyn Iterator<Item = Bytes> + Send>),
     Reader(Box<dyn Read + Send>),
     Callback(Callback),
+    /// A `futures` stream of chunks (async API only).
+    #[cfg(feature = "tokio")]
+    Stream(std::pin::Pin<Box<dyn futures_core::Stream<Item = Bytes> + Send>>),
+    /// A tokio `AsyncRead` (async API only).
+    #[cfg(feature = "tokio")]
+    AsyncRead(std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>),
+    /// An async callback writing into an `AsyncInputSink` (async API only).
+    #[cfg(feature = "tokio")]
+    AsyncCallback(AsyncCallback),
 }
 
 impl Source {
@@ -84,7 +103,21 @@ impl Source {
                 }
             }
             Source::Callback(_) => None,
+            #[cfg(feature = "tokio")]
+            Source::Stream(_) | Source::AsyncRead(_) | Source::AsyncCallback(_) => None,
         }
+    }
+
+    /// Whether only the async API can feed this source.
+    pub(crate) fn is_async(&self) -> bool {
+        #[cfg(feature = "tokio")]
+        if matches!(
+            self,
+            Source::Stream(_) | Source::AsyncRead(_) | Source::AsyncCallback(_)
+        ) {
+            return true;
+        }
+        false
     }
 }
 

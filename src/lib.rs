@@ -199,6 +199,8 @@ mod status;
 mod stdio;
 mod stream;
 mod sys;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use bytes::Bytes;
 pub use child::{Child, Signaller};
@@ -213,6 +215,8 @@ pub use signal::{ParseSignalError, Signal};
 pub use status::{Ended, ExitStatus};
 pub use stdio::Stdio;
 pub use stream::{Event, Events, Output, Stderr, Stream};
+#[cfg(feature = "tokio")]
+pub use tokio::{AsyncChild, AsyncEvents, AsyncInputSink, AsyncStream};
 
 /// Support for procession's own test suite; not part of the public API.
 #[doc(hidden)]

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::engine::driver::{Chunk, Driver, Options, Progress, StderrMode};
-use crate::engine::spawn::{Ends, spawn_with_ends};
-use crate::input::{InputSpec, Source};
+use crate::engine::driver::{Chunk, Driver, Feed, Options, Progress, StderrMode};
+use crate::engine::spawn::{Ends, Spawned, spawn_with_ends};
+use crate::error::Step;
+use crate::input::{InputSink, InputSpec, Source};
 use crate::stdio::{Kind, Stdio};
-use crate::{Command, Error, ExitStatus};
+use crate::{ChildStdin, Command, Error, ExitStatus};
 
 /// What to do with a streaming child's stderr (exile's `stderr:` option);
 /// converts into a [`Stdio`] for [`Command::stderr`].
@@ -147,7 +148,15 @@ impl Command {
         self
     }
 
-    fn start_driver(&self, stderr_default: Stdio, mode: StderrMode) -> Result<Driver, Error> {
+    /// Spawns for streaming: stdout piped, stdin from the input (or as
+    /// configured, `/dev/null` by default), stderr as configured (else
+    /// `stderr_default`). Returns the child, the input source to feed, and
+    /// the driver options (`mode` applies only when stderr is piped).
+    pub(crate) fn spawn_streaming(
+        &self,
+        stderr_default: Stdio,
+        mode: StderrMode,
+    ) -> Result<(Spawned, Option<Source>, Options), Error> {
         let program = self.program.as_os_str();
         let mut source = None;
         let file;
@@ -185,20 +194,63 @@ impl Command {
             _ => StderrMode::Tail,
         };
         let spawned = spawn_with_ends(self, [stdin, &piped, stderr], Ends::NonBlocking)?;
-        let ends = spawned.ends;
+        let opts = Options {
+            max_chunk: self.max_chunk,
+            ignore_epipe: self.ignore_epipe,
+            exit_timeout: self.exit_timeout,
+            drain_timeout: self.drain_timeout,
+            stderr_mode: mode,
+        };
+        Ok((spawned, source, opts))
+    }
+
+    fn start_driver(&self, stderr_default: Stdio, mode: StderrMode) -> Result<Driver, Error> {
+        let (spawned, source, opts) = self.spawn_streaming(stderr_default, mode)?;
+        let mut ends = spawned.ends;
+        let feed = match source {
+            None => Feed::Nothing,
+            Some(Source::Callback(f)) => match ends.stdin.take() {
+                // The callback writes with blocking writes of its own, so it
+                // runs on a helper thread that owns the stdin pipe.
+                Some(fd) => {
+                    let thread = std::thread::Builder::new()
+                        .name("procession-input".into())
+                        .spawn(move || f(&mut InputSink::new(ChildStdin::new(fd))));
+                    match thread {
+                        Ok(h) => Feed::Thread(h),
+                        Err(e) => {
+                            let err = Error::os(self.program.as_os_str(), Step::Write, e)
+                                .with_detail("cannot start the input thread");
+                            // Dropping the driver stops the child just started.
+                            drop(Driver::new(
+                                spawned.process,
+                                None,
+                                ends.stdout,
+                                ends.stderr,
+                                Feed::Nothing,
+                                opts,
+                            ));
+                            return Err(err);
+                        }
+                    }
+                }
+                None => Feed::Nothing,
+            },
+            Some(s) if s.is_async() => {
+                return Err(Error::invalid(
+                    self.program.as_os_str(),
+                    "an async input needs the async API (stream_async, events_async, output_async)",
+                ));
+            }
+            Some(s) => Feed::Pull(s),
+        };
         Ok(Driver::new(
             spawned.process,
             ends.stdin,
             ends.stdout,
             ends.stderr,
-            source,
-            Options {
-                max_chunk: self.max_chunk,
-                ignore_epipe: self.ignore_epipe,
-                exit_timeout: self.exit_timeout,
-                drain_timeout: self.drain_timeout,
-                stderr_mode: mode,
-            },
+            feed,
+            opts,
         ))
     }
 

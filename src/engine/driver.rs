@@ -3,8 +3,10 @@
 //! and never waits: [`Driver::step`] does what the given readiness allows and
 //! returns either an output chunk, the end, or the [`Interest`] to wait for.
 //! The blocking driver waits with `poll(2)` on the consumer's thread
-//! ([`Driver::next_blocking`]); an async driver waits on its runtime's
-//! readiness instead.
+//! ([`Driver::next_blocking`]); the tokio driver (`crate::tokio`) waits on
+//! the runtime's readiness instead. Both run this same state machine, which
+//! is generic over how a pipe end is held (`F: AsFd`: a plain `OwnedFd`, or
+//! one registered with a runtime).
 //!
 //! # Memory bound
 //!
@@ -15,7 +17,8 @@
 //! item, so the kernel pipe is the only other buffer and a slow consumer
 //! blocks the child in `write`.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,11 +27,11 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::process::Process;
 use super::reaper;
+use crate::ExitStatus;
 use crate::error::{Error, Step};
-use crate::input::{InputSink, Source};
+use crate::input::Source;
 use crate::status::Ended;
 use crate::sys::fd;
-use crate::{ChildStdin, ExitStatus};
 
 /// How many bytes of stderr a checked stream keeps for its error message.
 pub(crate) const STDERR_TAIL: usize = 8 * 1024;
@@ -89,6 +92,21 @@ pub(crate) enum Progress {
     Pending(Interest),
 }
 
+/// Where the child's input comes from.
+pub(crate) enum Feed {
+    /// No input: a stdin pipe, if any, is closed at once.
+    Nothing,
+    /// The driver pulls chunks from this source while stdin is writable.
+    Pull(Source),
+    /// The caller pushes chunks with [`Driver::push_input`] when
+    /// [`Driver::wants_input`] (async sources, polled by the async driver).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio driver
+    Push,
+    /// Another thread owns stdin and writes to it (a callback); its result
+    /// is reported at the end.
+    Thread(JoinHandle<io::Result<()>>),
+}
+
 /// Options for a streaming run.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Options {
@@ -100,14 +118,13 @@ pub(crate) struct Options {
 }
 
 /// A streaming run of one child.
-pub(crate) struct Driver {
+pub(crate) struct Driver<F: AsFd = OwnedFd> {
     process: Arc<Process>,
-    stdin: Option<OwnedFd>,
-    stdout: Option<OwnedFd>,
-    stderr: Option<OwnedFd>,
-    source: Option<Source>,
+    stdin: Option<F>,
+    stdout: Option<F>,
+    stderr: Option<F>,
+    feed: Feed,
     pending: Bytes,
-    feeder: Option<JoinHandle<std::io::Result<()>>>,
     opts: Options,
     buf: BytesMut,
     tail: BytesMut,
@@ -121,25 +138,32 @@ pub(crate) struct Driver {
     prefer_stderr: bool,
     finished: bool,
     high_water: usize,
+    /// The descriptors whose I/O returned `EAGAIN` in the last step.
+    blocked: Ready,
 }
 
-impl Driver {
+impl<F: AsFd> Driver<F> {
     pub(crate) fn new(
         process: Arc<Process>,
-        stdin: Option<OwnedFd>,
-        stdout: Option<OwnedFd>,
-        stderr: Option<OwnedFd>,
-        source: Option<Source>,
+        stdin: Option<F>,
+        stdout: Option<F>,
+        stderr: Option<F>,
+        feed: Feed,
         opts: Options,
-    ) -> Driver {
-        let mut driver = Driver {
+    ) -> Driver<F> {
+        // Without a source to pull or push, nothing will ever be written:
+        // close stdin now so the child sees end-of-file.
+        let stdin = match feed {
+            Feed::Pull(_) | Feed::Push => stdin,
+            Feed::Nothing | Feed::Thread(_) => None,
+        };
+        Driver {
             process,
             stdin,
             stdout,
             stderr,
-            source: None,
+            feed,
             pending: Bytes::new(),
-            feeder: None,
             opts,
             buf: BytesMut::new(),
             tail: BytesMut::new(),
@@ -150,28 +174,77 @@ impl Driver {
             prefer_stderr: false,
             finished: false,
             high_water: 0,
-        };
-        match source {
-            Some(Source::Callback(f)) => {
-                // The callback writes with blocking writes of its own, so it
-                // runs on a helper thread that owns the stdin pipe.
-                if let Some(fd) = driver.stdin.take() {
-                    let spawned = std::thread::Builder::new()
-                        .name("procession-input".into())
-                        .spawn(move || f(&mut InputSink::new(ChildStdin::new(fd))));
-                    match spawned {
-                        Ok(h) => driver.feeder = Some(h),
-                        Err(e) => {
-                            driver.input_error = Some(Error::os(driver.program(), Step::Write, e))
-                        }
-                    }
-                }
-            }
-            Some(s) => driver.source = Some(s),
-            // No source but a stdin pipe: nothing to send, close it now.
-            None => driver.stdin = None,
+            blocked: Ready::default(),
         }
-        driver
+    }
+
+    /// The descriptors whose I/O returned `EAGAIN` during the last
+    /// [`step`](Driver::step): an edge-triggered waiter may clear their
+    /// readiness.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio driver
+    pub(crate) fn blocked(&self) -> Ready {
+        self.blocked
+    }
+
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio driver
+    pub(crate) fn process(&self) -> &Arc<Process> {
+        &self.process
+    }
+
+    /// The pipe ends still open, for a driver that registers them.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio driver
+    pub(crate) fn handles(&self) -> [Option<&F>; 3] {
+        [
+            self.stdin.as_ref(),
+            self.stdout.as_ref(),
+            self.stderr.as_ref(),
+        ]
+    }
+
+    /// With [`Feed::Push`]: whether the driver can take another chunk now.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio driver
+    pub(crate) fn wants_input(&self) -> bool {
+        matches!(self.feed, Feed::Push) && self.stdin.is_some() && self.pending.is_empty()
+    }
+
+    /// With [`Feed::Push`]: the next chunk to write (empty chunks are ignored).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio driver
+    pub(crate) fn push_input(&mut self, chunk: Bytes) {
+        debug_assert!(self.pending.is_empty());
+        if self.stdin.is_some() {
+            self.pending = chunk;
+            self.note_buffered();
+        }
+    }
+
+    /// With [`Feed::Push`]: the source failed (`Some`) or ended (`None`);
+    /// stdin is closed either way.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio driver
+    pub(crate) fn finish_input(&mut self, error: Option<io::Error>) {
+        if let Some(e) = error {
+            self.record_input_error(e, "reading the input");
+        }
+        if self.pending.is_empty() {
+            self.end_input();
+        } else {
+            // Write what is pending first; close after.
+            self.feed = Feed::Pull(Source::Bytes(Bytes::new()));
+        }
+    }
+
+    /// The input ran on its own (an async callback owning stdin) and ended
+    /// with this result.
+    pub(crate) fn input_result(&mut self, result: io::Result<()>) {
+        if let Err(e) = result {
+            self.record_input_error(e, "the input callback failed");
+        }
+    }
+
+    fn record_input_error(&mut self, e: io::Error, detail: &str) {
+        let epipe = e.kind() == io::ErrorKind::BrokenPipe;
+        if !(epipe && self.opts.ignore_epipe) && self.input_error.is_none() {
+            self.input_error = Some(Error::os(self.program(), Step::Write, e).with_detail(detail));
+        }
     }
 
     fn program(&self) -> &std::ffi::OsStr {
@@ -207,25 +280,19 @@ impl Driver {
     /// small writes.
     fn feed(&mut self) {
         let mut budget = self.opts.max_chunk.max(4096);
-        while budget > 0 {
-            if self.stdin.is_none() {
-                return;
-            }
+        while budget > 0 && self.stdin.is_some() {
             if self.pending.is_empty() {
-                let next = match self.source.as_mut() {
-                    Some(s) => s.next_chunk(self.opts.max_chunk),
-                    None => None,
+                let Feed::Pull(source) = &mut self.feed else {
+                    // Push: the caller brings the next chunk.
+                    return;
                 };
-                match next {
+                match source.next_chunk(self.opts.max_chunk) {
                     Some(Ok(chunk)) => {
                         self.pending = chunk;
                         self.note_buffered();
                     }
                     Some(Err(e)) => {
-                        self.input_error = Some(
-                            Error::os(self.program(), Step::Write, e)
-                                .with_detail("reading the input"),
-                        );
+                        self.record_input_error(e, "reading the input");
                         self.end_input();
                         return;
                     }
@@ -244,12 +311,12 @@ impl Driver {
                     self.pending.advance(n);
                     budget = budget.saturating_sub(n.max(1));
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked.stdin = true;
+                    return;
+                }
                 Err(e) => {
-                    let epipe = e.kind() == std::io::ErrorKind::BrokenPipe;
-                    if !(epipe && self.opts.ignore_epipe) && self.input_error.is_none() {
-                        self.input_error = Some(Error::os(self.program(), Step::Write, e));
-                    }
+                    self.record_input_error(e, "writing the input");
                     self.end_input();
                     return;
                 }
@@ -259,7 +326,9 @@ impl Driver {
 
     fn end_input(&mut self) {
         self.stdin = None;
-        self.source = None;
+        if !matches!(self.feed, Feed::Thread(_)) {
+            self.feed = Feed::Nothing;
+        }
         self.pending = Bytes::new();
     }
 
@@ -284,7 +353,14 @@ impl Driver {
                 self.high_water = self.high_water.max(now);
                 Ok(Some(self.buf.split_to(n).freeze()))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if err {
+                    self.blocked.stderr = true;
+                } else {
+                    self.blocked.stdout = true;
+                }
+                Ok(None)
+            }
             Err(e) => {
                 *slot = None;
                 Err(Error::os(self.program(), Step::Read, e))
@@ -302,6 +378,7 @@ impl Driver {
 
     /// Does what `ready` allows without blocking. See the module docs.
     pub(crate) fn step(&mut self, ready: Ready, now: Instant) -> Result<Progress, Error> {
+        self.blocked = Ready::default();
         if ready.stdin && self.stdin.is_some() {
             self.feed();
         }
@@ -364,7 +441,10 @@ impl Driver {
             (a, b) => a.or(b),
         };
         Ok(Progress::Pending(Interest {
-            stdin: self.stdin.is_some(),
+            // With a pushed source and nothing pending there is nothing to
+            // write: the pusher brings the next chunk.
+            stdin: self.stdin.is_some()
+                && (!self.pending.is_empty() || matches!(self.feed, Feed::Pull(_))),
             stdout: self.stdout.is_some(),
             stderr: self.stderr.is_some(),
             // The pidfd stays readable after the exit, so it is only worth
@@ -377,37 +457,39 @@ impl Driver {
 
     /// The error to report at the end of the run, if any: a failed input.
     pub(crate) fn take_input_error(&mut self) -> Option<Error> {
-        if let Some(e) = self.input_error.take() {
-            return Some(e);
-        }
-        // A callback's result, if it is over; a callback still running is
+        // A callback thread's result, if it is over; one still running is
         // left alone (it holds the only stdin end and ends on EPIPE).
-        if self.feeder.as_ref().is_some_and(|h| h.is_finished()) {
-            let result = self.feeder.take().map(|h| h.join());
-            match result {
-                Some(Ok(Err(e)))
-                    if !(e.kind() == std::io::ErrorKind::BrokenPipe && self.opts.ignore_epipe) =>
-                {
-                    return Some(
-                        Error::os(self.program(), Step::Write, e)
-                            .with_detail("the input callback failed"),
-                    );
+        if let Feed::Thread(h) = &self.feed {
+            if h.is_finished() {
+                let Feed::Thread(h) = std::mem::replace(&mut self.feed, Feed::Nothing) else {
+                    unreachable!()
+                };
+                match h.join() {
+                    Ok(result) => self.input_result(result),
+                    Err(_) => {
+                        self.input_error.get_or_insert_with(|| {
+                            Error::new(
+                                self.process.program(),
+                                Step::Write,
+                                crate::ErrorKind::Os,
+                                Some("the input callback panicked".into()),
+                                None,
+                            )
+                        });
+                    }
                 }
-                Some(Err(_)) => {
-                    return Some(Error::new(
-                        self.program(),
-                        Step::Write,
-                        crate::ErrorKind::Os,
-                        Some("the input callback panicked".into()),
-                        None,
-                    ));
-                }
-                _ => {}
             }
         }
-        None
+        self.input_error.take()
     }
 
+    /// Marks the run as complete (its end was reported).
+    pub(crate) fn set_finished(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Driver<OwnedFd> {
     /// Blocks on the consumer's thread until the next chunk or the end.
     pub(crate) fn next_blocking(&mut self) -> Result<Progress, Error> {
         let mut ready = Ready::ALL;
@@ -416,7 +498,7 @@ impl Driver {
                 Progress::Pending(interest) => ready = self.wait(interest)?,
                 done_or_data => {
                     if let Progress::Done(_) = done_or_data {
-                        self.finished = true;
+                        self.set_finished();
                     }
                     return Ok(done_or_data);
                 }
@@ -453,7 +535,7 @@ impl Driver {
         for (i, (f, wanted, ev)) in slots.iter().enumerate() {
             if let (Some(f), true) = (f, wanted) {
                 fds[i] = libc::pollfd {
-                    fd: std::os::fd::AsRawFd::as_raw_fd(*f),
+                    fd: f.as_raw_fd(),
                     events: *ev,
                     revents: 0,
                 };
@@ -461,7 +543,7 @@ impl Driver {
         }
         if let Some(p) = pidfd {
             fds[3] = libc::pollfd {
-                fd: std::os::fd::AsRawFd::as_raw_fd(&p),
+                fd: p.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             };
@@ -477,7 +559,7 @@ impl Driver {
     }
 }
 
-impl Drop for Driver {
+impl<F: AsFd> Drop for Driver<F> {
     fn drop(&mut self) {
         if self.finished || self.status.is_some() {
             return;

@@ -431,6 +431,19 @@ impl Process {
         }
     }
 
+    /// The handle that owned the child lets go of it (it is dropped): with
+    /// `stop`, the stop sequence starts; unless everything is over, the
+    /// background reaper takes the child over. Never blocks.
+    pub(crate) fn release(this: &Arc<Process>, stop: bool) {
+        if this.finished(&this.lock()) {
+            return;
+        }
+        if stop {
+            this.start_stop(Ended::Stopped);
+        }
+        super::reaper::adopt(this.clone());
+    }
+
     /// Starts the stop sequence (no-op once started or exited).
     pub(crate) fn start_stop(&self, reason: Ended) {
         let mut st = self.lock();

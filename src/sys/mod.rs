@@ -14,6 +14,8 @@ pub(crate) mod fd;
 pub(crate) mod pidfd;
 pub(crate) mod pipe;
 pub(crate) mod procfs;
+#[cfg(feature = "tokio")]
+pub(crate) mod reactor;
 pub(crate) mod signal;
 pub(crate) mod spawn;
 

@@ -1,0 +1,596 @@
+//! procession's benchmark harness: procession against std::process,
+//! tokio::process, duct and subprocess. See `bench/README.md`.
+//!
+//! ```text
+//! cargo run --release -p procession-bench -- all            # full run, writes BENCHMARKS.md
+//! cargo run --release -p procession-bench -- --quick all    # smaller sizes, 3 repetitions
+//! cargo run --release -p procession-bench -- throughput-stdout roundtrip
+//! ```
+
+mod asyncstub;
+mod early_drop;
+mod latency;
+mod many;
+mod rawspawn;
+mod results;
+mod runner;
+mod slow;
+mod spawn;
+mod svg;
+mod throughput;
+mod util;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use results::Outcome;
+use runner::Ctx;
+use throughput::Placement;
+
+const SCENARIOS: [(&str, &str); 8] = [
+    (
+        "throughput-stdout",
+        "1. stdout throughput, 4 GiB from a writer child",
+    ),
+    (
+        "throughput-stdin",
+        "2. stdin throughput, 4 GiB into a sink child",
+    ),
+    ("roundtrip", "3. round-trip latency through an echo child"),
+    (
+        "spawn-rate",
+        "4. spawn + wait rate, sequential and 2 in flight",
+    ),
+    ("spawn-memory", "5. spawn cost as the parent's memory grows"),
+    (
+        "many-children",
+        "6. 10,000 concurrent children with stdout piped",
+    ),
+    (
+        "slow-consumer",
+        "7. slow consumer: RSS while reading 1 chunk/ms",
+    ),
+    (
+        "early-drop",
+        "8. stream early-drop: time until the consumer continues",
+    ),
+];
+
+const USAGE: &str = "usage: procession-bench [--quick] [--reps N] [--placements U,X,S] [--write-md] [all | SCENARIO...]
+
+Scenarios:
+  throughput-stdout  throughput-stdin  roundtrip  spawn-rate
+  spawn-memory  many-children  slow-consumer  early-drop
+
+`all` (the default) writes BENCHMARKS.md, bench/results/latest.json and
+bench/results/*.svg at the repository root. A subset, or --quick, writes
+bench/results/partial.{json,md} instead (unless --write-md).";
+
+struct Args {
+    quick: bool,
+    reps: Option<usize>,
+    placements: Vec<Placement>,
+    write_md: bool,
+    scenarios: Vec<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        quick: false,
+        reps: None,
+        placements: vec![Placement::U, Placement::X],
+        write_md: false,
+        scenarios: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--write-md" => a.write_md = true,
+            "--reps" => {
+                a.reps = Some(
+                    it.next()
+                        .and_then(|s| s.parse().ok())
+                        .filter(|&n: &usize| n > 0)
+                        .ok_or("--reps needs a positive number")?,
+                )
+            }
+            "--placements" => {
+                let v = it.next().ok_or("--placements needs a list")?;
+                a.placements = v
+                    .split(',')
+                    .map(|p| match p {
+                        "U" => Ok(Placement::U),
+                        "X" => Ok(Placement::X),
+                        "S" => Ok(Placement::S),
+                        _ => Err(format!("unknown placement {p}")),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            "all" => a
+                .scenarios
+                .extend(SCENARIOS.iter().map(|s| s.0.to_string())),
+            s if SCENARIOS.iter().any(|x| x.0 == s) => a.scenarios.push(s.into()),
+            s => return Err(format!("unknown argument {s}\n\n{USAGE}")),
+        }
+    }
+    if a.scenarios.is_empty() {
+        a.scenarios
+            .extend(SCENARIOS.iter().map(|s| s.0.to_string()));
+    }
+    a.scenarios.dedup();
+    Ok(a)
+}
+
+/// Internal worker processes (fresh parents for scenarios 5, 6 and 7).
+fn worker(args: &[String]) -> io::Result<()> {
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    match args[0].as_str() {
+        "__spawnmem" => spawn::mem_worker(
+            arg(1).parse().map_err(runner::ioe)?,
+            arg(2).parse().map_err(runner::ioe)?,
+            arg(3).parse().map_err(runner::ioe)?,
+            Path::new(&arg(4)),
+        ),
+        "__many" => many::worker(
+            &arg(1),
+            arg(2).parse().map_err(runner::ioe)?,
+            Path::new(&arg(3)),
+        ),
+        "__slow" => slow::worker(&arg(1), arg(2).parse().map_err(runner::ioe)?),
+        // For profiling (strace -c -f, perf): one stdout transfer.
+        "__stdout" => throughput::stdout_worker(
+            &arg(1),
+            arg(2).parse().map_err(runner::ioe)?,
+            Path::new(&arg(3)),
+        ),
+        "__stdin" => throughput::stdin_worker(
+            &arg(1),
+            arg(2).parse().map_err(runner::ioe)?,
+            Path::new(&arg(3)),
+        ),
+        // For profiling (strace -c -f, perf): N sequential spawn+wait.
+        "__spawnloop" => spawn::loop_worker(
+            &arg(1),
+            arg(2).parse().map_err(runner::ioe)?,
+            Path::new(&arg(3)),
+        ),
+        other => Err(io::Error::other(format!("unknown worker {other}"))),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Machine {
+    kernel: String,
+    cpu: String,
+    vcpus: usize,
+    memory_gib: f64,
+    rustc: String,
+    pipe_max_size: String,
+    thp: String,
+    crates: Vec<(String, String)>,
+    /// The procession source measured: commit, and whether the work tree
+    /// had changes.
+    source: String,
+}
+
+fn read_trim(p: &str) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn machine(root: &Path) -> Machine {
+    let cpuinfo = read_trim("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+    let mem_kib: f64 = read_trim("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    // Versions of the contenders, from the lock file.
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
+    let mut crates = Vec::new();
+    for name in ["procession", "tokio", "duct", "subprocess", "libc"] {
+        let needle = format!("name = \"{name}\"\nversion = \"");
+        if let Some(i) = lock.find(&needle) {
+            let rest = &lock[i + needle.len()..];
+            if let Some(end) = rest.find('"') {
+                crates.push((name.to_string(), rest[..end].to_string()));
+            }
+        }
+    }
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]);
+    let dirty = !git(&["status", "--porcelain", "--", "src", "Cargo.toml"]).is_empty();
+    let source = format!(
+        "commit {commit}{}",
+        if dirty {
+            " + uncommitted changes in src/"
+        } else {
+            ""
+        }
+    );
+    Machine {
+        source,
+        kernel: read_trim("/proc/sys/kernel/osrelease"),
+        cpu,
+        vcpus: util::online_cpus(),
+        memory_gib: mem_kib / (1024.0 * 1024.0),
+        rustc,
+        pipe_max_size: read_trim("/proc/sys/fs/pipe-max-size"),
+        thp: read_trim("/sys/kernel/mm/transparent_hugepage/enabled"),
+        crates,
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Report {
+    command: String,
+    date: String,
+    elapsed_s: f64,
+    quick: bool,
+    reps: usize,
+    machine: Machine,
+    outcomes: Vec<(String, Outcome)>,
+}
+
+fn date() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn charts(outcomes: &[(String, Outcome)], dir: &Path) -> io::Result<Vec<(String, String)>> {
+    let mut made = Vec::new();
+    std::fs::create_dir_all(dir)?;
+    let tables: Vec<&results::Table> = outcomes.iter().flat_map(|o| o.1.tables.iter()).collect();
+    let find = |prefix: &str| -> Vec<&results::Table> {
+        tables
+            .iter()
+            .copied()
+            .filter(|t| t.id.starts_with(prefix))
+            .collect()
+    };
+    let mut write = |file: &str, caption: &str, svg: String| -> io::Result<()> {
+        if svg.is_empty() {
+            return Ok(());
+        }
+        std::fs::write(dir.join(file), svg)?;
+        made.push((file.to_string(), caption.to_string()));
+        Ok(())
+    };
+    for (prefix, file, caption) in [
+        (
+            "stdout-",
+            "throughput-stdout.svg",
+            "Scenario 1: stdout throughput per library (GiB/s, median with min–max)",
+        ),
+        (
+            "stdin-",
+            "throughput-stdin.svg",
+            "Scenario 2: stdin throughput per library (GiB/s, median with min–max)",
+        ),
+        (
+            "spawn-static",
+            "spawn-static.svg",
+            "Scenario 4: spawn + wait rate with the static child (spawns/s)",
+        ),
+        (
+            "roundtrip-",
+            "roundtrip.svg",
+            "Scenario 3: round-trip latency (µs per trip, lower is better)",
+        ),
+    ] {
+        let ts = find(prefix);
+        if !ts.is_empty() {
+            let unit = ts[0].unit.clone();
+            write(file, caption, svg::bar_chart(caption, &unit, &ts))?;
+        }
+    }
+    for (_, o) in outcomes {
+        for (id, series) in &o.series {
+            match id.as_str() {
+                "slow-rss" => write(
+                    "slow-consumer-rss.svg",
+                    "Scenario 7: parent RSS over time while reading `cat /dev/urandom` at 1 chunk/ms",
+                    svg::line_chart(
+                        "Slow consumer: parent RSS over time (first repetition)",
+                        "seconds since spawn",
+                        "VmRSS (MiB)",
+                        series,
+                        false,
+                        false,
+                    ),
+                )?,
+                "spawn-memory" => write(
+                    "spawn-memory.svg",
+                    "Scenario 5: spawn() cost against the parent's touched memory (log scales)",
+                    svg::line_chart(
+                        "spawn() cost vs parent memory (static child)",
+                        "parent touched memory (MiB, log scale)",
+                        "µs per spawn() (log scale)",
+                        series,
+                        true,
+                        true,
+                    ),
+                )?,
+                _ => {}
+            }
+        }
+    }
+    Ok(made)
+}
+
+fn markdown(report: &Report, chart_files: &[(String, String)], chart_rel: &str) -> String {
+    let m = &report.machine;
+    let mut s = String::new();
+    s.push_str("# Benchmarks\n\n");
+    s.push_str(&format!(
+        "Generated by the benchmark harness (`bench/`) on {} in {:.1} min{}. Do not edit by hand: \
+         re-run the command below. All numbers of a table come from one run, with the variants \
+         interleaved (A B C … A B C …).\n\n",
+        report.date,
+        report.elapsed_s / 60.0,
+        if report.quick {
+            " — **quick mode: reduced sizes and repetitions, not the reference numbers**"
+        } else {
+            ""
+        }
+    ));
+    s.push_str("## How to run\n\n```sh\n");
+    s.push_str(&report.command);
+    s.push_str("\n```\n\n");
+    s.push_str(
+        "It builds the harness and its helper children in release mode (gcc builds the static \
+         children), runs every scenario for procession and each peer, and writes this file, \
+         `bench/results/latest.json` (every sample) and `bench/results/*.svg`. One scenario: \
+         `cargo run --release -p procession-bench -- throughput-stdout`; fast iteration: \
+         `-- --quick all`. See `bench/README.md`.\n\n",
+    );
+    s.push_str("## Machine\n\n| item | value |\n|---|---|\n");
+    s.push_str(&format!("| kernel | `{}` |\n", m.kernel));
+    s.push_str(&format!("| CPU | {} × {} vCPU |\n", m.cpu, m.vcpus));
+    s.push_str(&format!("| memory | {:.1} GiB |\n", m.memory_gib));
+    s.push_str(&format!("| toolchain | {} |\n", m.rustc));
+    s.push_str(&format!("| `fs.pipe-max-size` | {} |\n", m.pipe_max_size));
+    s.push_str(&format!("| transparent huge pages | `{}` |\n", m.thp));
+    let crates: Vec<String> = m.crates.iter().map(|(n, v)| format!("{n} {v}")).collect();
+    s.push_str(&format!("| crates | {} |\n", crates.join(", ")));
+    s.push_str(&format!("| procession measured | {} |\n", m.source));
+    s.push_str(&format!(
+        "| repetitions | {} per variant |\n\n",
+        report.reps
+    ));
+    // The cross-vCPU wakeup cost in this run, from the round-trip tables.
+    let rt = |id: &str| {
+        report
+            .outcomes
+            .iter()
+            .flat_map(|o| o.1.tables.iter())
+            .find(|t| t.id == id)
+            .and_then(|t| t.median("std (blocking)"))
+    };
+    let wake = match (rt("roundtrip-S"), rt("roundtrip-X")) {
+        (Some(s1), Some(x)) => format!(
+            " In this run a 32-byte round trip with std took {s1:.1} µs on one vCPU and {x:.1} µs \
+             across two, i.e. about {:.1} µs per cross-vCPU wakeup (`shared/MEASUREMENTS.md` \
+             measured ~25 µs on its machine, where the default 64 KiB pipe suffered far more in X).",
+            (x - s1) / 2.0
+        ),
+        _ => String::new(),
+    };
+    s.push_str(&format!(
+        "Placement: **U** = unpinned; **X** = parent on vCPU 0, child on vCPU 1; **S** = parent \
+         and child on vCPU 0. Pinning uses `sched_setaffinity` in the parent and, through \
+         `BENCH_CPU`, in the helper child.{wake}\n\n"
+    ));
+    s.push_str("## Targets\n\n| scenario | target | measured (procession ÷ peer, or absolute) | met |\n|---|---|---|---|\n");
+    for (_, o) in &report.outcomes {
+        for t in &o.targets {
+            let met = match t.met {
+                Some(true) => "✅ yes",
+                Some(false) => "❌ no",
+                None => "— n/a",
+            };
+            s.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                t.scenario, t.target, t.measured, met
+            ));
+        }
+    }
+    s.push('\n');
+    if !chart_files.is_empty() {
+        s.push_str("## Charts\n\n");
+        for (file, caption) in chart_files {
+            s.push_str(&format!(
+                "**{caption}**\n\n![{caption}]({chart_rel}/{file})\n\n"
+            ));
+        }
+    }
+    s.push_str("## Results\n\n");
+    for (name, o) in &report.outcomes {
+        let title = SCENARIOS
+            .iter()
+            .find(|x| x.0 == name)
+            .map_or(name.as_str(), |x| x.1);
+        s.push_str(&format!("### {title}\n\n"));
+        for t in &o.tables {
+            s.push_str(&t.markdown());
+            s.push('\n');
+        }
+        for txt in &o.text {
+            s.push_str(txt);
+            s.push_str("\n\n");
+        }
+    }
+    s
+}
+
+fn main() {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().is_some_and(|a| a.starts_with("__")) {
+        if let Err(e) = worker(&raw) {
+            eprintln!("worker {}: {e}", raw[0]);
+            std::process::exit(1);
+        }
+        return;
+    }
+    if raw.first().is_some_and(|a| a == "--render") {
+        // Re-render BENCHMARKS.md and the charts from bench/results/latest.json
+        // (after a change to the report's layout), without measuring again.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("root");
+        let r = std::fs::read(root.join("bench/results/latest.json"))
+            .map_err(runner::ioe)
+            .and_then(|b| serde_json::from_slice::<Report>(&b).map_err(runner::ioe))
+            .and_then(|rep| write_report(root, &rep, true));
+        if let Err(e) = r {
+            eprintln!("procession-bench --render: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(args, raw) {
+        eprintln!("procession-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args, raw: Vec<String>) -> io::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; use `cargo run --release -p procession-bench`");
+    }
+    let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_owned();
+    let started = Instant::now();
+    let helpers = util::Helpers::prepare()?;
+    util::unpin();
+    // Start procession's reaper now, unpinned, so the thread does not inherit
+    // a pinned mask from whichever scenario first needs it.
+    procession::__test_support::start_reaper();
+    let ctx = Ctx {
+        quick: args.quick,
+        reps: args.reps.unwrap_or(if args.quick { 3 } else { 5 }),
+        helpers,
+    };
+    let mut outcomes: Vec<(String, Outcome)> = Vec::new();
+    for sc in &args.scenarios {
+        eprintln!("== {sc}");
+        let t = Instant::now();
+        let o = match sc.as_str() {
+            "throughput-stdout" => throughput::run(&ctx, false, &args.placements),
+            "throughput-stdin" => throughput::run(&ctx, true, &args.placements),
+            "roundtrip" => latency::run(&ctx),
+            "spawn-rate" => spawn::run_rate(&ctx),
+            "spawn-memory" => spawn::run_mem(&ctx),
+            "many-children" => many::run(&ctx),
+            "slow-consumer" => slow::run(&ctx),
+            "early-drop" => early_drop::run(&ctx),
+            _ => unreachable!(),
+        };
+        util::unpin();
+        match o {
+            Ok(o) => {
+                eprintln!("== {sc} done in {:.1} s", t.elapsed().as_secs_f64());
+                for t in &o.tables {
+                    eprintln!("\n{}", t.markdown());
+                }
+                outcomes.push((sc.clone(), o));
+            }
+            Err(e) => {
+                eprintln!("== {sc} FAILED: {e}");
+                let mut o = Outcome::default();
+                o.text
+                    .push(format!("**This scenario failed in this run:** {e}"));
+                outcomes.push((sc.clone(), o));
+            }
+        }
+    }
+    let all = args.scenarios.len() == SCENARIOS.len();
+    let full = all && !args.quick;
+    let mut command = String::from("cargo run --release -p procession-bench --");
+    if raw.is_empty() {
+        command.push_str(" all");
+    }
+    for a in &raw {
+        command.push(' ');
+        command.push_str(a);
+    }
+    let report = Report {
+        command,
+        date: date(),
+        elapsed_s: started.elapsed().as_secs_f64(),
+        quick: args.quick,
+        reps: ctx.reps,
+        machine: machine(&root),
+        outcomes,
+    };
+    write_report(&root, &report, full || args.write_md)
+}
+
+/// Writes the report: BENCHMARKS.md + latest.json + charts (`main`), or the
+/// partial files.
+fn write_report(root: &Path, report: &Report, main: bool) -> io::Result<()> {
+    let outcomes = &report.outcomes;
+    let results_dir = root.join("bench").join("results");
+    std::fs::create_dir_all(&results_dir)?;
+    let json = serde_json::to_string_pretty(report).map_err(runner::ioe)?;
+    if main {
+        let chart_files = charts(outcomes, &results_dir)?;
+        let md = markdown(report, &chart_files, "bench/results");
+        std::fs::write(root.join("BENCHMARKS.md"), &md)?;
+        std::fs::write(results_dir.join("latest.json"), json)?;
+        println!("{md}");
+        eprintln!(
+            "wrote BENCHMARKS.md, bench/results/latest.json and {} charts",
+            chart_files.len()
+        );
+    } else {
+        let partial = results_dir.join("partial");
+        let chart_files = charts(outcomes, &partial)?;
+        let md = markdown(report, &chart_files, "partial");
+        std::fs::write(results_dir.join("partial.md"), &md)?;
+        std::fs::write(results_dir.join("partial.json"), json)?;
+        println!("{md}");
+        eprintln!("wrote bench/results/partial.md and partial.json (BENCHMARKS.md untouched)");
+    }
+    Ok(())
+}

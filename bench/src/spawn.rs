@@ -1,0 +1,489 @@
+//! Scenario 4 (spawn + wait rate) and scenario 5 (spawn cost as the parent's
+//! memory grows).
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::results::{Better, Outcome, Series, Table, Target};
+use crate::runner::{Ctx, Variant, interleave, ioe, tokio_rt};
+use crate::util::fmt_bytes;
+
+/// Calibration rows (see `rawspawn.rs`).
+pub const RAW_FLOOR: &str = "calibration: raw clone(VM|VFORK)+execve, no safety features";
+pub const RAW_RESET: &str = "calibration: raw clone+execve + reset of every signal disposition";
+
+/// Runs `per_thread` sequential spawn+wait cycles on `conc` threads at once;
+/// returns spawns per second over all of them.
+fn rate(n: usize, conc: usize, f: &(dyn Fn(usize) -> io::Result<()> + Sync)) -> io::Result<f64> {
+    let per = n / conc;
+    let t = Instant::now();
+    if conc == 1 {
+        f(per)?;
+    } else {
+        std::thread::scope(|s| -> io::Result<()> {
+            let hs: Vec<_> = (0..conc).map(|_| s.spawn(|| f(per))).collect();
+            for h in hs {
+                h.join()
+                    .map_err(|_| io::Error::other("thread panicked"))??;
+            }
+            Ok(())
+        })?;
+    }
+    Ok((per * conc) as f64 / t.elapsed().as_secs_f64())
+}
+
+fn ok_status(success: bool) -> io::Result<()> {
+    if success {
+        Ok(())
+    } else {
+        Err(io::Error::other("child failed"))
+    }
+}
+
+fn std_pre_exec(prog: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(prog);
+    // SAFETY: the closure does nothing (async-signal-safe trivially); it only
+    // forces std onto its fork path.
+    unsafe {
+        c.pre_exec(|| Ok(()));
+    }
+    c
+}
+
+fn rate_variants<'a>(
+    prog: &'a Path,
+    n: usize,
+    conc: usize,
+    rt: &'a tokio::runtime::Runtime,
+) -> Vec<Variant<'a>> {
+    vec![
+        Variant::new("procession", move || {
+            rate(n, conc, &|k| {
+                let cmd = procession::Command::new(prog);
+                for _ in 0..k {
+                    ok_status(cmd.status().map_err(ioe)?.success())?;
+                }
+                Ok(())
+            })
+        }),
+        Variant::new("std (posix_spawn)", move || {
+            rate(n, conc, &|k| {
+                let mut cmd = std::process::Command::new(prog);
+                for _ in 0..k {
+                    ok_status(cmd.status()?.success())?;
+                }
+                Ok(())
+            })
+        }),
+        Variant::new("std + pre_exec (fork)", move || {
+            rate(n, conc, &|k| {
+                let mut cmd = std_pre_exec(prog);
+                for _ in 0..k {
+                    ok_status(cmd.status()?.success())?;
+                }
+                Ok(())
+            })
+        }),
+        Variant::new("tokio (current-thread)", move || {
+            rt.block_on(async {
+                let per = n / conc;
+                let t = Instant::now();
+                let mut set = tokio::task::JoinSet::new();
+                for _ in 0..conc {
+                    let prog = prog.to_owned();
+                    set.spawn(async move {
+                        let mut cmd = tokio::process::Command::new(prog);
+                        for _ in 0..per {
+                            ok_status(cmd.status().await?.success())?;
+                        }
+                        Ok::<(), io::Error>(())
+                    });
+                }
+                while let Some(r) = set.join_next().await {
+                    r.map_err(ioe)??;
+                }
+                Ok((per * conc) as f64 / t.elapsed().as_secs_f64())
+            })
+        }),
+        Variant::new("duct (run())", move || {
+            rate(n, conc, &|k| {
+                let e = duct::cmd(prog, Vec::<String>::new());
+                for _ in 0..k {
+                    ok_status(e.run()?.status.success())?;
+                }
+                Ok(())
+            })
+        }),
+        Variant::new("subprocess (join(), fork)", move || {
+            rate(n, conc, &|k| {
+                for _ in 0..k {
+                    ok_status(subprocess::Exec::cmd(prog).join()?.success())?;
+                }
+                Ok(())
+            })
+        }),
+        Variant::new(RAW_FLOOR, move || {
+            rate(n, conc, &|k| {
+                let mut r = crate::rawspawn::RawSpawner::new(prog, false)?;
+                for _ in 0..k {
+                    ok_status(r.run()? == 0)?;
+                }
+                Ok(())
+            })
+        }),
+        Variant::new(RAW_RESET, move || {
+            rate(n, conc, &|k| {
+                let mut r = crate::rawspawn::RawSpawner::new(prog, true)?;
+                for _ in 0..k {
+                    ok_status(r.run()? == 0)?;
+                }
+                Ok(())
+            })
+        }),
+    ]
+}
+
+/// `__spawnloop LIB N PROG`: N sequential spawn+wait cycles of one library
+/// (procession, std, std-pre-exec), for profiling with `strace -c -f` or
+/// `perf`. Prints the rate.
+pub fn loop_worker(lib: &str, n: usize, prog: &Path) -> io::Result<()> {
+    let t = Instant::now();
+    let (mut in_spawn, mut in_wait) = (Duration::ZERO, Duration::ZERO);
+    let pcmd = procession::Command::new(prog);
+    let mut scmd = std::process::Command::new(prog);
+    let mut fcmd = std_pre_exec(prog);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        match lib {
+            "procession" => {
+                let mut c = pcmd.spawn().map_err(ioe)?;
+                let t1 = Instant::now();
+                ok_status(c.wait().map_err(ioe)?.success())?;
+                in_spawn += t1 - t0;
+                in_wait += t1.elapsed();
+            }
+            "std" | "std-pre-exec" => {
+                let cmd = if lib == "std" { &mut scmd } else { &mut fcmd };
+                let mut c = cmd.spawn()?;
+                let t1 = Instant::now();
+                ok_status(c.wait()?.success())?;
+                in_spawn += t1 - t0;
+                in_wait += t1.elapsed();
+            }
+            other => return Err(io::Error::other(format!("unknown lib {other}"))),
+        }
+    }
+    println!(
+        "{lib}: {:.0} spawns/s; per child: spawn() {:.1} µs, wait() {:.1} µs",
+        n as f64 / t.elapsed().as_secs_f64(),
+        in_spawn.as_secs_f64() * 1e6 / n as f64,
+        in_wait.as_secs_f64() * 1e6 / n as f64
+    );
+    Ok(())
+}
+
+/// Scenario 4.
+pub fn run_rate(ctx: &Ctx) -> io::Result<Outcome> {
+    let rt = tokio_rt()?;
+    let mut out = Outcome::default();
+    let bin_true = PathBuf::from("/bin/true");
+    let cases: [(&str, &Path, usize); 2] = [
+        (
+            "static -nostdlib child",
+            &ctx.helpers.tiny_true,
+            if ctx.quick { 600 } else { 3000 },
+        ),
+        ("/bin/true", &bin_true, if ctx.quick { 300 } else { 1000 }),
+    ];
+    crate::util::unpin();
+    for (label, prog, n) in cases {
+        for conc in [1usize, 2] {
+            let short = if label == "/bin/true" {
+                "true"
+            } else {
+                "static"
+            };
+            let mut table = Table::new(
+                &format!("spawn-{short}-c{conc}"),
+                4,
+                &format!(
+                    "4. spawn + wait, {label}, {} ({n} spawns per repetition), unpinned",
+                    if conc == 1 {
+                        "sequential".to_string()
+                    } else {
+                        format!("{conc} in flight")
+                    }
+                ),
+                "spawns/s",
+                Better::Higher,
+            );
+            // Warm-up, not recorded.
+            for v in &mut rate_variants(prog, 50, conc, &rt) {
+                (v.run)()?;
+            }
+            let mut vs = rate_variants(prog, n, conc, &rt);
+            interleave(&mut table, ctx.reps, &mut vs);
+            drop(vs);
+            let table = table.finish();
+            let tag = format!("{short}, C={conc}");
+            if let (Some(floor), Some(std_rate)) =
+                (table.median(RAW_FLOOR), table.median("std (posix_spawn)"))
+            {
+                out.text.push(format!(
+                    "[{tag}] Ceiling: a bare clone(CLONE_VM|CLONE_VFORK)+execve with no safety \
+                     feature reaches {:.2}× std's rate{}; resetting every signal disposition in \
+                     the child costs {:.1} µs per spawn on its own.",
+                    floor / std_rate,
+                    table
+                        .median("std + pre_exec (fork)")
+                        .map(|f| format!(" and {:.2}× std + pre_exec", floor / f))
+                        .unwrap_or_default(),
+                    table
+                        .median(RAW_RESET)
+                        .map_or(f64::NAN, |r| (1.0 / r - 1.0 / floor) * 1e6 * conc as f64)
+                ));
+            }
+            if short == "static" {
+                out.targets.push(Target::check(
+                    4,
+                    &format!("[{tag}] ≥ 1.2× std default (posix_spawn)"),
+                    table.ratio("procession", "std (posix_spawn)"),
+                    1.2,
+                    false,
+                ));
+                out.targets.push(Target::check(
+                    4,
+                    &format!("[{tag}] ≥ 3× std + pre_exec (fork path)"),
+                    table.ratio("procession", "std + pre_exec (fork)"),
+                    3.0,
+                    false,
+                ));
+            } else {
+                out.targets.push(Target::check(
+                    4,
+                    &format!("[{tag}] ≥ 1.0× std"),
+                    table.ratio("procession", "std (posix_spawn)"),
+                    1.0,
+                    false,
+                ));
+            }
+            out.tables.push(table);
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Scenario 5: spawn cost against the parent's touched memory. Each
+// measurement runs in a fresh worker process (`__spawnmem`) that first
+// touches the memory.
+
+/// What one `__spawnmem` worker reports: µs per `spawn()` call per variant.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MemReport {
+    pub mib: u64,
+    pub rss_kib: u64,
+    pub us_per_spawn: Vec<(String, f64)>,
+    pub spawns: Vec<(String, usize)>,
+}
+
+const MEM_VARIANTS: [&str; 4] = [
+    "procession",
+    "std (posix_spawn)",
+    "std + pre_exec (fork)",
+    "subprocess (fork)",
+];
+
+/// The worker: touch `mib` MiB, then time `spawn()` for each variant (at
+/// most `n` spawns or `budget_ms`, at least 5).
+pub fn mem_worker(mib: u64, n: usize, budget_ms: u64, prog: &Path) -> io::Result<()> {
+    // calloc'd: untouched zero pages until the loop below writes each one.
+    let mut mem: Vec<u8> = vec![0u8; (mib << 20) as usize];
+    for i in (0..mem.len()).step_by(4096) {
+        mem[i] = 1;
+    }
+    std::hint::black_box(&mem);
+    let budget = Duration::from_millis(budget_ms);
+    let mut us = Vec::new();
+    let mut counts = Vec::new();
+    for name in MEM_VARIANTS {
+        let one = || -> io::Result<Duration> {
+            let t;
+            let d;
+            match name {
+                "procession" => {
+                    let cmd = procession::Command::new(prog);
+                    t = Instant::now();
+                    let mut c = cmd.spawn().map_err(ioe)?;
+                    d = t.elapsed();
+                    c.wait().map_err(ioe)?;
+                }
+                "std (posix_spawn)" => {
+                    let mut cmd = std::process::Command::new(prog);
+                    t = Instant::now();
+                    let mut c = cmd.spawn()?;
+                    d = t.elapsed();
+                    c.wait()?;
+                }
+                "std + pre_exec (fork)" => {
+                    let mut cmd = std_pre_exec(prog);
+                    t = Instant::now();
+                    let mut c = cmd.spawn()?;
+                    d = t.elapsed();
+                    c.wait()?;
+                }
+                _ => {
+                    let e = subprocess::Exec::cmd(prog);
+                    t = Instant::now();
+                    let job = e.start()?;
+                    d = t.elapsed();
+                    job.wait()?;
+                }
+            }
+            Ok(d)
+        };
+        // Warm-up.
+        for _ in 0..3 {
+            one()?;
+        }
+        let start = Instant::now();
+        let mut total = Duration::ZERO;
+        let mut k = 0;
+        while k < n && (k < 5 || start.elapsed() < budget) {
+            total += one()?;
+            k += 1;
+        }
+        us.push((name.to_string(), total.as_secs_f64() * 1e6 / k as f64));
+        counts.push((name.to_string(), k));
+    }
+    let report = MemReport {
+        mib,
+        rss_kib: crate::util::rss_kib(),
+        us_per_spawn: us,
+        spawns: counts,
+    };
+    println!("{}", serde_json::to_string(&report).map_err(ioe)?);
+    drop(mem);
+    Ok(())
+}
+
+/// Scenario 5: runs the workers, sizes interleaved per repetition.
+pub fn run_mem(ctx: &Ctx) -> io::Result<Outcome> {
+    let sizes: Vec<u64> = if ctx.quick {
+        vec![64, 1024]
+    } else {
+        vec![64, 1024, 4096]
+    };
+    let n = if ctx.quick { 200 } else { 1000 };
+    let budget_ms = if ctx.quick { 400 } else { 1500 };
+    let exe = std::env::current_exe()?;
+    // samples[size][variant] = Vec<µs>
+    let mut samples: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); MEM_VARIANTS.len()]; sizes.len()];
+    for rep in 0..ctx.reps {
+        for (si, &mib) in sizes.iter().enumerate() {
+            let outp = std::process::Command::new(&exe)
+                .args([
+                    "__spawnmem",
+                    &mib.to_string(),
+                    &n.to_string(),
+                    &budget_ms.to_string(),
+                ])
+                .arg(&ctx.helpers.tiny_true)
+                .env("BENCH_SKIP_BUILD", "1")
+                .stderr(std::process::Stdio::inherit())
+                .output()?;
+            if !outp.status.success() {
+                return Err(io::Error::other(format!(
+                    "__spawnmem {mib} failed: {}",
+                    outp.status
+                )));
+            }
+            let r: MemReport = serde_json::from_slice(&outp.stdout).map_err(ioe)?;
+            for (vi, (name, us)) in r.us_per_spawn.iter().enumerate() {
+                eprintln!(
+                    "  [spawn-memory] rep {}/{} {} MiB (RSS {} MiB) {:<28} {:.1} µs ({} spawns)",
+                    rep + 1,
+                    ctx.reps,
+                    mib,
+                    r.rss_kib >> 10,
+                    name,
+                    us,
+                    r.spawns[vi].1
+                );
+                samples[si][vi].push(*us);
+            }
+        }
+    }
+    let mut out = Outcome::default();
+    let mut series: Vec<Series> = MEM_VARIANTS
+        .iter()
+        .map(|n| Series {
+            name: n.to_string(),
+            points: Vec::new(),
+        })
+        .collect();
+    for (si, &mib) in sizes.iter().enumerate() {
+        let mut table = Table::new(
+            &format!("spawn-memory-{mib}"),
+            5,
+            &format!(
+                "5. spawn() call with a parent of {} touched memory, static child",
+                fmt_bytes(mib << 20)
+            ),
+            "µs per spawn() call",
+            Better::Lower,
+        );
+        for (vi, name) in MEM_VARIANTS.iter().enumerate() {
+            let s = std::mem::take(&mut samples[si][vi]);
+            table.push(name, s);
+        }
+        let table = table.finish();
+        for (vi, name) in MEM_VARIANTS.iter().enumerate() {
+            if let Some(m) = table.median(name) {
+                series[vi].points.push((mib as f64, m));
+            }
+        }
+        out.tables.push(table);
+    }
+    // Growth from the smallest to the largest parent.
+    let (first, last) = (0, sizes.len() - 1);
+    let mut growth = Table::new(
+        "spawn-memory-growth",
+        5,
+        &format!(
+            "5. spawn() cost growth, {} → {} parent (median ÷ median)",
+            fmt_bytes(sizes[first] << 20),
+            fmt_bytes(sizes[last] << 20)
+        ),
+        "× slower",
+        Better::Lower,
+    );
+    for (vi, name) in MEM_VARIANTS.iter().enumerate() {
+        let a = out.tables[first].median(name);
+        let b = out.tables[last].median(name);
+        match (a, b) {
+            (Some(a), Some(b)) => growth.push(name, vec![b / a]),
+            _ => growth.push_na(name, "no data"),
+        }
+        let _ = vi;
+    }
+    let growth = growth.finish();
+    out.targets.push(Target::check(
+        5,
+        &format!(
+            "procession's spawn() stays flat: ≤ 1.1× between {} and {}",
+            fmt_bytes(sizes[first] << 20),
+            fmt_bytes(sizes[last] << 20)
+        ),
+        growth.median("procession"),
+        1.1,
+        true,
+    ));
+    out.tables.push(growth);
+    out.series.push(("spawn-memory".into(), series));
+    Ok(out)
+}

@@ -1,0 +1,420 @@
+//! [`AsyncChild`]: the async handle of a running program.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use super::pipe::{AsyncChildStderr, AsyncChildStdin, AsyncChildStdout, Registered};
+use super::wait::Watch;
+use crate::engine::process::Process;
+use crate::engine::spawn::{Ends, spawn_with_ends};
+use crate::error::{ErrorKind, Step};
+use crate::status::Ended;
+use crate::{Command, Error, Event, ExitStatus, Signal, Signaller, Stdio};
+
+fn not_piped(program: &std::ffi::OsStr, what: &str) -> Error {
+    Error::new(
+        program,
+        if what == "stdin" {
+            Step::Write
+        } else {
+            Step::Read
+        },
+        ErrorKind::InvalidInput,
+        Some(format!("{what} is not piped (or was taken or closed)")),
+        None,
+    )
+}
+
+/// A running child for tokio; the async counterpart of [`Child`](crate::Child),
+/// with the same semantics.
+///
+/// # Drop
+///
+/// As for `Child`: dropping it never blocks, starts the stop sequence if the
+/// child still runs (unless `kill_on_drop(false)` or [`detach`](AsyncChild::detach)),
+/// and the background reaper reaps it, even after the runtime is gone.
+///
+/// # Cancel safety
+///
+/// [`wait`](AsyncChild::wait), [`stop`](AsyncChild::stop),
+/// [`read`](AsyncChild::read), [`read_stderr`](AsyncChild::read_stderr) and
+/// [`read_any`](AsyncChild::read_any) are cancel-safe: dropping the future
+/// loses no data and leaks nothing (a read takes data only in the poll that
+/// returns it; the exit status stays with the child). [`write_all`](AsyncChild::write_all)
+/// is not: if it is dropped, an unknown prefix of the data was written.
+#[derive(Debug)]
+pub struct AsyncChild {
+    process: Arc<Process>,
+    watch: WatchCell,
+    stdin: Option<AsyncChildStdin>,
+    stdout: Option<AsyncChildStdout>,
+    stderr: Option<AsyncChildStderr>,
+    kill_on_drop: bool,
+    max_chunk: usize,
+    prefer_stderr: bool,
+}
+
+struct WatchCell(Watch);
+
+impl std::fmt::Debug for WatchCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watch")
+    }
+}
+
+impl Command {
+    /// Starts the child for use with tokio: the async counterpart of
+    /// [`spawn`](Command::spawn) (stdio inherited unless configured; piped
+    /// ends are registered with the runtime).
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Command::spawn), and
+    /// [`ErrorKind::InvalidInput`] outside a tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::new("bc").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn_async()?;
+    /// child.write_all(b"6 * 7\n").await?;
+    /// assert_eq!(child.read().await?.as_deref(), Some(&b"42\n"[..]));
+    /// assert!(child.wait().await?.success());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn spawn_async(&self) -> Result<AsyncChild, Error> {
+        super::check_runtime(self.get_program())?;
+        let inherit = Stdio::inherit();
+        let stdio = [
+            self.stdin.as_ref().unwrap_or(&inherit),
+            self.stdout.as_ref().unwrap_or(&inherit),
+            self.stderr.as_ref().unwrap_or(&inherit),
+        ];
+        let spawned = spawn_with_ends(self, stdio, Ends::NonBlocking)?;
+        let process = spawned.process;
+        let ends = spawned.ends;
+        let register =
+            |fd| Registered::new(fd).map_err(|e| Error::os(self.get_program(), Step::Pipe, e));
+        // Build the handle first, so that a failure below drops it (which
+        // stops and reaps the child) instead of leaking it.
+        let mut child = AsyncChild {
+            watch: WatchCell(Watch::new(&process)),
+            process,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            kill_on_drop: self.kill_on_drop,
+            max_chunk: self.max_chunk,
+            prefer_stderr: false,
+        };
+        if let Some(fd) = ends.stdin {
+            child.stdin = Some(AsyncChildStdin { fd: register(fd)? });
+        }
+        if let Some(fd) = ends.stdout {
+            child.stdout = Some(AsyncChildStdout { fd: register(fd)? });
+        }
+        if let Some(fd) = ends.stderr {
+            child.stderr = Some(AsyncChildStderr { fd: register(fd)? });
+        }
+        Ok(child)
+    }
+}
+
+impl AsyncChild {
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid() as u32
+    }
+
+    /// The stdin pipe, if piped and not taken or closed.
+    pub fn stdin(&mut self) -> Option<&mut AsyncChildStdin> {
+        self.stdin.as_mut()
+    }
+
+    /// The stdout pipe, if piped and not taken.
+    pub fn stdout(&mut self) -> Option<&mut AsyncChildStdout> {
+        self.stdout.as_mut()
+    }
+
+    /// The stderr pipe, if piped and not taken.
+    pub fn stderr(&mut self) -> Option<&mut AsyncChildStderr> {
+        self.stderr.as_mut()
+    }
+
+    /// Takes the stdin pipe out of the handle (for another task).
+    pub fn take_stdin(&mut self) -> Option<AsyncChildStdin> {
+        self.stdin.take()
+    }
+
+    /// Takes the stdout pipe out of the handle.
+    pub fn take_stdout(&mut self) -> Option<AsyncChildStdout> {
+        self.stdout.take()
+    }
+
+    /// Takes the stderr pipe out of the handle.
+    pub fn take_stderr(&mut self) -> Option<AsyncChildStderr> {
+        self.stderr.take()
+    }
+
+    /// Closes stdin: the child reads end-of-file. Idempotent.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// As [`Child::signal`](crate::Child::signal).
+    ///
+    /// # Errors
+    ///
+    /// As [`Child::signal`](crate::Child::signal).
+    pub fn signal(&self, signal: Signal) -> Result<(), Error> {
+        self.process.signal(signal)
+    }
+
+    /// As [`Child::signal_group`](crate::Child::signal_group).
+    ///
+    /// # Errors
+    ///
+    /// As [`Child::signal_group`](crate::Child::signal_group).
+    pub fn signal_group(&self, signal: Signal) -> Result<(), Error> {
+        self.process.signal_group(signal)
+    }
+
+    /// As [`Child::kill`](crate::Child::kill).
+    ///
+    /// # Errors
+    ///
+    /// As [`Child::kill`](crate::Child::kill).
+    pub fn kill(&self) -> Result<(), Error> {
+        self.process.kill()
+    }
+
+    /// A handle that signals the child from anywhere.
+    pub fn signaller(&self) -> Signaller {
+        Signaller::new(self.process.clone())
+    }
+
+    /// Waits for the child to finish, as [`Child::wait`](crate::Child::wait)
+    /// (stdin is closed first; the timeout, the stop sequence and the group
+    /// cleanup are driven meanwhile). Cancel-safe.
+    ///
+    /// # Errors
+    ///
+    /// As [`Child::wait`](crate::Child::wait).
+    pub async fn wait(&mut self) -> Result<ExitStatus, Error> {
+        self.close_stdin();
+        let process = self.process.clone();
+        let watch = &mut self.watch.0;
+        poll_fn(|cx| watch.poll_wait(cx, &process)).await
+    }
+
+    /// The status if the child has finished, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`Child::try_wait`](crate::Child::try_wait).
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, Error> {
+        self.process.try_wait()
+    }
+
+    /// Waits at most `timeout`; `Ok(None)` if the child is still running.
+    /// Cancel-safe.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](AsyncChild::wait).
+    pub async fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
+        let process = self.process.clone();
+        let watch = &mut self.watch.0;
+        let fut = poll_fn(|cx| watch.poll_wait(cx, &process));
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Runs the stop sequence and waits for the end, as
+    /// [`Child::stop`](crate::Child::stop). Cancel-safe: once started, the
+    /// sequence goes on (in the background) if the future is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](AsyncChild::wait).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Signal};
+    /// let mut child = Command::new("sleep").arg("100").spawn_async()?;
+    /// assert_eq!(child.stop().await?.signal(), Some(Signal::TERM));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn stop(&mut self) -> Result<ExitStatus, Error> {
+        self.close_stdin();
+        self.process.start_stop(Ended::Stopped);
+        self.wait().await
+    }
+
+    /// Starts the stop sequence without waiting for it.
+    pub fn start_stop(&self) {
+        self.process.start_stop(Ended::Stopped);
+        crate::engine::reaper::adopt(self.process.clone());
+    }
+
+    /// Reads the next chunk of stdout; `None` at end of file. Cancel-safe.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] when stdout is not piped; [`Step::Read`]
+    /// OS errors.
+    pub async fn read(&mut self) -> Result<Option<Bytes>, Error> {
+        let program = self.process.program();
+        let max = self.max_chunk;
+        let out = self
+            .stdout
+            .as_ref()
+            .ok_or_else(|| not_piped(program, "stdout"))?;
+        poll_fn(|cx| out.fd.poll_read_chunk(cx, max))
+            .await
+            .map_err(|e| Error::os(program, Step::Read, e))
+    }
+
+    /// Reads the next chunk of stderr; `None` at end of file. Cancel-safe.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](AsyncChild::read).
+    pub async fn read_stderr(&mut self) -> Result<Option<Bytes>, Error> {
+        let program = self.process.program();
+        let max = self.max_chunk;
+        let err = self
+            .stderr
+            .as_ref()
+            .ok_or_else(|| not_piped(program, "stderr"))?;
+        poll_fn(|cx| err.fd.poll_read_chunk(cx, max))
+            .await
+            .map_err(|e| Error::os(program, Step::Read, e))
+    }
+
+    /// Whichever of stdout and stderr has data first, tagged; `None` when
+    /// both are at end of file. As [`Child::read_any`](crate::Child::read_any).
+    /// Cancel-safe.
+    ///
+    /// # Errors
+    ///
+    /// [`Step::Read`] OS errors.
+    pub async fn read_any(&mut self) -> Result<Option<Event>, Error> {
+        let max = self.max_chunk;
+        let program = self.process.program().to_owned();
+        poll_fn(|cx| {
+            loop {
+                if self.stdout.is_none() && self.stderr.is_none() {
+                    return Poll::Ready(Ok(None));
+                }
+                let order = if self.prefer_stderr {
+                    [true, false]
+                } else {
+                    [false, true]
+                };
+                let mut progressed = false;
+                for is_err in order {
+                    let polled = if is_err {
+                        self.stderr.as_ref().map(|p| p.fd.poll_read_chunk(cx, max))
+                    } else {
+                        self.stdout.as_ref().map(|p| p.fd.poll_read_chunk(cx, max))
+                    };
+                    match polled {
+                        None | Some(Poll::Pending) => {}
+                        Some(Poll::Ready(Ok(Some(chunk)))) => {
+                            self.prefer_stderr = !is_err;
+                            let ev = if is_err {
+                                Event::Stderr(chunk)
+                            } else {
+                                Event::Stdout(chunk)
+                            };
+                            return Poll::Ready(Ok(Some(ev)));
+                        }
+                        Some(Poll::Ready(Ok(None))) => {
+                            if is_err {
+                                self.stderr = None;
+                            } else {
+                                self.stdout = None;
+                            }
+                            progressed = true;
+                        }
+                        Some(Poll::Ready(Err(e))) => {
+                            return Poll::Ready(Err(Error::os(&program, Step::Read, e)));
+                        }
+                    }
+                }
+                if !progressed {
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Writes all of `data` to stdin, waiting while the pipe is full. Not
+    /// cancel-safe (a dropped future may have written part of the data).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] when stdin is not piped; a [`Step::Write`]
+    /// error (`BrokenPipe`) once the child no longer reads.
+    pub async fn write_all(&mut self, data: &[u8]) -> Result<(), Error> {
+        let program = self.process.program().to_owned();
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| not_piped(&program, "stdin"))?;
+        stdin
+            .write_all(data)
+            .await
+            .map_err(|e| Error::os(&program, Step::Write, e))
+    }
+
+    /// Writes some of `data` to stdin once the pipe can take it; returns how
+    /// much. Cancel-safe.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_all`](AsyncChild::write_all).
+    pub async fn write(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let program = self.process.program().to_owned();
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| not_piped(&program, "stdin"))?;
+        stdin
+            .write(data)
+            .await
+            .map_err(|e| Error::os(&program, Step::Write, e))
+    }
+
+    /// Lets the child run on after the handle is dropped (it is still
+    /// reaped in the background).
+    pub fn detach(mut self) {
+        self.kill_on_drop = false;
+    }
+}
+
+impl Drop for AsyncChild {
+    fn drop(&mut self) {
+        self.stdin = None;
+        self.stdout = None;
+        self.stderr = None;
+        Process::release(&self.process, self.kill_on_drop);
+    }
+}
+
+const _: fn() = || {
+    fn is<T: Send + Sync>() {}
+    is::<AsyncChild>();
+};

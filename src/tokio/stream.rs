@@ -1,0 +1,644 @@
+//! Async streaming: [`AsyncStream`], [`AsyncEvents`], `output_async`, and
+//! the async input sources. The engine's streaming state machine
+//! (`engine::driver::Driver`) does the work; this file only waits for the
+//! readiness it asks for, on the runtime.
+
+use std::future::{Future, poll_fn};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::pipe::Registered;
+use super::wait::Watch;
+use crate::engine::driver::{Chunk, Driver, Feed, Progress, Ready, StderrMode};
+use crate::error::Step;
+use crate::input::{InputSink, InputSpec, Source};
+use crate::stream::{Event, Output};
+use crate::{ChildStdin, Command, Error, Stdio};
+
+/// The sink an [`input_async_fn`](Command::input_async_fn) callback writes
+/// the child's input into (`AsyncWrite`). Writes wait while the child is
+/// not reading; once it stops reading they fail with `BrokenPipe`. Stdin is
+/// closed when the sink is dropped.
+#[derive(Debug)]
+pub struct AsyncInputSink {
+    fd: Registered,
+}
+
+impl AsyncWrite for AsyncInputSink {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.fd.poll_write_bytes(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+type InputFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+/// An input the async driver pulls itself (the sync driver cannot).
+enum AsyncSource {
+    None,
+    Stream(Pin<Box<dyn Stream<Item = Bytes> + Send>>),
+    Read(Pin<Box<dyn AsyncRead + Send>>),
+    Callback(InputFuture),
+}
+
+/// The async driver: the shared state machine plus runtime registrations.
+struct Core {
+    driver: Driver<Registered>,
+    watch: Watch,
+    source: AsyncSource,
+    /// The source was polled and is pending (it will wake us); nothing was
+    /// pulled since.
+    source_waiting: bool,
+    ready: Ready,
+    max_chunk: usize,
+}
+
+impl Core {
+    fn start(cmd: &Command, stderr_default: Stdio, mode: StderrMode) -> Result<Core, Error> {
+        let program = cmd.get_program();
+        super::check_runtime(program)?;
+        let (spawned, source, opts) = cmd.spawn_streaming(stderr_default, mode)?;
+        let ends = spawned.ends;
+        let process = spawned.process;
+        let mut stdin = ends.stdin;
+        let register = |fd| Registered::new(fd).map_err(|e| Error::os(program, Step::Pipe, e));
+        let stdout = ends.stdout.map(register).transpose();
+        let stderr = ends.stderr.map(register).transpose();
+        let (stdout, stderr) = match (stdout, stderr) {
+            (Ok(o), Ok(e)) => (o, e),
+            (Err(e), _) | (_, Err(e)) => {
+                // Dropping a driver stops and reaps the child.
+                drop(Driver::<Registered>::new(
+                    process,
+                    None,
+                    None,
+                    None,
+                    Feed::Nothing,
+                    opts,
+                ));
+                return Err(e);
+            }
+        };
+        let mut async_source = AsyncSource::None;
+        let feed = match source {
+            None => Feed::Nothing,
+            Some(Source::Stream(s)) => {
+                async_source = AsyncSource::Stream(s);
+                Feed::Push
+            }
+            Some(Source::AsyncRead(r)) => {
+                async_source = AsyncSource::Read(r);
+                Feed::Push
+            }
+            Some(Source::AsyncCallback(f)) => {
+                if let Some(fd) = stdin.take() {
+                    match Registered::new(fd) {
+                        Ok(fd) => async_source = AsyncSource::Callback(f(AsyncInputSink { fd })),
+                        Err(e) => {
+                            drop(Driver::<Registered>::new(
+                                process,
+                                None,
+                                stdout,
+                                stderr,
+                                Feed::Nothing,
+                                opts,
+                            ));
+                            return Err(Error::os(program, Step::Pipe, e));
+                        }
+                    }
+                }
+                Feed::Nothing
+            }
+            Some(Source::Callback(f)) => match stdin.take() {
+                // A blocking callback gets a thread, as in the blocking API.
+                Some(fd) => {
+                    let thread = std::thread::Builder::new()
+                        .name("procession-input".into())
+                        .spawn(move || f(&mut InputSink::new(ChildStdin::new(fd))));
+                    match thread {
+                        Ok(h) => Feed::Thread(h),
+                        Err(e) => {
+                            drop(Driver::<Registered>::new(
+                                process,
+                                None,
+                                stdout,
+                                stderr,
+                                Feed::Nothing,
+                                opts,
+                            ));
+                            return Err(Error::os(program, Step::Write, e)
+                                .with_detail("cannot start the input thread"));
+                        }
+                    }
+                }
+                None => Feed::Nothing,
+            },
+            // Bytes and iterators are pulled by the state machine itself.
+            Some(s) => Feed::Pull(s),
+        };
+        let stdin = match stdin.map(Registered::new).transpose() {
+            Ok(s) => s,
+            Err(e) => {
+                drop(Driver::<Registered>::new(
+                    process,
+                    None,
+                    stdout,
+                    stderr,
+                    Feed::Nothing,
+                    opts,
+                ));
+                return Err(Error::os(program, Step::Pipe, e));
+            }
+        };
+        let watch = Watch::new(&process);
+        Ok(Core {
+            driver: Driver::new(process, stdin, stdout, stderr, feed, opts),
+            watch,
+            source: async_source,
+            source_waiting: false,
+            ready: Ready::ALL,
+            max_chunk: opts.max_chunk,
+        })
+    }
+
+    /// Feeds the driver from an async source while stdin can take more.
+    /// Returns `true` if something changed (the caller steps again).
+    fn poll_source(&mut self, cx: &mut Context<'_>) -> bool {
+        match &mut self.source {
+            AsyncSource::None => false,
+            AsyncSource::Callback(fut) => match fut.as_mut().poll(cx) {
+                Poll::Ready(result) => {
+                    self.driver.input_result(result);
+                    self.source = AsyncSource::None;
+                    true
+                }
+                Poll::Pending => false,
+            },
+            AsyncSource::Stream(_) | AsyncSource::Read(_) => {
+                if !self.driver.wants_input() {
+                    if self.driver.handles()[0].is_none() {
+                        // stdin is closed (EPIPE, or the child is gone).
+                        self.source = AsyncSource::None;
+                    }
+                    return false;
+                }
+                // The pipe took the whole previous chunk: pull the next one
+                // (the driver holds at most one chunk the pipe has not
+                // taken, as with the blocking sources).
+                let next = match &mut self.source {
+                    AsyncSource::Stream(s) => match s.as_mut().poll_next(cx) {
+                        Poll::Ready(Some(chunk)) => Poll::Ready(Ok(Some(chunk))),
+                        Poll::Ready(None) => Poll::Ready(Ok(None)),
+                        Poll::Pending => Poll::Pending,
+                    },
+                    AsyncSource::Read(r) => {
+                        let mut buf = BytesMut::zeroed(self.max_chunk);
+                        let mut rb = ReadBuf::new(&mut buf);
+                        match r.as_mut().poll_read(cx, &mut rb) {
+                            Poll::Ready(Ok(())) => {
+                                let n = rb.filled().len();
+                                buf.truncate(n);
+                                Poll::Ready(Ok((n > 0).then(|| buf.freeze())))
+                            }
+                            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                            Poll::Pending => Poll::Pending,
+                        }
+                    }
+                    _ => unreachable!(),
+                };
+                self.source_waiting = next.is_pending();
+                match next {
+                    Poll::Pending => false,
+                    Poll::Ready(Ok(Some(chunk))) => {
+                        if !chunk.is_empty() {
+                            self.driver.push_input(chunk);
+                            self.ready.stdin = true;
+                        }
+                        true
+                    }
+                    Poll::Ready(Ok(None)) => {
+                        self.driver.finish_input(None);
+                        self.source = AsyncSource::None;
+                        self.ready.stdin = true;
+                        true
+                    }
+                    Poll::Ready(Err(e)) => {
+                        self.driver.finish_input(Some(e));
+                        self.source = AsyncSource::None;
+                        true
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next chunk or the end, waiting on the runtime.
+    fn poll_progress(&mut self, cx: &mut Context<'_>) -> Poll<Result<Progress, Error>> {
+        loop {
+            let moved = self.poll_source(cx);
+            let ready = std::mem::take(&mut self.ready);
+            match self.driver.step(ready, Instant::now())? {
+                Progress::Pending(interest) => {
+                    // The pipe just took the last chunk: pull the next one
+                    // now (unless the source already said it will wake us).
+                    let pullable =
+                        matches!(self.source, AsyncSource::Stream(_) | AsyncSource::Read(_));
+                    let mut due =
+                        moved || (pullable && self.driver.wants_input() && !self.source_waiting);
+                    let [stdin, stdout, stderr] = self.driver.handles();
+                    let blocked = self.driver.blocked();
+                    // Tokio's readiness is edge-triggered: it may be cleared
+                    // only after the I/O returned EAGAIN (`blocked`), and the
+                    // I/O is always tried again after a clear, so an event
+                    // that arrived in between is never lost. A readiness that
+                    // is still set means: try the I/O.
+                    if interest.stdin {
+                        if let Some(Poll::Ready(Ok(mut g))) =
+                            stdin.map(|f| f.0.poll_write_ready(cx))
+                        {
+                            if blocked.stdin {
+                                g.clear_ready();
+                            }
+                            self.ready.stdin = true;
+                            due = true;
+                        }
+                    }
+                    if interest.stdout {
+                        if let Some(Poll::Ready(Ok(mut g))) =
+                            stdout.map(|f| f.0.poll_read_ready(cx))
+                        {
+                            if blocked.stdout {
+                                g.clear_ready();
+                            }
+                            self.ready.stdout = true;
+                            due = true;
+                        }
+                    }
+                    if interest.stderr {
+                        if let Some(Poll::Ready(Ok(mut g))) =
+                            stderr.map(|f| f.0.poll_read_ready(cx))
+                        {
+                            if blocked.stderr {
+                                g.clear_ready();
+                            }
+                            self.ready.stderr = true;
+                            due = true;
+                        }
+                    }
+                    if self
+                        .watch
+                        .poll_due(cx, interest.exit, ready.exit, interest.deadline)
+                    {
+                        self.ready.exit = true;
+                        due = true;
+                    }
+                    if !due {
+                        return Poll::Pending;
+                    }
+                }
+                done_or_data => {
+                    if let Progress::Done(_) = done_or_data {
+                        self.driver.set_finished();
+                        // An async callback still running is dropped: its
+                        // sink closes.
+                        self.source = AsyncSource::None;
+                    }
+                    return Poll::Ready(Ok(done_or_data));
+                }
+            }
+        }
+    }
+}
+
+/// The checked stream of a child's stdout for tokio: see
+/// [`Command::stream_async`]. A `futures` `Stream` of `io::Result<Bytes>`;
+/// errors carry a [`procession::Error`](crate::Error) (see
+/// [`Error::from_io`](crate::Error::from_io)).
+///
+/// Dropping it early behaves as for [`Stream`](crate::Stream): the pipes
+/// close, the child gets `exit_timeout`, then the stop sequence, all in the
+/// background; the task is never blocked.
+pub struct AsyncStream {
+    core: Core,
+    done: bool,
+    status: Option<crate::ExitStatus>,
+}
+
+impl std::fmt::Debug for AsyncStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncStream")
+            .field("pid", &self.pid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncStream {
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.core.driver.process().pid() as u32
+    }
+
+    /// The exit status, once the stream has ended.
+    pub fn status(&self) -> Option<crate::ExitStatus> {
+        self.status
+    }
+
+    /// Collects every chunk.
+    ///
+    /// # Errors
+    ///
+    /// The first error of the stream (an unsuccessful exit, a broken pipe).
+    pub async fn collect_bytes(mut self) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        while let Some(chunk) = poll_fn(|cx| self.poll_item(cx)).await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    #[doc(hidden)]
+    /// The most bytes the library held for this stream at once.
+    pub fn buffered_high_water(&self) -> usize {
+        self.core.driver.high_water()
+    }
+
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        while !self.done {
+            match std::task::ready!(self.core.poll_progress(cx)) {
+                Ok(Progress::Data(Chunk::Stdout(b))) => return Poll::Ready(Some(Ok(b))),
+                Ok(Progress::Data(Chunk::Stderr(_))) => continue,
+                Ok(Progress::Done(status)) => {
+                    self.done = true;
+                    self.status = Some(status);
+                    if !status.success() {
+                        let tail = Bytes::copy_from_slice(self.core.driver.stderr_tail());
+                        return Poll::Ready(Some(Err(Error::exit(
+                            self.core.driver.program_name(),
+                            status,
+                            Some(tail),
+                        ))));
+                    }
+                    return Poll::Ready(self.core.driver.take_input_error().map(Err));
+                }
+                Ok(Progress::Pending(_)) => unreachable!("poll_progress waits"),
+                Err(e) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+        Poll::Ready(None)
+    }
+}
+
+impl Stream for AsyncStream {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        self.get_mut()
+            .poll_item(cx)
+            .map(|o| o.map(|r| r.map_err(io::Error::from)))
+    }
+}
+
+/// The tagged event stream of a child for tokio: see
+/// [`Command::events_async`]. Ends with [`Event::Exit`].
+pub struct AsyncEvents {
+    core: Core,
+    done: bool,
+}
+
+impl std::fmt::Debug for AsyncEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncEvents").finish_non_exhaustive()
+    }
+}
+
+impl AsyncEvents {
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        Poll::Ready(Some(match std::task::ready!(self.core.poll_progress(cx)) {
+            Ok(Progress::Data(Chunk::Stdout(b))) => Ok(Event::Stdout(b)),
+            Ok(Progress::Data(Chunk::Stderr(b))) => Ok(Event::Stderr(b)),
+            Ok(Progress::Done(status)) => {
+                self.done = true;
+                match self.core.driver.take_input_error() {
+                    Some(e) => Err(e),
+                    None => Ok(Event::Exit(status)),
+                }
+            }
+            Ok(Progress::Pending(_)) => unreachable!("poll_progress waits"),
+            Err(e) => {
+                self.done = true;
+                Err(e)
+            }
+        }))
+    }
+
+    /// The next event, with the structured error type (the `Stream` impl
+    /// yields `io::Result`). Cancel-safe.
+    pub async fn next_event(&mut self) -> Option<Result<Event, Error>> {
+        poll_fn(|cx| self.poll_item(cx)).await
+    }
+}
+
+impl Stream for AsyncEvents {
+    type Item = io::Result<Event>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Event>>> {
+        self.get_mut()
+            .poll_item(cx)
+            .map(|o| o.map(|r| r.map_err(io::Error::from)))
+    }
+}
+
+impl Command {
+    /// The async counterpart of [`stream`](Command::stream): the same
+    /// checked stream of stdout chunks, as a `futures` `Stream` of
+    /// `io::Result<Bytes>`. Cancel-safe: dropping a pending `next()` loses
+    /// no data.
+    ///
+    /// # Errors
+    ///
+    /// As [`stream`](Command::stream); [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput)
+    /// outside a tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::Command;
+    /// let out = Command::new("cat").input(["Hello ", "Back!"]).stream_async()?.collect_bytes().await?;
+    /// assert_eq!(out, b"Hello Back!");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stream_async(&self) -> Result<AsyncStream, Error> {
+        Ok(AsyncStream {
+            core: Core::start(self, Stdio::inherit(), StderrMode::Tail)?,
+            done: false,
+            status: None,
+        })
+    }
+
+    /// The async counterpart of [`events`](Command::events).
+    ///
+    /// # Errors
+    ///
+    /// As [`stream_async`](Command::stream_async).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Event, Stderr};
+    /// let mut events = Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"])
+    ///     .stderr(Stderr::Consume).events_async()?;
+    /// let mut seen = Vec::new();
+    /// while let Some(ev) = events.next_event().await {
+    ///     seen.push(ev?);
+    /// }
+    /// assert!(seen.contains(&Event::Stdout("out\n".into())));
+    /// assert!(seen.contains(&Event::Stderr("err\n".into())));
+    /// assert!(matches!(seen.last(), Some(Event::Exit(s)) if s.code() == Some(3)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn events_async(&self) -> Result<AsyncEvents, Error> {
+        Ok(AsyncEvents {
+            core: Core::start(self, Stdio::inherit(), StderrMode::Events)?,
+            done: false,
+        })
+    }
+
+    /// The async counterpart of [`output`](Command::output).
+    ///
+    /// # Errors
+    ///
+    /// As [`output`](Command::output).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// let out = procession::Command::shell("echo Test; echo ERR 1>&2").output_async().await?;
+    /// assert_eq!((out.stdout.as_slice(), out.stderr.as_slice()), (&b"Test\n"[..], &b"ERR\n"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn output_async(&self) -> Result<Output, Error> {
+        let mut events = AsyncEvents {
+            core: Core::start(self, Stdio::piped(), StderrMode::Events)?,
+            done: false,
+        };
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        while let Some(ev) = events.next_event().await {
+            match ev? {
+                Event::Stdout(b) => stdout.extend_from_slice(&b),
+                Event::Stderr(b) => stderr.extend_from_slice(&b),
+                Event::Exit(status) => {
+                    return Ok(Output {
+                        status,
+                        stdout,
+                        stderr,
+                    });
+                }
+            }
+        }
+        unreachable!("an event stream always ends with Exit or an error")
+    }
+
+    /// Feeds stdin from a `futures` stream of chunks, polled only while the
+    /// child's stdin can take more (async API only; the blocking methods
+    /// refuse it). The stream is consumed by the first run.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::Command;
+    /// let chunks = futures_util::stream::iter(["b\n", "a\n"]);
+    /// let out = Command::new("sort").input_stream(chunks).stream_async()?.collect_bytes().await?;
+    /// assert_eq!(out, b"a\nb\n");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn input_stream<S>(&mut self, stream: S) -> &mut Command
+    where
+        S: Stream + Send + 'static,
+        S::Item: Into<Bytes>,
+    {
+        let mapped = MapInto(Box::pin(stream));
+        self.input = Some(InputSpec::once(Source::Stream(Box::pin(mapped))));
+        self
+    }
+
+    /// Feeds stdin from a tokio `AsyncRead`, read one chunk at a time while
+    /// the child's stdin can take more (async API only).
+    pub fn input_async_read(&mut self, reader: impl AsyncRead + Send + 'static) -> &mut Command {
+        self.input = Some(InputSpec::once(Source::AsyncRead(Box::pin(reader))));
+        self
+    }
+
+    /// Feeds stdin from an async callback writing into an [`AsyncInputSink`]
+    /// (async API only). It runs inside the stream's own polling (no task is
+    /// spawned); stdin closes when it returns.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::Command;
+    /// use tokio::io::AsyncWriteExt;
+    /// let out = Command::new("cat")
+    ///     .input_async_fn(|mut sink| async move {
+    ///         sink.write_all(b"data\n").await?;
+    ///         sink.write_all(b"data\n").await
+    ///     })
+    ///     .stream_async()?
+    ///     .collect_bytes()
+    ///     .await?;
+    /// assert_eq!(out, b"data\ndata\n");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn input_async_fn<F, Fut>(&mut self, callback: F) -> &mut Command
+    where
+        F: FnOnce(AsyncInputSink) -> Fut + Send + 'static,
+        Fut: Future<Output = io::Result<()>> + Send + 'static,
+    {
+        let boxed: crate::input::AsyncCallback = Box::new(move |sink| Box::pin(callback(sink)));
+        self.input = Some(InputSpec::once(Source::AsyncCallback(boxed)));
+        self
+    }
+}
+
+/// Maps a stream's items into `Bytes`.
+struct MapInto<S>(Pin<Box<S>>);
+
+impl<S> Stream for MapInto<S>
+where
+    S: Stream,
+    S::Item: Into<Bytes>,
+{
+    type Item = Bytes;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        self.0.as_mut().poll_next(cx).map(|o| o.map(Into::into))
+    }
+}
