@@ -33,6 +33,9 @@ use crate::input::Source;
 use crate::status::Ended;
 use crate::sys::fd;
 
+/// The most `write` calls one [`Driver::step`] makes into stdin.
+const FEED_WRITES: usize = 32;
+
 /// How many bytes of stderr a checked stream keeps for its error message.
 pub(crate) const STDERR_TAIL: usize = 8 * 1024;
 
@@ -275,11 +278,11 @@ impl<F: AsFd> Driver<F> {
     }
 
     /// Writes input while the pipe takes it, pulling one chunk at a time.
-    /// Each call writes at most about `max_chunk` bytes, so that a source of
+    /// Each call makes at most [`FEED_WRITES`] writes, so that a source of
     /// tiny chunks cannot delay the reads of output behind a pipe-full of
-    /// small writes.
+    /// small writes, while large chunks still fill the pipe in one go.
     fn feed(&mut self) {
-        let mut budget = self.opts.max_chunk.max(4096);
+        let mut budget = FEED_WRITES;
         while budget > 0 && self.stdin.is_some() {
             if self.pending.is_empty() {
                 let Feed::Pull(source) = &mut self.feed else {
@@ -309,7 +312,7 @@ impl<F: AsFd> Driver<F> {
             match fd::write(stdin.as_fd(), &self.pending) {
                 Ok(n) => {
                     self.pending.advance(n);
-                    budget = budget.saturating_sub(n.max(1));
+                    budget -= 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.blocked.stdin = true;

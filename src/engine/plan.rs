@@ -90,21 +90,27 @@ impl Plan {
         let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
 
-        // envp
-        let vars = environment(cmd)?;
-        let path_var = vars
-            .iter()
-            .find(|(k, _)| k.as_bytes() == b"PATH")
-            .map(|(_, v)| v.clone());
-        let mut env = Vec::with_capacity(vars.len());
-        for (k, v) in vars {
-            let mut kv = k.into_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            env.push(cstring(program, "an environment variable", kv)?);
-        }
-        let mut envp: Vec<*const c_char> = env.iter().map(|e| e.as_ptr()).collect();
-        envp.push(std::ptr::null());
+        // envp: the parent's own environment when the command changes
+        // nothing (no copy), else a prepared one.
+        let (env, envp, path_var) = if !cmd.env_clear && cmd.env.is_empty() {
+            (Vec::new(), Vec::new(), std::env::var_os("PATH"))
+        } else {
+            let vars = environment(cmd)?;
+            let path_var = vars
+                .iter()
+                .find(|(k, _)| k.as_bytes() == b"PATH")
+                .map(|(_, v)| v.clone());
+            let mut env = Vec::with_capacity(vars.len());
+            for (k, v) in vars {
+                let mut kv = k.into_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                env.push(cstring(program, "an environment variable", kv)?);
+            }
+            let mut envp: Vec<*const c_char> = env.iter().map(|e| e.as_ptr()).collect();
+            envp.push(std::ptr::null());
+            (env, envp, path_var)
+        };
 
         let cwd = match &cmd.cwd {
             Some(d) => Some(cstring(
@@ -268,7 +274,11 @@ impl Plan {
         ChildPlan {
             path: &self.path,
             argv: &self.argv,
-            envp: &self.envp,
+            envp: if self.envp.is_empty() {
+                crate::sys::spawn::inherited_environ()
+            } else {
+                self.envp.as_ptr()
+            },
             actions: &self.actions,
         }
     }

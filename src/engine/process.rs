@@ -387,6 +387,23 @@ impl Process {
         &self,
         deadline: Option<Instant>,
     ) -> Result<Option<ExitStatus>, Error> {
+        // Nothing to enforce while waiting (no timeout, no stop sequence
+        // under way, no caller deadline): block in waitid until the exit,
+        // without reaping and without the lock, then let `advance` reap.
+        // One system call instead of look, poll, look.
+        let idle = {
+            let st = self.lock();
+            st.exit.is_none()
+                && !st.reaped
+                && st.timeout_at.is_none()
+                && st.stop_at.is_none()
+                && matches!(st.stop, Stop::NotStarted)
+        };
+        if idle && deadline.is_none() {
+            // ECHILD (another driver reaped it meanwhile) is fine: the state
+            // says so below.
+            let _ = pidfd::wait_exit(self.target(), false, true);
+        }
         loop {
             let now = Instant::now();
             let (progress, exit_seen, reaped, helper) = {

@@ -143,8 +143,14 @@ pub(crate) fn eventfd_drain(fd: BorrowedFd<'_>) {
     let _ = read(fd, &mut buf);
 }
 
-/// `getrlimit(RLIMIT_NOFILE)` soft limit: the highest descriptor number + 1.
+/// `getrlimit(RLIMIT_NOFILE)` soft limit: the highest descriptor number + 1,
+/// read once (it only serves kernels without `close_range`).
 pub(crate) fn max_fd() -> RawFd {
+    static MAX: std::sync::OnceLock<RawFd> = std::sync::OnceLock::new();
+    *MAX.get_or_init(read_max_fd)
+}
+
+fn read_max_fd() -> RawFd {
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -72,8 +72,9 @@ pub(crate) struct ChildPlan<'a> {
     pub path: &'a CStr,
     /// NULL-terminated array of pointers to NUL-terminated strings.
     pub argv: &'a [*const c_char],
-    /// NULL-terminated array of pointers to NUL-terminated `KEY=VALUE` strings.
-    pub envp: &'a [*const c_char],
+    /// NULL-terminated array of pointers to NUL-terminated `KEY=VALUE`
+    /// strings (a slice the plan owns, or [`inherited_environ`]).
+    pub envp: *const *const c_char,
     pub actions: &'a [Action],
 }
 
@@ -108,6 +109,23 @@ struct Shared<'a> {
 
 const STACK_SIZE: usize = 64 * 1024;
 
+thread_local! {
+    static STACK: std::cell::Cell<Option<Box<[std::mem::MaybeUninit<u8>]>>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The calling process's own environment (`environ`), for a child that
+/// inherits it unchanged: `execve` copies it, so no per-spawn copy is made.
+///
+/// Like `posix_spawn` with `environ`, this relies on no other thread
+/// modifying the environment meanwhile, which Rust's `set_var` (an `unsafe`
+/// function since the 2024 edition) already requires of its callers.
+pub(crate) fn inherited_environ() -> *const *const c_char {
+    // SAFETY: reads the pointer value of the C library's `environ`; the
+    // strings it points to are read only by the kernel during `execve`.
+    unsafe { libc::environ as *const *const c_char }
+}
+
 /// Set once `clone` has refused `CLONE_PIDFD` (kernels before 5.2).
 static NO_CLONE_PIDFD: AtomicBool = AtomicBool::new(false);
 
@@ -115,18 +133,19 @@ static NO_CLONE_PIDFD: AtomicBool = AtomicBool::new(false);
 /// (success) or failed a step (then it has been reaped).
 pub(crate) fn spawn(plan: &ChildPlan<'_>) -> Result<Spawned, SpawnError> {
     debug_assert!(plan.argv.last().is_some_and(|p| p.is_null()));
-    debug_assert!(plan.envp.last().is_some_and(|p| p.is_null()));
     let shared = Shared {
         plan,
         empty_mask: signal::empty_set(),
         failure: UnsafeCell::new(None),
     };
     // The child's stack: uninitialised memory that the child writes before it
-    // reads. It is freed when we return, after the child left it (by execve
-    // or exit), which CLONE_VFORK guarantees.
-    let mut stack: Vec<u8> = Vec::with_capacity(STACK_SIZE);
-    // SAFETY: the capacity is STACK_SIZE, so the one-past-the-end pointer is
-    // in bounds of the allocation.
+    // reads, kept per thread between spawns (a thread cannot spawn twice at
+    // once: CLONE_VFORK suspends it until the child has left the stack).
+    let mut stack = STACK
+        .take()
+        .unwrap_or_else(|| Box::new_uninit_slice(STACK_SIZE));
+    // SAFETY: the slice is STACK_SIZE long, so the one-past-the-end pointer
+    // is in bounds of the allocation.
     let top = unsafe { stack.as_mut_ptr().add(STACK_SIZE) };
     let top = (top as usize & !15) as *mut c_void;
 
@@ -164,7 +183,7 @@ pub(crate) fn spawn(plan: &ChildPlan<'_>) -> Result<Spawned, SpawnError> {
         break pid;
     };
     signal::restore(saved);
-    drop(stack);
+    STACK.set(Some(stack));
 
     let pidfd = if with_pidfd {
         // SAFETY: clone succeeded with CLONE_PIDFD, so `pidfd` is a fresh
@@ -208,7 +227,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: path, argv and envp are NUL-terminated strings and
     // NULL-terminated arrays prepared by the parent.
     unsafe {
-        libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+        libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), plan.envp);
     }
     fail(shared, plan.actions.len(), errno())
 }
