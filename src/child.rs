@@ -16,7 +16,8 @@ use crate::status::Ended;
 use crate::sys::fd::{self, Interest};
 use crate::{Error, Event, ExitStatus, Signal};
 
-fn not_piped(program: &std::ffi::OsStr, what: &str) -> Error {
+/// The error for an operation on a pipe end the handle does not have.
+pub(crate) fn not_piped(program: &std::ffi::OsStr, what: &str) -> Error {
     Error::new(
         program,
         if what == "stdin" {

@@ -452,7 +452,14 @@ fn thousand_concurrent_cats_on_a_current_thread_runtime() {
                     .collect_bytes()
                     .await
                     .unwrap();
-                assert!(out == data, "child {i} output differs");
+                if out != data {
+                    let first = out.iter().zip(&data).position(|(a, b)| a != b);
+                    panic!(
+                        "child {i}: got {} bytes, want {}; first difference at {first:?}",
+                        out.len(),
+                        data.len()
+                    );
+                }
             });
         }
         let mut n = 0;
@@ -654,4 +661,31 @@ fn stream_to_tcp_example_runs() {
         text.contains("of the 2 gzip processes, 0 still run"),
         "{text}"
     );
+}
+
+// Regression: past the drain deadline the async stream ended while output
+// was still waiting in the pipe (its readiness had not been asked for in
+// that step), losing what a slow consumer had not read yet. Here the child
+// exits at once and a grandchild writes 900 kB into the pipe 100 ms later.
+#[test]
+fn drain_timeout_never_cuts_output_already_in_the_pipe_async() {
+    let _g = guard();
+    current().block_on(async {
+        let total = 900_000;
+        let script = format!("(sleep 0.1; '{}' write {total}) & exit 0", pt().display());
+        let mut s = Command::new("sh")
+            .args(["-c", &script])
+            .pipe_drain_timeout(Duration::from_millis(300))
+            .max_chunk_size(100_000)
+            .stream_async()
+            .unwrap();
+        let mut got = Vec::new();
+        while let Some(chunk) = s.next().await {
+            got.extend_from_slice(&chunk.unwrap());
+            // Slower than the drain timeout over the whole output.
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        assert_eq!(got.len(), total);
+        assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    });
 }

@@ -610,3 +610,23 @@ fn timeout_ends_a_stream_with_timed_out_status() {
     assert_eq!(err.kind(), ErrorKind::Exit);
     assert!(err.exit_status().unwrap().timed_out());
 }
+
+#[test]
+fn drain_timeout_never_cuts_output_already_in_the_pipe() {
+    let _g = Guard::new();
+    let total = 900_000;
+    let script = format!("(sleep 0.1; '{}' write {total}) & exit 0", pt().display());
+    let stream = Command::new("sh")
+        .args(["-c", &script])
+        .pipe_drain_timeout(Duration::from_millis(300))
+        .max_chunk_size(100_000)
+        .stream()
+        .unwrap();
+    let mut got = Vec::new();
+    for chunk in stream {
+        got.extend_from_slice(&chunk.unwrap());
+        std::thread::sleep(Duration::from_millis(60)); // slower than the drain timeout
+    }
+    assert_eq!(got.len(), total);
+    assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+}

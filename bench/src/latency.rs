@@ -1,6 +1,10 @@
 //! Scenario 3: round-trip latency through `bench-echo`: write a 32-byte
 //! message, wait until the 32 bytes have come back, repeat. 1,000 warm-up
 //! trips, then the timed trips. The value is µs per trip.
+//!
+//! The async row drives procession's `AsyncChild` (`spawn_async`,
+//! `write_all().await`, `read().await`) on the same current-thread runtime
+//! as the raw tokio row, with the same message, warm-up and trip count.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -9,13 +13,15 @@ use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::asyncstub;
 use crate::results::{Better, Outcome, Table, Target};
 use crate::runner::{Ctx, Variant, interleave, ioe, tokio_rt};
 use crate::throughput::Placement;
 
 const MSG: [u8; 32] = *b"0123456789abcdef0123456789abcde\n";
 const WARMUP: usize = 1_000;
+
+/// The row name of the async round trip (scenario 3's async target).
+const ASYNC_NAME: &str = "procession async (spawn_async)";
 
 /// Write the message and read until 32 bytes came back, `n` times; µs/trip
 /// over the timed part.
@@ -58,7 +64,8 @@ fn variants<'a>(
         .map(|c| ("BENCH_CPU".to_string(), c.to_string()))
         .into_iter()
         .collect();
-    let (e1, e2, e3, e4, e5, e6) = (
+    let (e1, e2, e3, e4, e5, e6, e7) = (
+        cpu_env.clone(),
         cpu_env.clone(),
         cpu_env.clone(),
         cpu_env.clone(),
@@ -161,6 +168,34 @@ fn variants<'a>(
             Ok(us)
         })
     });
+    let procession_async = Variant::new(ASYNC_NAME, move || {
+        rt.block_on(async {
+            let mut child = procession::Command::new(echo)
+                .envs(e7.iter().cloned())
+                .stdin(procession::Stdio::piped())
+                .stdout(procession::Stdio::piped())
+                .spawn_async()
+                .map_err(ioe)?;
+            let mut t = Instant::now();
+            for i in 0..WARMUP + trips {
+                if i == WARMUP {
+                    t = Instant::now();
+                }
+                child.write_all(&MSG).await.map_err(ioe)?;
+                let mut got = 0;
+                while got < MSG.len() {
+                    match child.read().await.map_err(ioe)? {
+                        Some(b) => got += b.len(),
+                        None => return Err(io::Error::other("echo closed")),
+                    }
+                }
+            }
+            let us = t.elapsed().as_secs_f64() * 1e6 / trips as f64;
+            child.close_stdin();
+            child.wait().await.map_err(ioe)?;
+            Ok(us)
+        })
+    });
     let duct_v = Variant::new("duct (stdin_file(os_pipe) + reader())", move || {
         let (r, mut w) = os_pipe::pipe()?;
         let mut expr = duct::cmd(echo, Vec::<String>::new()).stdin_file(r);
@@ -193,6 +228,7 @@ fn variants<'a>(
         procession_std_io,
         std_v,
         tokio_v,
+        procession_async,
         duct_v,
         subprocess_v,
     ]
@@ -220,11 +256,16 @@ pub fn run(ctx: &Ctx) -> io::Result<Outcome> {
             Better::Lower,
         );
         let mut vs = variants(&ctx.helpers.echo, trips, child_cpu, &rt);
-        // The async procession API does not exist yet: a marked placeholder.
-        vs.push(asyncstub::roundtrip_variant(&ctx.helpers.echo, trips, &rt));
         interleave(&mut table, ctx.reps, &mut vs);
         drop(vs);
-        let table = table.finish();
+        let mut table = table.finish();
+        table.set_vs(
+            ASYNC_NAME,
+            &[
+                ("tokio (current-thread)", "tokio (current-thread)"),
+                ("std (blocking)", "std (blocking)"),
+            ],
+        );
         let tag = pl.short();
         out.targets.push(Target::check(
             3,
@@ -246,7 +287,7 @@ pub fn run(ctx: &Ctx) -> io::Result<Outcome> {
         out.targets.push(Target::check(
             3,
             &format!("[{tag}] async: ≤ 1.1× raw tokio"),
-            table.ratio(asyncstub::ROUNDTRIP_NAME, "tokio (current-thread)"),
+            table.ratio(ASYNC_NAME, "tokio (current-thread)"),
             1.1,
             true,
         ));

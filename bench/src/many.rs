@@ -399,6 +399,7 @@ pub fn run(ctx: &Ctx) -> io::Result<Outcome> {
             target: "descriptors per child (reported; no target)".into(),
             measured: med("many-fds").map_or("n/a".into(), crate::results::fmt_num),
             met: None,
+            ceiling: None,
         },
     ];
     out.targets.extend(targets);

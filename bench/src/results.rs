@@ -34,6 +34,10 @@ pub struct Row {
     /// procession's own rows and rows without data.
     pub ratio: Option<f64>,
     pub note: Option<String>,
+    /// For a procession row other than the reference (the async rows): its
+    /// median against named peers, shown in the ratio column.
+    #[serde(default)]
+    pub vs: Option<String>,
 }
 
 /// One measured configuration of a scenario.
@@ -79,6 +83,7 @@ impl Table {
             max,
             ratio: None,
             note: None,
+            vs: None,
         });
     }
 
@@ -115,6 +120,21 @@ impl Table {
             };
         }
         self
+    }
+
+    /// Sets the ratio cell of `variant` (a procession row) to its median
+    /// against each `(label, peer)`, oriented as the other ratios.
+    pub fn set_vs(&mut self, variant: &str, peers: &[(&str, &str)]) {
+        let parts: Vec<String> = peers
+            .iter()
+            .filter_map(|(label, peer)| {
+                self.ratio(variant, peer)
+                    .map(|r| format!("{r:.2} vs {label}"))
+            })
+            .collect();
+        if let Some(row) = self.rows.iter_mut().find(|r| r.variant == variant) {
+            row.vs = (!parts.is_empty()).then(|| parts.join("; "));
+        }
     }
 
     pub fn median(&self, variant: &str) -> Option<f64> {
@@ -157,6 +177,7 @@ impl Table {
         ));
         for r in &self.rows {
             let ratio = match (r.ratio, &r.note) {
+                _ if r.vs.is_some() => r.vs.clone().unwrap_or_default(),
                 (Some(x), _) => format!("{x:.2}"),
                 (None, _) if r.variant.starts_with("procession") => "—".into(),
                 _ => "n/a".into(),
@@ -211,6 +232,10 @@ pub struct Target {
     pub target: String,
     pub measured: String,
     pub met: Option<bool>,
+    /// The measured ceiling that shows why a target is out of reach (or how
+    /// close the kernel allows), shown when the target is not met.
+    #[serde(default)]
+    pub ceiling: Option<String>,
 }
 
 impl Target {
@@ -234,7 +259,13 @@ impl Target {
             target: target.into(),
             measured,
             met,
+            ceiling: None,
         }
+    }
+
+    pub fn with_ceiling(mut self, text: Option<String>) -> Target {
+        self.ceiling = text;
+        self
     }
 
     pub fn with_measured(mut self, text: String) -> Target {

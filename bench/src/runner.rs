@@ -51,10 +51,6 @@ pub fn interleave(table: &mut Table, reps: usize, variants: &mut [Variant<'_>]) 
                     );
                     samples[i].push(x);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-                    // A placeholder (see asyncstub.rs): not a failure.
-                    errors[i] = Some(e.to_string());
-                }
                 Err(e) => {
                     eprintln!("  [{}] {} failed: {e}", table.id, v.name);
                     errors[i] = Some(format!("failed: {e}"));

@@ -3,6 +3,11 @@
 //! The clock runs from just before the spawn to after the child is reaped.
 //! Children: `bench-writer N 65536` (stdout) and `bench-sink` (stdin). The
 //! parent moves data in 64 KiB chunks (exile's chunk size) everywhere.
+//!
+//! The async rows run procession's tokio API on the same current-thread
+//! runtime as the tokio rows: `stream_async()` consumed with
+//! `StreamExt::next` (stdout), and `input_stream(..)` fed by a `futures`
+//! stream of the same 64 KiB `Bytes` chunks (stdin).
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -10,6 +15,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
+use futures_util::StreamExt;
 use procession::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -19,6 +25,12 @@ use crate::util::{all_cpus, fmt_bytes, set_affinity, set_pipe_size, unpin};
 
 const CHUNK: usize = 64 * 1024;
 const BIG_PIPE: usize = 1 << 20;
+
+/// The async rows and the tokio rows they are compared with.
+const ASYNC_STDOUT: &str = "procession async (stream_async)";
+const ASYNC_STDIN: &str = "procession async (input_stream)";
+const TOKIO_DEFAULT: &str = "tokio (default 64 KiB pipe)";
+const TOKIO_BIG: &str = "tokio, 1 MiB pipe";
 
 /// How parent and child are placed on the 2 vCPUs.
 #[derive(Clone, Copy, Debug)]
@@ -196,6 +208,19 @@ fn stdout_variants<'a>(
         })
     };
     let a = args.clone();
+    let procession_async = Variant::new(ASYNC_STDOUT, move || {
+        rt.block_on(async {
+            let t = Instant::now();
+            let mut out = procession_cmd(w, &a, cpu).stream_async().map_err(ioe)?;
+            let mut total = 0u64;
+            while let Some(chunk) = out.next().await {
+                total += chunk?.len() as u64;
+            }
+            check(total, bytes)?;
+            Ok(gibps(bytes, t))
+        })
+    });
+    let a = args.clone();
     let duct_v = Variant::new("duct (reader())", move || {
         let t = Instant::now();
         let reader = duct_expr(w, &a, cpu).reader()?;
@@ -216,8 +241,9 @@ fn stdout_variants<'a>(
         procession,
         std_raw("std, 1 MiB pipe, raw read loop", Some(BIG_PIPE)),
         std_raw("std (default 64 KiB pipe)", None),
-        tokio_v("tokio (default 64 KiB pipe)", None),
-        tokio_v("tokio, 1 MiB pipe", Some(BIG_PIPE)),
+        tokio_v(TOKIO_DEFAULT, None),
+        tokio_v(TOKIO_BIG, Some(BIG_PIPE)),
+        procession_async,
         duct_v,
         subprocess_v,
     ]
@@ -291,6 +317,22 @@ fn stdin_variants<'a>(
     };
     let a = args.clone();
     let b = block.clone();
+    let procession_async = Variant::new(ASYNC_STDIN, move || {
+        rt.block_on(async {
+            let t = Instant::now();
+            let input = futures_util::stream::iter(std::iter::repeat_n(b.clone(), n_chunks));
+            let mut out = procession_cmd(sink, &a, cpu)
+                .input_stream(input)
+                .stream_async()
+                .map_err(ioe)?;
+            while let Some(chunk) = out.next().await {
+                chunk?;
+            }
+            Ok(gibps(bytes, t))
+        })
+    });
+    let a = args.clone();
+    let b = block.clone();
     let duct_v = Variant::new("duct (stdin_file(os_pipe))", move || {
         let t = Instant::now();
         let (r, mut wr) = os_pipe::pipe()?;
@@ -317,8 +359,9 @@ fn stdin_variants<'a>(
         procession,
         std_raw("std, 1 MiB pipe, raw write loop", Some(BIG_PIPE)),
         std_raw("std (default 64 KiB pipe)", None),
-        tokio_v("tokio (default 64 KiB pipe)", None),
-        tokio_v("tokio, 1 MiB pipe", Some(BIG_PIPE)),
+        tokio_v(TOKIO_DEFAULT, None),
+        tokio_v(TOKIO_BIG, Some(BIG_PIPE)),
+        procession_async,
         duct_v,
         subprocess_v,
     ]
@@ -428,7 +471,15 @@ pub fn run(ctx: &Ctx, stdin: bool, placements: &[Placement]) -> io::Result<Outco
         };
         interleave(&mut table, ctx.reps, &mut variants);
         drop(variants);
-        let table = table.finish();
+        let mut table = table.finish();
+        let async_name = if stdin { ASYNC_STDIN } else { ASYNC_STDOUT };
+        table.set_vs(
+            async_name,
+            &[
+                ("tokio (default pipe)", TOKIO_DEFAULT),
+                ("tokio 1 MiB", TOKIO_BIG),
+            ],
+        );
         let t = &table;
         let tag = pl.short();
         let raw = if stdin {
@@ -436,11 +487,11 @@ pub fn run(ctx: &Ctx, stdin: bool, placements: &[Placement]) -> io::Result<Outco
         } else {
             "std, 1 MiB pipe, raw read loop"
         };
-        if let (Some(a), Some(b), Some(c)) = (
+        let (vs_std, vs_tokio) = (
             t.ratio(raw, "std (default 64 KiB pipe)"),
-            t.ratio(raw, "tokio (default 64 KiB pipe)"),
-            t.median(raw),
-        ) {
+            t.ratio(raw, TOKIO_DEFAULT),
+        );
+        if let (Some(a), Some(b), Some(c)) = (vs_std, vs_tokio, t.median(raw)) {
             out.text.push(format!(
                 "[{tag}] Ceiling: the raw std loop with a 1 MiB pipe ({c:.2} GiB/s, two copies \
                  through the kernel, no library in the way) is itself only {a:.2}× std and \
@@ -448,27 +499,66 @@ pub fn run(ctx: &Ctx, stdin: bool, placements: &[Placement]) -> io::Result<Outco
                  implementation can reach 2× them here; only fewer copies (splice/vmsplice) could."
             ));
         }
-        out.targets.push(Target::check(
-            scenario,
-            &format!("[{tag}] ≥ 0.95× raw std loop with a 1 MiB pipe"),
-            t.ratio("procession", raw),
-            0.95,
-            false,
-        ));
-        out.targets.push(Target::check(
-            scenario,
-            &format!("[{tag}] ≥ 2× std with the default pipe"),
-            t.ratio("procession", "std (default 64 KiB pipe)"),
-            2.0,
-            false,
-        ));
-        out.targets.push(Target::check(
-            scenario,
-            &format!("[{tag}] ≥ 2× tokio::process with the default pipe"),
-            t.ratio("procession", "tokio (default 64 KiB pipe)"),
-            2.0,
-            false,
-        ));
+        if let (Some(m), Some(a), Some(b)) = (
+            t.median(async_name),
+            t.ratio(async_name, TOKIO_DEFAULT),
+            t.ratio(async_name, TOKIO_BIG),
+        ) {
+            out.text.push(format!(
+                "[{tag}] {async_name}: {m:.2} GiB/s, {a:.2}× tokio with the default pipe and \
+                 {b:.2}× tokio with a 1 MiB pipe (the same runtime, current-thread)."
+            ));
+        }
+        let ceiling = |peer: &str, r: Option<f64>| {
+            r.map(|r| format!("raw std loop with a 1 MiB pipe = {r:.2}× {peer} (default pipe)"))
+        };
+        out.targets.push(
+            Target::check(
+                scenario,
+                &format!("[{tag}] ≥ 0.95× raw std loop with a 1 MiB pipe"),
+                t.ratio("procession", raw),
+                0.95,
+                false,
+            )
+            .with_ceiling(t.median(raw).map(|c| format!("raw loop: {c:.2} GiB/s"))),
+        );
+        out.targets.push(
+            Target::check(
+                scenario,
+                &format!("[{tag}] ≥ 2× std with the default pipe"),
+                t.ratio("procession", "std (default 64 KiB pipe)"),
+                2.0,
+                false,
+            )
+            .with_ceiling(ceiling("std", vs_std)),
+        );
+        out.targets.push(
+            Target::check(
+                scenario,
+                &format!("[{tag}] ≥ 2× tokio::process with the default pipe"),
+                t.ratio("procession", TOKIO_DEFAULT),
+                2.0,
+                false,
+            )
+            .with_ceiling(ceiling("tokio", vs_tokio)),
+        );
+        out.targets.push(
+            Target::check(
+                scenario,
+                &format!(
+                    "[{tag}] async ({}): ≥ 2× tokio::process with the default pipe",
+                    if stdin {
+                        "input_stream"
+                    } else {
+                        "stream_async"
+                    }
+                ),
+                t.ratio(async_name, TOKIO_DEFAULT),
+                2.0,
+                false,
+            )
+            .with_ceiling(ceiling("tokio", vs_tokio)),
+        );
         out.tables.push(table);
     }
     unpin();

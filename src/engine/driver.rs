@@ -380,8 +380,17 @@ impl<F: AsFd> Driver<F> {
     }
 
     /// Does what `ready` allows without blocking. See the module docs.
-    pub(crate) fn step(&mut self, ready: Ready, now: Instant) -> Result<Progress, Error> {
+    pub(crate) fn step(&mut self, mut ready: Ready, now: Instant) -> Result<Progress, Error> {
         self.blocked = Ready::default();
+        // Past the drain deadline, look into the pipes whatever the waiter
+        // said: the stream may end only once a read found them empty.
+        let draining = self
+            .exited_at
+            .is_some_and(|t| now >= t + self.opts.drain_timeout);
+        if draining {
+            ready.stdout = true;
+            ready.stderr = true;
+        }
         if ready.stdin && self.stdin.is_some() {
             self.feed();
         }
@@ -429,8 +438,13 @@ impl<F: AsFd> Driver<F> {
             // The child is gone but something (a descendant) keeps the pipes
             // open. Past the drain deadline, end once nothing is waiting in
             // them: what the child wrote is never cut off.
-            let deadline = t + self.opts.drain_timeout;
-            if now >= deadline && !ready.stdout && !ready.stderr {
+            // (`draining` made this step read both: a chunk would have
+            // been returned above, so `blocked` means empty right now.)
+            let empty = |end: &Option<F>, blocked: bool| end.is_none() || blocked;
+            if now >= t + self.opts.drain_timeout
+                && empty(&self.stdout, self.blocked.stdout)
+                && empty(&self.stderr, self.blocked.stderr)
+            {
                 self.stdout = None;
                 self.stderr = None;
                 if let Some(st) = self.status {

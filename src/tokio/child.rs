@@ -10,25 +10,12 @@ use tokio::io::AsyncWriteExt;
 
 use super::pipe::{AsyncChildStderr, AsyncChildStdin, AsyncChildStdout, Registered};
 use super::wait::Watch;
+use crate::child::not_piped;
 use crate::engine::process::Process;
 use crate::engine::spawn::{Ends, spawn_with_ends};
-use crate::error::{ErrorKind, Step};
+use crate::error::Step;
 use crate::status::Ended;
 use crate::{Command, Error, Event, ExitStatus, Signal, Signaller, Stdio};
-
-fn not_piped(program: &std::ffi::OsStr, what: &str) -> Error {
-    Error::new(
-        program,
-        if what == "stdin" {
-            Step::Write
-        } else {
-            Step::Read
-        },
-        ErrorKind::InvalidInput,
-        Some(format!("{what} is not piped (or was taken or closed)")),
-        None,
-    )
-}
 
 /// A running child for tokio; the async counterpart of [`Child`](crate::Child),
 /// with the same semantics.
@@ -75,7 +62,7 @@ impl Command {
     /// # Errors
     ///
     /// As [`spawn`](Command::spawn), and
-    /// [`ErrorKind::InvalidInput`] outside a tokio runtime.
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) outside a tokio runtime.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -124,6 +111,19 @@ impl Command {
         }
         Ok(child)
     }
+}
+
+/// One chunk from a piped end of the handle (`None` at end of file).
+async fn read_end(
+    end: Option<&Registered>,
+    program: &std::ffi::OsStr,
+    what: &str,
+    max: usize,
+) -> Result<Option<Bytes>, Error> {
+    let end = end.ok_or_else(|| not_piped(program, what))?;
+    poll_fn(|cx| end.poll_read_chunk(cx, max))
+        .await
+        .map_err(|e| Error::os(program, Step::Read, e))
 }
 
 impl AsyncChild {
@@ -271,18 +271,11 @@ impl AsyncChild {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidInput`] when stdout is not piped; [`Step::Read`]
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when stdout is not piped; [`Step::Read`]
     /// OS errors.
     pub async fn read(&mut self) -> Result<Option<Bytes>, Error> {
-        let program = self.process.program();
-        let max = self.max_chunk;
-        let out = self
-            .stdout
-            .as_ref()
-            .ok_or_else(|| not_piped(program, "stdout"))?;
-        poll_fn(|cx| out.fd.poll_read_chunk(cx, max))
-            .await
-            .map_err(|e| Error::os(program, Step::Read, e))
+        let out = self.stdout.as_ref().map(|p| &p.fd);
+        read_end(out, self.process.program(), "stdout", self.max_chunk).await
     }
 
     /// Reads the next chunk of stderr; `None` at end of file. Cancel-safe.
@@ -291,15 +284,8 @@ impl AsyncChild {
     ///
     /// As [`read`](AsyncChild::read).
     pub async fn read_stderr(&mut self) -> Result<Option<Bytes>, Error> {
-        let program = self.process.program();
-        let max = self.max_chunk;
-        let err = self
-            .stderr
-            .as_ref()
-            .ok_or_else(|| not_piped(program, "stderr"))?;
-        poll_fn(|cx| err.fd.poll_read_chunk(cx, max))
-            .await
-            .map_err(|e| Error::os(program, Step::Read, e))
+        let err = self.stderr.as_ref().map(|p| &p.fd);
+        read_end(err, self.process.program(), "stderr", self.max_chunk).await
     }
 
     /// Whichever of stdout and stderr has data first, tagged; `None` when
@@ -366,7 +352,7 @@ impl AsyncChild {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidInput`] when stdin is not piped; a [`Step::Write`]
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when stdin is not piped; a [`Step::Write`]
     /// error (`BrokenPipe`) once the child no longer reads.
     pub async fn write_all(&mut self, data: &[u8]) -> Result<(), Error> {
         let program = self.process.program().to_owned();

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::pipe::Registered;
+use super::pipe::{AsyncChildStdin, Registered};
 use super::wait::Watch;
 use crate::engine::driver::{Chunk, Driver, Feed, Progress, Ready, StderrMode};
 use crate::error::Step;
@@ -27,24 +27,24 @@ use crate::{ChildStdin, Command, Error, Stdio};
 /// closed when the sink is dropped.
 #[derive(Debug)]
 pub struct AsyncInputSink {
-    fd: Registered,
+    stdin: AsyncChildStdin,
 }
 
 impl AsyncWrite for AsyncInputSink {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.fd.poll_write_bytes(cx, buf)
+        Pin::new(&mut self.stdin).poll_write(cx, buf)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stdin).poll_flush(cx)
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stdin).poll_shutdown(cx)
     }
 }
 
@@ -110,7 +110,10 @@ impl Core {
             Some(Source::AsyncCallback(f)) => {
                 if let Some(fd) = stdin.take() {
                     match Registered::new(fd) {
-                        Ok(fd) => async_source = AsyncSource::Callback(f(AsyncInputSink { fd })),
+                        Ok(fd) => {
+                            let stdin = AsyncChildStdin { fd };
+                            async_source = AsyncSource::Callback(f(AsyncInputSink { stdin }))
+                        }
                         Err(e) => {
                             drop(Driver::<Registered>::new(
                                 process,
@@ -269,39 +272,30 @@ impl Core {
                     // I/O is always tried again after a clear, so an event
                     // that arrived in between is never lost. A readiness that
                     // is still set means: try the I/O.
-                    if interest.stdin {
-                        if let Some(Poll::Ready(Ok(mut g))) =
-                            stdin.map(|f| f.0.poll_write_ready(cx))
-                        {
-                            if blocked.stdin {
-                                g.clear_ready();
-                            }
-                            self.ready.stdin = true;
-                            due = true;
-                        }
-                    }
-                    if interest.stdout {
-                        if let Some(Poll::Ready(Ok(mut g))) =
-                            stdout.map(|f| f.0.poll_read_ready(cx))
-                        {
-                            if blocked.stdout {
-                                g.clear_ready();
-                            }
-                            self.ready.stdout = true;
-                            due = true;
-                        }
-                    }
-                    if interest.stderr {
-                        if let Some(Poll::Ready(Ok(mut g))) =
-                            stderr.map(|f| f.0.poll_read_ready(cx))
-                        {
-                            if blocked.stderr {
-                                g.clear_ready();
-                            }
-                            self.ready.stderr = true;
-                            due = true;
-                        }
-                    }
+                    due |= poll_ready(
+                        cx,
+                        stdin,
+                        Dir::Write,
+                        interest.stdin,
+                        blocked.stdin,
+                        &mut self.ready.stdin,
+                    );
+                    due |= poll_ready(
+                        cx,
+                        stdout,
+                        Dir::Read,
+                        interest.stdout,
+                        blocked.stdout,
+                        &mut self.ready.stdout,
+                    );
+                    due |= poll_ready(
+                        cx,
+                        stderr,
+                        Dir::Read,
+                        interest.stderr,
+                        blocked.stderr,
+                        &mut self.ready.stderr,
+                    );
                     if self
                         .watch
                         .poll_due(cx, interest.exit, ready.exit, interest.deadline)
@@ -324,6 +318,46 @@ impl Core {
                 }
             }
         }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Dir {
+    Read,
+    Write,
+}
+
+/// Asks the runtime whether a pipe end the driver is `interested` in is
+/// ready; if so marks it in `ready` and returns `true`. The readiness is
+/// cleared first when the last I/O on it returned `EAGAIN` (`blocked`); the
+/// caller then retries the I/O, so an event that arrived meanwhile is never
+/// lost.
+fn poll_ready(
+    cx: &mut Context<'_>,
+    end: Option<&Registered>,
+    dir: Dir,
+    interested: bool,
+    blocked: bool,
+    ready: &mut bool,
+) -> bool {
+    let Some(end) = end.filter(|_| interested) else {
+        return false;
+    };
+    let polled = match dir {
+        Dir::Read => end.0.poll_read_ready(cx),
+        Dir::Write => end.0.poll_write_ready(cx),
+    };
+    match polled {
+        Poll::Ready(Ok(mut guard)) => {
+            if blocked {
+                guard.clear_ready();
+            }
+            *ready = true;
+            true
+        }
+        // An error (the runtime is shutting down) or not ready: the I/O
+        // itself will report a real error.
+        _ => false,
     }
 }
 
