@@ -6,6 +6,7 @@
 //! Guard then checks that nothing it started is left behind: the test
 //! process is a child subreaper, so anything the CLI orphaned would be
 //! re-parented to it.
+#![cfg(feature = "cli")]
 
 mod support;
 use support::*;
