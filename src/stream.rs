@@ -331,22 +331,38 @@ impl Command {
             driver: self.start_driver(Stdio::piped(), StderrMode::Events)?,
             done: false,
         };
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
+        let mut collect = Collect::default();
         for ev in events.by_ref() {
-            match ev? {
-                Event::Stdout(b) => stdout.extend_from_slice(&b),
-                Event::Stderr(b) => stderr.extend_from_slice(&b),
-                Event::Exit(status) => {
-                    return Ok(Output {
-                        status,
-                        stdout,
-                        stderr,
-                    });
-                }
+            if let Some(output) = collect.push(ev?) {
+                return Ok(output);
             }
         }
         unreachable!("an event stream always ends with Exit or an error")
+    }
+}
+
+/// Gathers events into an [`Output`] (for `output` and `output_async`).
+#[derive(Default)]
+pub(crate) struct Collect {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Collect {
+    /// Adds one event; the `Output` once the exit arrives.
+    pub(crate) fn push(&mut self, event: Event) -> Option<Output> {
+        match event {
+            Event::Stdout(b) => self.stdout.extend_from_slice(&b),
+            Event::Stderr(b) => self.stderr.extend_from_slice(&b),
+            Event::Exit(status) => {
+                return Some(Output {
+                    status,
+                    stdout: std::mem::take(&mut self.stdout),
+                    stderr: std::mem::take(&mut self.stderr),
+                });
+            }
+        }
+        None
     }
 }
 

@@ -18,7 +18,7 @@ use super::wait::Watch;
 use crate::engine::driver::{Chunk, Driver, Feed, Progress, Ready, StderrMode};
 use crate::error::Step;
 use crate::input::{InputSink, InputSpec, Source};
-use crate::stream::{Event, Output};
+use crate::stream::{Collect, Event, Output};
 use crate::{ChildStdin, Command, Error, Stdio};
 
 /// The sink an [`input_async_fn`](Command::input_async_fn) callback writes
@@ -581,19 +581,10 @@ impl Command {
             core: Core::start(self, Stdio::piped(), StderrMode::Events)?,
             done: false,
         };
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
+        let mut collect = Collect::default();
         while let Some(ev) = events.next_event().await {
-            match ev? {
-                Event::Stdout(b) => stdout.extend_from_slice(&b),
-                Event::Stderr(b) => stderr.extend_from_slice(&b),
-                Event::Exit(status) => {
-                    return Ok(Output {
-                        status,
-                        stdout,
-                        stderr,
-                    });
-                }
+            if let Some(output) = collect.push(ev?) {
+                return Ok(output);
             }
         }
         unreachable!("an event stream always ends with Exit or an error")
