@@ -356,11 +356,7 @@ impl AsyncChild {
     /// error (`BrokenPipe`) once the child no longer reads.
     pub async fn write_all(&mut self, data: &[u8]) -> Result<(), Error> {
         let program = self.process.program().to_owned();
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| not_piped(&program, "stdin"))?;
-        stdin
+        self.piped_stdin()?
             .write_all(data)
             .await
             .map_err(|e| Error::os(&program, Step::Write, e))
@@ -374,14 +370,17 @@ impl AsyncChild {
     /// As [`write_all`](AsyncChild::write_all).
     pub async fn write(&mut self, data: &[u8]) -> Result<usize, Error> {
         let program = self.process.program().to_owned();
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| not_piped(&program, "stdin"))?;
-        stdin
+        self.piped_stdin()?
             .write(data)
             .await
             .map_err(|e| Error::os(&program, Step::Write, e))
+    }
+
+    fn piped_stdin(&mut self) -> Result<&mut AsyncChildStdin, Error> {
+        let program = self.process.program();
+        self.stdin
+            .as_mut()
+            .ok_or_else(|| not_piped(program, "stdin"))
     }
 
     /// Lets the child run on after the handle is dropped (it is still
