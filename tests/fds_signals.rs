@@ -15,21 +15,92 @@ fn sigchld_disposition() -> Disposition {
     procession::__test_support::disposition(libc::SIGCHLD).unwrap()
 }
 
-/// Restores this thread's signal mask and the SIGPIPE/SIGINT dispositions
-/// on drop (also when an assertion fails).
+/// The kernel's `struct sigaction` on x86_64 and aarch64: handler, flags,
+/// restorer, mask.
+type KernelSigaction = [u64; 4];
+
+/// `rt_sigaction(sig, new, &old)` as a raw system call: glibc's `sigaction`
+/// refuses signals 32 and 33, which it keeps for itself.
+fn raw_sigaction(sig: i32, new: &KernelSigaction) -> KernelSigaction {
+    let mut old: KernelSigaction = [0; 4];
+    // SAFETY: both pointers point to 32-byte kernel sigaction structures;
+    // the mask size is the kernel's 8 bytes.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            new.as_ptr(),
+            old.as_mut_ptr(),
+            8usize,
+        )
+    };
+    assert_eq!(r, 0, "rt_sigaction({sig})");
+    old
+}
+
+extern "C" fn ignore_it(_: libc::c_int) {}
+
+/// Restores this thread's signal mask and every disposition it changed on
+/// drop (also when an assertion fails).
 struct SignalStateRestore {
     mask: libc::sigset_t,
-    pipe: libc::sighandler_t,
-    int: libc::sighandler_t,
+    saved: Vec<(i32, KernelSigaction)>,
+}
+
+impl SignalStateRestore {
+    fn new() -> SignalStateRestore {
+        // SAFETY: sigset_t is plain data; pthread_sigmask with a NULL new
+        // set only reads the current mask into `mask`.
+        let mask = unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask);
+            mask
+        };
+        SignalStateRestore {
+            mask,
+            saved: Vec::new(),
+        }
+    }
+
+    /// Sets `sig` to SIG_IGN, or to a handler that does nothing.
+    fn set(&mut self, sig: i32, ignore: bool) {
+        let handler = if ignore {
+            libc::SIG_IGN as u64
+        } else {
+            ignore_it as extern "C" fn(libc::c_int) as usize as u64
+        };
+        // SA_RESTORER with glibc's restorer is only needed for a handler to
+        // return; these handlers never run (the signals are never sent).
+        let old = raw_sigaction(sig, &[handler, 0, 0, 0]);
+        if !self.saved.iter().any(|(s, _)| *s == sig) {
+            self.saved.push((sig, old));
+        }
+    }
+
+    fn block(&mut self, sigs: &[i32]) {
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for &sig in sigs {
+                libc::sigaddset(&mut set, sig);
+            }
+            assert_eq!(
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()),
+                0
+            );
+        }
+    }
 }
 
 impl Drop for SignalStateRestore {
     fn drop(&mut self) {
-        // SAFETY: restoring values saved from the same calls.
+        for (sig, old) in self.saved.drain(..).rev() {
+            raw_sigaction(sig, &old);
+        }
+        // SAFETY: restoring the mask saved in `new`.
         unsafe {
             libc::pthread_sigmask(libc::SIG_SETMASK, &self.mask, std::ptr::null_mut());
-            libc::signal(libc::SIGPIPE, self.pipe);
-            libc::signal(libc::SIGINT, self.int);
         }
     }
 }
@@ -99,42 +170,56 @@ fn closed_stdin_leaves_fd_0_free_in_the_child() {
     assert_eq!(String::from_utf8(out).unwrap(), "1 2\n");
 }
 
+const CLEAN_SIGNAL_STATE: &str =
+    "blocked 0000000000000000\nignored 0000000000000000\ncaught 0000000000000000\n";
+
+/// The parent blocks some signals, ignores others (standard, real-time, and
+/// the two glibc keeps for itself) and catches others; the child must start
+/// with none of that. Then the parent ignores one more signal and the next
+/// child must not inherit it either (nothing about the parent's state is
+/// remembered between spawns).
 #[test]
 fn child_gets_an_empty_signal_mask_and_default_dispositions() {
     let _g = Guard::new();
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use;
-    // the previous mask and dispositions are restored by `_restore`.
-    let _restore = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGUSR1);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        assert_eq!(libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old), 0);
-        SignalStateRestore {
-            mask: old,
-            pipe: libc::signal(libc::SIGPIPE, libc::SIG_IGN),
-            int: libc::signal(libc::SIGINT, libc::SIG_IGN),
-        }
-    };
+    let mut state = SignalStateRestore::new();
+    state.block(&[libc::SIGUSR1, libc::SIGTERM]);
+    let ignored = [
+        libc::SIGPIPE,
+        libc::SIGINT,
+        libc::SIGHUP,
+        32,
+        33,
+        libc::SIGRTMIN() + 3,
+        libc::SIGRTMAX(),
+    ];
+    for sig in ignored {
+        state.set(sig, true);
+    }
+    let caught = [libc::SIGUSR2, libc::SIGWINCH, libc::SIGRTMIN() + 5];
+    for sig in caught {
+        state.set(sig, false);
+    }
     // The parent really has that state.
     let blocked = own_mask("SigBlk:");
     assert_eq!(
         blocked & (bit(libc::SIGUSR1) | bit(libc::SIGTERM)),
         bit(libc::SIGUSR1) | bit(libc::SIGTERM)
     );
-    let ignored = own_mask("SigIgn:");
-    assert_eq!(
-        ignored & (bit(libc::SIGPIPE) | bit(libc::SIGINT)),
-        bit(libc::SIGPIPE) | bit(libc::SIGINT)
-    );
+    let want_ignored: u64 = ignored.iter().map(|&s| bit(s)).sum();
+    assert_eq!(own_mask("SigIgn:") & want_ignored, want_ignored);
+    let want_caught: u64 = caught.iter().map(|&s| bit(s)).sum();
+    assert_eq!(own_mask("SigCgt:") & want_caught, want_caught);
 
     let (out, status) = output(&mut pt_cmd(["sigstate"]));
     assert!(status.success());
-    assert_eq!(
-        String::from_utf8(out).unwrap(),
-        "blocked 0000000000000000\nignored 0000000000000000\ncaught 0000000000000000\n"
-    );
+    assert_eq!(String::from_utf8(out).unwrap(), CLEAN_SIGNAL_STATE);
+
+    state.set(libc::SIGQUIT, true);
+    assert_ne!(own_mask("SigIgn:") & bit(libc::SIGQUIT), 0);
+    let (out, status) = output(&mut pt_cmd(["sigstate"]));
+    assert!(status.success());
+    assert_eq!(String::from_utf8(out).unwrap(), CLEAN_SIGNAL_STATE);
+
     // Spawning left the parent's own mask as it was.
     assert_eq!(own_mask("SigBlk:"), blocked);
 }
