@@ -93,7 +93,13 @@ impl Plan {
         // envp: the parent's own environment when the command changes
         // nothing (no copy), else a prepared one.
         let (env, envp, path_var) = if !cmd.env_clear && cmd.env.is_empty() {
-            (Vec::new(), Vec::new(), std::env::var_os("PATH"))
+            // PATH is only looked up for a bare program name.
+            let path_var = if program.as_bytes().contains(&b'/') {
+                None
+            } else {
+                std::env::var_os("PATH")
+            };
+            (Vec::new(), Vec::new(), path_var)
         } else {
             let vars = environment(cmd)?;
             let path_var = vars
