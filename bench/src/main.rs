@@ -619,7 +619,7 @@ fn run(args: Args, raw: Vec<String>) -> io::Result<()> {
 
 /// Re-derives, from the stored numbers, the texts whose wording the harness
 /// computes (so that `--render` picks up a change of wording): the
-/// scenario-4 gap note.
+/// scenario-4 gap note and the note on `clone3`.
 fn refresh_derived_text(report: &mut Report) {
     for (name, o) in &mut report.outcomes {
         if name != "spawn-rate" {
@@ -630,7 +630,9 @@ fn refresh_derived_text(report: &mut Report) {
             .iter()
             .find(|t| t.id == "spawn-static-c1")
             .and_then(spawn::gap_note);
-        o.text.retain(|t| !t.starts_with(spawn::GAP_NOTE_START));
+        let clone3_start = &spawn::CLONE3_NOTE[..40];
+        o.text
+            .retain(|t| !t.starts_with(spawn::GAP_NOTE_START) && !t.starts_with(clone3_start));
         if let Some(note) = note {
             // After the table's own ceiling line, as in a measured run.
             let at = o
@@ -639,6 +641,7 @@ fn refresh_derived_text(report: &mut Report) {
                 .position(|t| t.starts_with("[static, C=1]"))
                 .map_or(0, |i| i + 1);
             o.text.insert(at, note);
+            o.text.insert(at + 1, spawn::CLONE3_NOTE.to_string());
         }
     }
 }
