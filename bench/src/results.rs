@@ -145,6 +145,15 @@ impl Table {
             .filter(|m| m.is_finite())
     }
 
+    /// The (min, max) of a variant's samples.
+    pub fn range(&self, variant: &str) -> Option<(f64, f64)> {
+        self.rows
+            .iter()
+            .find(|r| r.variant == variant)
+            .map(|r| (r.min, r.max))
+            .filter(|(a, b)| a.is_finite() && b.is_finite())
+    }
+
     /// `reference / variant` medians.
     pub fn ratio(&self, a: &str, b: &str) -> Option<f64> {
         Some(self.median(a)? / self.median(b)?)
