@@ -63,7 +63,23 @@ fn rate_variants<'a>(
     conc: usize,
     rt: &'a tokio::runtime::Runtime,
 ) -> Vec<Variant<'a>> {
-    vec![
+    let calibration = [
+        (RAW_FLOOR, Safety::None),
+        (RAW_RESET, Safety::SignalReset),
+        (RAW_ALL, Safety::All),
+    ]
+    .map(|(name, safety)| {
+        Variant::new(name, move || {
+            rate(n, conc, &|k| {
+                let mut r = crate::rawspawn::RawSpawner::new(prog, safety)?;
+                for _ in 0..k {
+                    ok_status(r.run()? == 0)?;
+                }
+                Ok(())
+            })
+        })
+    });
+    let peers = vec![
         Variant::new("procession", move || {
             rate(n, conc, &|k| {
                 let cmd = procession::Command::new(prog);
@@ -129,34 +145,8 @@ fn rate_variants<'a>(
                 Ok(())
             })
         }),
-        Variant::new(RAW_FLOOR, move || {
-            rate(n, conc, &|k| {
-                let mut r = crate::rawspawn::RawSpawner::new(prog, Safety::None)?;
-                for _ in 0..k {
-                    ok_status(r.run()? == 0)?;
-                }
-                Ok(())
-            })
-        }),
-        Variant::new(RAW_RESET, move || {
-            rate(n, conc, &|k| {
-                let mut r = crate::rawspawn::RawSpawner::new(prog, Safety::SignalReset)?;
-                for _ in 0..k {
-                    ok_status(r.run()? == 0)?;
-                }
-                Ok(())
-            })
-        }),
-        Variant::new(RAW_ALL, move || {
-            rate(n, conc, &|k| {
-                let mut r = crate::rawspawn::RawSpawner::new(prog, Safety::All)?;
-                for _ in 0..k {
-                    ok_status(r.run()? == 0)?;
-                }
-                Ok(())
-            })
-        }),
-    ]
+    ];
+    peers.into_iter().chain(calibration).collect()
 }
 
 /// `__spawnloop LIB N PROG`: N sequential spawn+wait cycles of one library
