@@ -277,11 +277,7 @@ fn signaller_signals_from_another_thread_while_one_waits() {
 #[test]
 fn signal_group_reaches_the_whole_group() {
     let _g = Guard::new();
-    let mut child = pt_cmd(["spawn-grandchild"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let grandchild: i32 = read_line(child.stdout().unwrap()).trim().parse().unwrap();
+    let (mut child, grandchild) = spawn_with_grandchild(&mut pt_cmd(["spawn-grandchild"]));
     assert_eq!(stat(grandchild).map(|s| s.2), Some(child.pid() as i32));
     child.signal_group(Signal::USR1).unwrap();
     let status = child.wait().unwrap();

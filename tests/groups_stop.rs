@@ -38,6 +38,17 @@ fn spawn_ignore_term(cmd: &mut Command) -> Child {
     child
 }
 
+/// Calls `stop()` and checks that it returned no sooner than `at_least`
+/// with the child killed by SIGKILL in the stop sequence (the first step did
+/// not end it).
+fn stop_ends_in_sigkill_after(child: &mut Child, at_least: Duration) {
+    let t = Instant::now();
+    let status = child.stop().unwrap();
+    assert!(t.elapsed() >= at_least, "{:?}", t.elapsed());
+    assert_eq!(status.signal(), Some(Signal::KILL));
+    assert_eq!(status.ended(), Ended::Stopped);
+}
+
 /// `pt pgid` output: (pid, pgid, sid).
 fn pgid_of(cmd: &mut Command) -> (u32, (i32, i32, i32)) {
     let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
@@ -214,15 +225,7 @@ fn kill_command_that_does_nothing_is_followed_by_sigkill() {
         .kill_timeout(Duration::from_millis(300))
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    let status = child.stop().unwrap();
-    assert!(
-        t.elapsed() >= Duration::from_millis(250),
-        "{:?}",
-        t.elapsed()
-    );
-    assert_eq!(status.signal(), Some(Signal::KILL));
-    assert_eq!(status.ended(), Ended::Stopped);
+    stop_ends_in_sigkill_after(&mut child, Duration::from_millis(250));
 }
 
 #[test]
@@ -258,12 +261,8 @@ fn kill_group_stop_reaches_every_process_in_the_group() {
 #[test]
 fn kill_group_stops_the_rest_of_the_group_when_the_leader_is_killed_alone() {
     let _g = Guard::new();
-    let mut child = pt_cmd(["spawn-grandchild"])
-        .stdout(Stdio::piped())
-        .kill_group(true)
-        .spawn()
-        .unwrap();
-    let grandchild: i32 = read_line(child.stdout().unwrap()).trim().parse().unwrap();
+    let (mut child, grandchild) =
+        spawn_with_grandchild(pt_cmd(["spawn-grandchild"]).kill_group(true));
     assert_eq!(stat(grandchild).map(|s| s.2), Some(child.pid() as i32));
     child.signal(Signal::KILL).unwrap();
     let status = child.wait().unwrap();
@@ -299,11 +298,7 @@ fn kill_group_stops_the_rest_of_the_group_when_the_leader_exits() {
 #[test]
 fn without_kill_group_stop_reaches_the_child_only() {
     let _g = Guard::new();
-    let mut child = pt_cmd(["spawn-grandchild"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let grandchild: i32 = read_line(child.stdout().unwrap()).trim().parse().unwrap();
+    let (mut child, grandchild) = spawn_with_grandchild(&mut pt_cmd(["spawn-grandchild"]));
     let status = child.stop().unwrap();
     assert_eq!(status.signal(), Some(Signal::TERM));
     // The grandchild is untouched (re-parented to us, the subreaper).
@@ -503,28 +498,18 @@ fn a_kill_command_that_hangs_is_killed_with_everything_it_started() {
         .kill_timeout(Duration::from_millis(300))
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    let status = child.stop().unwrap();
-    assert!(
-        t.elapsed() >= Duration::from_millis(250),
-        "{:?}",
-        t.elapsed()
-    );
-    assert_eq!(status.signal(), Some(Signal::KILL));
-    assert_eq!(status.ended(), Ended::Stopped);
+    stop_ends_in_sigkill_after(&mut child, Duration::from_millis(250));
     // The Guard then finds no stray `pt sleep 100` from the kill command.
 }
 
 #[test]
 fn kill_with_kill_group_kills_the_whole_group_at_once() {
     let _g = Guard::new();
-    let mut child = pt_cmd(["spawn-grandchild"])
-        .stdout(Stdio::piped())
-        .kill_group(true)
-        .kill_timeout(Duration::from_secs(60))
-        .spawn()
-        .unwrap();
-    let grandchild: i32 = read_line(child.stdout().unwrap()).trim().parse().unwrap();
+    let (mut child, grandchild) = spawn_with_grandchild(
+        pt_cmd(["spawn-grandchild"])
+            .kill_group(true)
+            .kill_timeout(Duration::from_secs(60)),
+    );
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(Signal::KILL));

@@ -29,6 +29,14 @@ pub fn pt() -> PathBuf {
     path
 }
 
+/// Spawns `cmd` (a `pt spawn-grandchild` command) with stdout piped and
+/// returns the child and the pid of the grandchild it reports.
+pub fn spawn_with_grandchild(cmd: &mut procession::Command) -> (procession::Child, i32) {
+    let mut child = cmd.stdout(procession::Stdio::piped()).spawn().unwrap();
+    let grandchild = read_line(child.stdout().unwrap()).trim().parse().unwrap();
+    (child, grandchild)
+}
+
 /// A `procession::Command` running `pt <args>`.
 pub fn pt_cmd<I, S>(args: I) -> procession::Command
 where
