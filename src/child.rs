@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use crate::engine::process::Process;
 use crate::engine::reaper;
 use crate::engine::spawn::Spawned;
-use crate::error::{ErrorKind, Step};
+use crate::error::{ErrorKind, Step, Subject, Who};
 use crate::pipe::{ChildStderr, ChildStdin, ChildStdout};
 use crate::status::Ended;
 use crate::sys::fd::{self, Interest};
-use crate::{Error, Event, ExitStatus, Signal};
+use crate::{Error, ExitStatus, Output, OutputChunk, Signal};
 
 /// The error for an operation on a pipe end the handle does not have.
-pub(crate) fn not_piped(program: &std::ffi::OsStr, what: &str) -> Error {
+pub(crate) fn not_piped(program: impl Subject, what: &str) -> Error {
     Error::new(
         program,
         if what == "stdin" {
@@ -44,7 +44,7 @@ fn read_now(fd: BorrowedFd<'_>, max: usize) -> io::Result<Option<Bytes>> {
 /// after end of file).
 fn read_pipe<P: AsFd>(
     slot: &mut Option<P>,
-    program: &std::ffi::OsStr,
+    program: &Who,
     what: &str,
     max: usize,
 ) -> Result<Option<Bytes>, Error> {
@@ -72,7 +72,7 @@ fn read_chunk(fd: BorrowedFd<'_>, max: usize) -> io::Result<Option<Bytes>> {
 /// # Drop
 ///
 /// Dropping a `Child` never blocks. If the child is still running, its stop
-/// sequence starts (unless [`Command::kill_on_drop`](crate::Command::kill_on_drop)
+/// sequence starts (unless [`Command::stop_on_drop`](crate::Command::stop_on_drop)
 /// is off or [`detach`](Child::detach) was called) and the background reaper
 /// finishes the sequence and reaps it. No zombie is left behind either way.
 ///
@@ -86,10 +86,25 @@ fn read_chunk(fd: BorrowedFd<'_>, max: usize) -> io::Result<Option<Bytes>> {
 #[derive(Debug)]
 pub struct Child {
     process: Arc<Process>,
-    stdin: Option<ChildStdin>,
-    stdout: Option<ChildStdout>,
-    stderr: Option<ChildStderr>,
-    kill_on_drop: bool,
+    /// The child's stdin pipe, when [`Stdio::piped`](crate::Stdio::piped)
+    /// (as in `std`: `child.stdin.take()` takes it, dropping it closes it).
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// use std::io::Write;
+    /// let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    /// let mut stdin = child.stdin.take().unwrap();
+    /// stdin.write_all(b"hi")?;
+    /// drop(stdin); // cat sees end-of-file
+    /// assert_eq!(child.wait_with_output()?.stdout, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub stdin: Option<ChildStdin>,
+    /// The child's stdout pipe, when piped.
+    pub stdout: Option<ChildStdout>,
+    /// The child's stderr pipe, when piped.
+    pub stderr: Option<ChildStderr>,
+    stop_on_drop: bool,
     max_chunk: usize,
     /// `read_any` alternates which stream it looks at first.
     prefer_stderr: bool,
@@ -105,14 +120,14 @@ impl std::fmt::Debug for Process {
 }
 
 impl Child {
-    pub(crate) fn new(spawned: Spawned, kill_on_drop: bool, max_chunk: usize) -> Child {
+    pub(crate) fn new(spawned: Spawned, stop_on_drop: bool, max_chunk: usize) -> Child {
         let ends = spawned.ends;
         Child {
             process: spawned.process,
             stdin: ends.stdin.map(ChildStdin::new),
             stdout: ends.stdout.map(ChildStdout::new),
             stderr: ends.stderr.map(ChildStderr::new),
-            kill_on_drop,
+            stop_on_drop,
             max_chunk,
             prefer_stderr: false,
         }
@@ -160,7 +175,7 @@ impl Child {
     }
 
     /// Reads whichever of stdout and stderr has data first, tagged
-    /// ([`Event::Stdout`] or [`Event::Stderr`], never `Exit`). When one
+    /// ([`OutputChunk::Stdout`] or [`OutputChunk::Stderr`]). When one
     /// stream ends it goes on with the other; `None` only when both are at
     /// end of file (or not piped).
     ///
@@ -169,16 +184,16 @@ impl Child {
     /// [`Step::Read`] and [`Step::Wait`] OS errors.
     ///
     /// ```
-    /// use procession::{Command, Event, Stdio};
+    /// use procession::{Command, OutputChunk, Stdio};
     /// let mut child = Command::shell("echo err >&2; exec 2>&-; sleep 0.1; echo out")
     ///     .stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    /// assert_eq!(child.read_any()?, Some(Event::Stderr("err\n".into())));
-    /// assert_eq!(child.read_any()?, Some(Event::Stdout("out\n".into())));
+    /// assert_eq!(child.read_any()?, Some(OutputChunk::Stderr("err\n".into())));
+    /// assert_eq!(child.read_any()?, Some(OutputChunk::Stdout("out\n".into())));
     /// assert_eq!(child.read_any()?, None);
     /// child.wait()?;
     /// # Ok::<(), procession::Error>(())
     /// ```
-    pub fn read_any(&mut self) -> Result<Option<Event>, Error> {
+    pub fn read_any(&mut self) -> Result<Option<OutputChunk>, Error> {
         let program = self.process.program().to_owned();
         loop {
             let out = self.stdout.as_ref().map(|f| f.as_fd());
@@ -208,9 +223,9 @@ impl Child {
                     Ok(Some(chunk)) => {
                         self.prefer_stderr = i == 0;
                         return Ok(Some(if i == 0 {
-                            Event::Stdout(chunk)
+                            OutputChunk::Stdout(chunk)
                         } else {
-                            Event::Stderr(chunk)
+                            OutputChunk::Stderr(chunk)
                         }));
                     }
                     Ok(None) => {
@@ -286,51 +301,6 @@ impl Child {
         self.process.pid() as u32
     }
 
-    /// The child's stdin pipe, if [`Stdio::piped`](crate::Stdio::piped) and
-    /// not taken or closed.
-    pub fn stdin(&mut self) -> Option<&mut ChildStdin> {
-        self.stdin.as_mut()
-    }
-
-    /// The child's stdout pipe, if piped and not taken.
-    pub fn stdout(&mut self) -> Option<&mut ChildStdout> {
-        self.stdout.as_mut()
-    }
-
-    /// The child's stderr pipe, if piped and not taken.
-    pub fn stderr(&mut self) -> Option<&mut ChildStderr> {
-        self.stderr.as_mut()
-    }
-
-    /// Takes the stdin pipe out of the handle (to use on another thread).
-    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
-        self.stdin.take()
-    }
-
-    /// Takes the stdout pipe out of the handle.
-    ///
-    /// ```
-    /// use procession::{Command, Stdio};
-    /// use std::io::Read;
-    /// let mut child = Command::new("echo").arg("hi").stdout(Stdio::piped()).spawn()?;
-    /// let mut stdout = child.take_stdout().unwrap();
-    /// let reader = std::thread::spawn(move || {
-    ///     let mut s = String::new();
-    ///     stdout.read_to_string(&mut s).map(|_| s)
-    /// });
-    /// assert!(child.wait()?.success());
-    /// assert_eq!(reader.join().unwrap()?, "hi\n");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
-        self.stdout.take()
-    }
-
-    /// Takes the stderr pipe out of the handle.
-    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
-        self.stderr.take()
-    }
-
     /// Closes the stdin pipe, so the child reads end-of-file. Idempotent.
     pub fn close_stdin(&mut self) {
         self.stdin = None;
@@ -371,8 +341,8 @@ impl Child {
     }
 
     /// SIGKILL at once (to the whole group with
-    /// [`kill_group`](crate::Command::kill_group)). Does not wait. The status
-    /// then reports [`Ended::Stopped`].
+    /// [`stop_group`](crate::Command::stop_group)). Does not wait. The status
+    /// then reports [`Ended::Requested`].
     ///
     /// # Errors
     ///
@@ -381,8 +351,8 @@ impl Child {
         self.process.kill()
     }
 
-    /// Runs the stop sequence and waits for the end: `kill_signal` (or
-    /// `kill_command`), then SIGKILL after `kill_timeout` if the child is
+    /// Runs the stop sequence and waits for the end: `stop_signal` (or
+    /// `stop_command`), then SIGKILL after `stop_timeout` if the child is
     /// still running. Closes stdin first. Returns at once with the status if
     /// the child had already exited.
     ///
@@ -395,28 +365,28 @@ impl Child {
     /// let mut child = Command::new("sleep").arg("100").spawn()?;
     /// let status = child.stop()?;
     /// assert_eq!(status.signal(), Some(Signal::TERM));
-    /// assert_eq!(status.ended(), Ended::Stopped);
+    /// assert_eq!(status.ended(), Ended::Requested);
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn stop(&mut self) -> Result<ExitStatus, Error> {
         self.close_stdin();
-        self.process.start_stop(Ended::Stopped);
+        self.process.start_stop(Ended::Requested);
         self.wait()
     }
 
     /// Starts the stop sequence without waiting for it; the background reaper
-    /// sends SIGKILL after `kill_timeout` if needed.
+    /// sends SIGKILL after `stop_timeout` if needed.
     pub fn start_stop(&self) {
-        self.process.start_stop(Ended::Stopped);
+        self.process.start_stop(Ended::Requested);
         reaper::adopt(self.process.clone());
     }
 
     /// Waits for the child to exit and reaps it. Closes stdin first, so a
     /// child that reads until end-of-file can finish. The command's
     /// `timeout` and stop sequence are enforced while waiting. With
-    /// [`kill_group`](crate::Command::kill_group) it also waits until the
+    /// [`stop_group`](crate::Command::stop_group) it also waits until the
     /// rest of the group is gone, and after a
-    /// [`kill_command`](crate::Command::kill_command) until that command has
+    /// [`stop_command`](crate::Command::stop_command) until that command has
     /// ended: when it returns, nothing the child or its stop sequence started
     /// is left.
     ///
@@ -432,8 +402,50 @@ impl Child {
         }
     }
 
+    /// Closes stdin, reads stdout and stderr to their end (both at once, so
+    /// neither pipe can fill up and block the child), then waits: `std`'s
+    /// `wait_with_output`. Pipes that were not piped (or were taken) give
+    /// empty output.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Child::wait), and [`Step::Read`] errors.
+    ///
+    /// # Caveats
+    ///
+    /// As with `std`, a descendant that inherited stdout or stderr and runs
+    /// on keeps them open, and this waits for it. The streaming methods
+    /// ([`Command::output`](crate::Command::output)) end after
+    /// [`pipe_drain_timeout`](crate::Command::pipe_drain_timeout) instead.
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let child = Command::shell("echo out; echo err >&2")
+    ///     .stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    /// let output = child.wait_with_output()?;
+    /// assert_eq!((&output.stdout[..], &output.stderr[..]), (&b"out\n"[..], &b"err\n"[..]));
+    /// assert!(output.status.success());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn wait_with_output(mut self) -> Result<Output, Error> {
+        self.close_stdin();
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        while let Some(chunk) = self.read_any()? {
+            match chunk {
+                OutputChunk::Stdout(b) => stdout.extend_from_slice(&b),
+                OutputChunk::Stderr(b) => stderr.extend_from_slice(&b),
+            }
+        }
+        let status = self.wait()?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
     /// The status if the child has finished (reaping it; see
-    /// [`wait`](Child::wait) for what finished means with `kill_group`),
+    /// [`wait`](Child::wait) for what finished means with `stop_group`),
     /// `None` if not yet.
     ///
     /// # Errors
@@ -464,7 +476,7 @@ impl Child {
     /// sequence. It is still reaped in the background when it exits, and a
     /// `timeout` set on the command still applies.
     pub fn detach(mut self) {
-        self.kill_on_drop = false;
+        self.stop_on_drop = false;
     }
 
     /// A cloneable handle that can signal the child from other threads while
@@ -489,7 +501,7 @@ impl Drop for Child {
         self.stdin = None;
         self.stdout = None;
         self.stderr = None;
-        Process::release(&self.process, self.kill_on_drop);
+        Process::release(&self.process, self.stop_on_drop);
     }
 }
 
@@ -524,7 +536,7 @@ impl Signaller {
 
     /// As [`Child::start_stop`].
     pub fn start_stop(&self) {
-        self.process.start_stop(Ended::Stopped);
+        self.process.start_stop(Ended::Requested);
         reaper::adopt(self.process.clone());
     }
 

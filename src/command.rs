@@ -1,21 +1,35 @@
 //! [`Command`]: plain data describing what to run and how to supervise it.
 
 use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::engine::spawn::Ends;
-use crate::input::InputSpec;
+use crate::error::{Step, Who};
+use crate::input::{InputSpec, Source};
 use crate::stdio::Stdio;
-use crate::{Child, Error, ExitStatus, Signal};
+use crate::{Child, ChildStdin, Error, ExitStatus, InputSink, Signal};
 
 /// Which process group a child runs in.
+///
+/// See [the rule for terminals and servers](crate#terminals-and-servers-the-process-group-rule).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum ProcessGroup {
-    /// The child leads a new group whose id is its pid (the default), so the
-    /// whole group can be signalled and a terminal's Ctrl-C does not reach it
-    /// directly.
+    /// Decided at each spawn (the default): [`Inherit`](ProcessGroup::Inherit)
+    /// when this process is in the foreground of its controlling terminal
+    /// (started from a prompt), so the child can read the terminal and
+    /// Ctrl-C reaches it as with `std`; [`New`](ProcessGroup::New) otherwise
+    /// (a service, a CI job, a background job), so that stopping the child
+    /// stops everything it started. An explicit
+    /// [`stop_group(true)`](Command::stop_group) always means `New`.
     #[default]
+    Auto,
+    /// The child leads a new group whose id is its pid, so the whole group
+    /// can be signalled. A terminal's Ctrl-C does not reach it, and if it
+    /// reads the terminal it is stopped by `SIGTTIN`.
     New,
     /// The child joins the existing group with this id.
     Join(u32),
@@ -23,14 +37,14 @@ pub enum ProcessGroup {
     Inherit,
 }
 
-/// Default for [`Command::kill_timeout`].
-pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default for [`Command::stop_timeout`]: 5 s.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default for [`Command::max_chunk_size`]: 64 KiB.
 pub const DEFAULT_MAX_CHUNK_SIZE: usize = 64 * 1024;
 
-/// Default for [`Command::exit_timeout`]: 5 s.
-pub const DEFAULT_EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default for [`Command::drop_timeout`]: 5 s.
+pub const DEFAULT_DROP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default for [`Command::pipe_drain_timeout`]: 1 s. See there for why.
 pub const DEFAULT_PIPE_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -43,19 +57,23 @@ pub const DEFAULT_PIPE_CAPACITY: usize = 1 << 20;
 /// that stops it.
 ///
 /// Builder methods take `&mut self` and return `&mut Self`, as in
-/// `std::process::Command`. A command can be spawned many times.
+/// `std::process::Command`. A command can be spawned many times (a one-shot
+/// input, such as an iterator, is used by the first run only).
+///
+/// `Debug` prints the command as a shell would run it, like `std`'s:
+/// `cd "/tmp" && LC_ALL="C" "sort" "-u"` (`{:#?}` shows every setting).
 ///
 /// ```
 /// use procession::{Command, Stdio};
 /// use std::io::Read;
 /// let mut child = Command::new("echo").arg("Hello World!").stdout(Stdio::piped()).spawn()?;
 /// let mut out = String::new();
-/// child.stdout().unwrap().read_to_string(&mut out)?;
+/// child.stdout.as_mut().unwrap().read_to_string(&mut out)?;
 /// assert_eq!(out, "Hello World!\n");
 /// assert!(child.wait()?.success());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Command {
     pub(crate) program: OsString,
     pub(crate) args: Vec<OsString>,
@@ -72,15 +90,16 @@ pub struct Command {
     pub(crate) input: Option<InputSpec>,
     pub(crate) ignore_epipe: bool,
     pub(crate) max_chunk: usize,
-    pub(crate) exit_timeout: Duration,
+    pub(crate) drop_timeout: Duration,
     pub(crate) drain_timeout: Duration,
     pub(crate) group: ProcessGroup,
-    pub(crate) kill_group: bool,
-    pub(crate) kill_signal: Signal,
-    pub(crate) kill_command: Option<OsString>,
-    pub(crate) kill_timeout: Duration,
+    /// `None`: decided by the group (on unless the child stays in ours).
+    pub(crate) stop_group: Option<bool>,
+    pub(crate) stop_signal: Signal,
+    pub(crate) stop_command: Option<OsString>,
+    pub(crate) stop_timeout: Duration,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) kill_on_drop: bool,
+    pub(crate) stop_on_drop: bool,
     pub(crate) success_codes: Vec<i32>,
     pub(crate) pipe_capacity: Option<usize>,
 }
@@ -107,41 +126,53 @@ impl Command {
             stdout: None,
             stderr: None,
             input: None,
-            ignore_epipe: false,
+            ignore_epipe: true,
             max_chunk: DEFAULT_MAX_CHUNK_SIZE,
-            exit_timeout: DEFAULT_EXIT_TIMEOUT,
+            drop_timeout: DEFAULT_DROP_TIMEOUT,
             drain_timeout: DEFAULT_PIPE_DRAIN_TIMEOUT,
-            group: ProcessGroup::New,
-            kill_group: false,
-            kill_signal: Signal::TERM,
-            kill_command: None,
-            kill_timeout: DEFAULT_KILL_TIMEOUT,
+            group: ProcessGroup::Auto,
+            stop_group: None,
+            stop_signal: Signal::TERM,
+            stop_command: None,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
             timeout: None,
-            kill_on_drop: true,
+            stop_on_drop: true,
             success_codes: vec![0],
             pipe_capacity: Some(DEFAULT_PIPE_CAPACITY),
         }
     }
 
-    /// Runs `line` through the user's shell: `$SHELL -c line`, or
-    /// `/bin/sh -c line` when `SHELL` is unset or empty. The shell expands
-    /// variables, globs and pipes in `line`; use [`Command::new`] or
-    /// [`Command::parse`] when nothing should be expanded.
+    /// Runs `line` through the POSIX shell: `/bin/sh -c line`, whatever the
+    /// `SHELL` variable says (as `std` users and Python's `shell=True`
+    /// expect), so the same code behaves the same under cron, systemd and
+    /// in containers. The shell expands variables, globs and pipes in
+    /// `line`; use [`Command::new`] or [`Command::parse`] when nothing should
+    /// be expanded, and [`Command::shell_with`] for another shell.
     ///
     /// ```
     /// use procession::{Command, Stdio};
     /// use std::io::Read;
     /// let mut child = Command::shell("echo $((6 * 7))").stdout(Stdio::piped()).spawn()?;
     /// let mut out = String::new();
-    /// child.stdout().unwrap().read_to_string(&mut out)?;
+    /// child.stdout.as_mut().unwrap().read_to_string(&mut out)?;
     /// assert_eq!(out, "42\n");
     /// # child.wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shell(line: impl AsRef<OsStr>) -> Command {
-        let shell = std::env::var_os("SHELL")
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "/bin/sh".into());
+        Command::shell_with(DEFAULT_SHELL, line)
+    }
+
+    /// Runs `line` through another shell: `shell -c line` (`shell` is looked
+    /// up on `PATH` like any program).
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let out = Command::shell_with("bash", "echo ${BASH_VERSION:+bash}").run()?;
+    /// assert_eq!(out.stdout, b"bash\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn shell_with(shell: impl AsRef<OsStr>, line: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(shell);
         cmd.arg("-c").arg(line);
         cmd
@@ -190,7 +221,7 @@ impl Command {
     /// use std::io::Read;
     /// let mut child = Command::new("printf").args(["%s,", "a b", "ü"]).stdout(Stdio::piped()).spawn()?;
     /// let mut out = String::new();
-    /// child.stdout().unwrap().read_to_string(&mut out)?;
+    /// child.stdout.as_mut().unwrap().read_to_string(&mut out)?;
     /// assert_eq!(out, "a b,ü,");
     /// # child.wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -214,7 +245,7 @@ impl Command {
     /// let mut child = Command::new("sh").arg0("renamed").args(["-c", "echo $0"])
     ///     .stdout(Stdio::piped()).spawn()?;
     /// let mut out = String::new();
-    /// child.stdout().unwrap().read_to_string(&mut out)?;
+    /// child.stdout.as_mut().unwrap().read_to_string(&mut out)?;
     /// assert_eq!(out, "renamed\n");
     /// # child.wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -315,7 +346,7 @@ impl Command {
     /// let mut child = Command::shell("echo out; echo err >&2")
     ///     .stdout(Stdio::piped()).stderr(Stdio::to_stdout()).spawn()?;
     /// let mut out = String::new();
-    /// child.stdout().unwrap().read_to_string(&mut out)?;
+    /// child.stdout.as_mut().unwrap().read_to_string(&mut out)?;
     /// assert_eq!(out, "out\nerr\n");
     /// # child.wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -325,7 +356,8 @@ impl Command {
         self
     }
 
-    /// Chooses the child's process group ([`ProcessGroup::New`] by default).
+    /// Chooses the child's process group ([`ProcessGroup::Auto`] by
+    /// default: see [the rule](crate#terminals-and-servers-the-process-group-rule)).
     ///
     /// ```
     /// use procession::{Command, ProcessGroup};
@@ -339,74 +371,84 @@ impl Command {
         self
     }
 
-    /// Sends the stop sequence's signals to the child's whole process group
-    /// instead of the child alone, and stops the rest of the group when the
-    /// child (the group's leader) exits: `kill_signal` at once, SIGKILL after
-    /// `kill_timeout` to what remains. Off by default. Requires the child to
-    /// lead or join a group ([`ProcessGroup::Inherit`] is refused at spawn,
-    /// as it would stop the caller's own group).
+    /// Sends the stop sequence's signals ([`stop`](Child::stop), the
+    /// [`timeout`](Command::timeout), a drop, [`kill`](Child::kill)) to the
+    /// child's whole process group instead of the child alone, and stops
+    /// the rest of the group when the child (the group's leader) exits:
+    /// `stop_signal` at once, SIGKILL after `stop_timeout` to what remains.
+    ///
+    /// By default it is on whenever the child leads a group of its own
+    /// ([`ProcessGroup::New`]), which [`ProcessGroup::Auto`] chooses unless
+    /// this process runs in a terminal's foreground, and off for a joined
+    /// group (which belongs to someone else): see [the rule](crate#terminals-and-servers-the-process-group-rule).
+    /// `stop_group(true)` with the default [`ProcessGroup::Auto`] always
+    /// gives the child a new group; with [`ProcessGroup::Inherit`] it is
+    /// refused at spawn, as it would stop the caller's own group.
     ///
     /// # Caveats
     ///
-    /// To make sure the group id still names the same group when it is
-    /// signalled, the leader stays a zombie until the rest of its group is
-    /// gone (at most `kill_timeout` after it exited). [`Child::wait`] returns
-    /// then, when the whole group is over; a dropped child's group is cleaned
-    /// up by the background reaper.
+    /// The leader is kept unreaped (a zombie) while its exit is handled, so
+    /// its group id cannot be reused before the group has been signalled.
+    /// [`Child::wait`] returns when the whole group is over; a dropped
+    /// child's group is cleaned up by the background reaper. A child that
+    /// exited while nobody waited has its group cleaned up at the next
+    /// [`try_wait`](Child::try_wait), [`wait`](Child::wait) or drop.
     ///
     /// ```
     /// use procession::Command;
-    /// let mut child = Command::shell("sleep 100 & sleep 100").kill_group(true).spawn()?;
+    /// let mut child = Command::shell("sleep 100 & sleep 100").stop_group(true).spawn()?;
     /// let status = child.stop()?; // both sleeps get SIGTERM
     /// assert!(!status.success());
     /// # Ok::<(), procession::Error>(())
     /// ```
-    pub fn kill_group(&mut self, on: bool) -> &mut Command {
-        self.kill_group = on;
+    pub fn stop_group(&mut self, on: bool) -> &mut Command {
+        self.stop_group = Some(on);
         self
     }
 
-    /// The first signal of the stop sequence (SIGTERM by default).
-    pub fn kill_signal(&mut self, signal: Signal) -> &mut Command {
-        self.kill_signal = signal;
+    /// The first signal of the stop sequence (SIGTERM by default). SIGCONT
+    /// follows it at once, so that a suspended child (SIGSTOP, or SIGTTIN
+    /// from a terminal) can act on it, as GNU `timeout` and systemd do.
+    pub fn stop_signal(&mut self, signal: Signal) -> &mut Command {
+        self.stop_signal = signal;
         self
     }
 
     /// Replaces the stop sequence's first signal by a shell command, run as
-    /// [`Command::shell`] with `CHILD_PID=<pid>` added to its environment and
-    /// stdin from `/dev/null`. SIGKILL still follows after `kill_timeout`.
+    /// [`Command::shell`] (`/bin/sh -c`) with `CHILD_PID=<pid>` added to its environment and
+    /// stdin from `/dev/null`. SIGKILL still follows after `stop_timeout`.
     /// The command runs in a process group of its own and may not outlive
     /// the sequence: whatever of its group still runs when it exits, or when
-    /// `kill_timeout` expires, gets SIGKILL.
+    /// `stop_timeout` expires, gets SIGKILL.
     ///
     /// ```
     /// use procession::{Command, Signal};
     /// let mut child = Command::new("sleep").arg("100")
-    ///     .kill_command("kill -INT $CHILD_PID").spawn()?;
+    ///     .stop_command("kill -INT $CHILD_PID").spawn()?;
     /// let status = child.stop()?;
     /// assert_eq!(status.signal(), Some(Signal::INT));
     /// # Ok::<(), procession::Error>(())
     /// ```
-    pub fn kill_command(&mut self, line: impl AsRef<OsStr>) -> &mut Command {
-        self.kill_command = Some(line.as_ref().to_owned());
+    pub fn stop_command(&mut self, line: impl AsRef<OsStr>) -> &mut Command {
+        self.stop_command = Some(line.as_ref().to_owned());
         self
     }
 
     /// How long the stop sequence waits after the first signal (or kill
-    /// command) before sending SIGKILL. [`DEFAULT_KILL_TIMEOUT`] (5 s) by default.
+    /// command) before sending SIGKILL. [`DEFAULT_STOP_TIMEOUT`] (5 s) by default.
     ///
     /// ```
     /// use procession::{Command, Signal};
     /// use std::time::Duration;
     /// use procession::Stdio;
     /// let mut child = Command::shell("trap '' TERM; echo ready; exec sleep 100")
-    ///     .stdout(Stdio::piped()).kill_timeout(Duration::from_millis(100)).spawn()?;
+    ///     .stdout(Stdio::piped()).stop_timeout(Duration::from_millis(100)).spawn()?;
     /// assert_eq!(child.read()?.as_deref(), Some(&b"ready\n"[..])); // the trap is set
     /// assert_eq!(child.stop()?.signal(), Some(Signal::KILL));
     /// # Ok::<(), procession::Error>(())
     /// ```
-    pub fn kill_timeout(&mut self, timeout: Duration) -> &mut Command {
-        self.kill_timeout = timeout;
+    pub fn stop_timeout(&mut self, timeout: Duration) -> &mut Command {
+        self.stop_timeout = timeout;
         self
     }
 
@@ -420,10 +462,12 @@ impl Command {
     }
 
     /// Whether dropping a running [`Child`] starts its stop sequence (`true`
-    /// by default). Either way the child is reaped in the background and the
-    /// drop does not block.
-    pub fn kill_on_drop(&mut self, on: bool) -> &mut Command {
-        self.kill_on_drop = on;
+    /// by default; a stream's drop starts it after
+    /// [`drop_timeout`](Command::drop_timeout)). Either way the child is
+    /// reaped in the background and the drop does not block. (tokio's
+    /// `kill_on_drop` sends SIGKILL; this runs the graceful stop sequence.)
+    pub fn stop_on_drop(&mut self, on: bool) -> &mut Command {
+        self.stop_on_drop = on;
         self
     }
 
@@ -462,13 +506,19 @@ impl Command {
 
     /// Starts the child.
     ///
+    /// stdio is as configured, inherited by default. An
+    /// [`input`](Command::input) is honoured: stdin is then a pipe that a
+    /// helper thread feeds from the input (so [`Child::stdin`] is `None`);
+    /// [`input_file`](Command::input_file) is given to the child directly.
+    ///
     /// # Errors
     ///
     /// An [`Error`] naming the program and the [`Step`](crate::Step) that
     /// failed: the program was not found or is not executable, a file could
     /// not be opened, the working directory does not exist, an argument
-    /// contains a NUL byte… When the failure happens in the child (after the
-    /// clone), the child has been reaped before this returns.
+    /// contains a NUL byte, two settings conflict (`input` and `stdin`)…
+    /// When the failure happens in the child (after the clone), the child
+    /// has been reaped before this returns.
     ///
     /// ```
     /// use procession::{Command, ErrorKind, Step};
@@ -476,47 +526,160 @@ impl Command {
     /// assert_eq!((err.step(), err.kind()), (Step::Chdir, ErrorKind::NotFound));
     /// ```
     pub fn spawn(&self) -> Result<Child, Error> {
+        self.spawn_fed().map(|(child, _)| child)
+    }
+
+    /// [`spawn`](Command::spawn), plus the thread feeding the input, if any.
+    fn spawn_fed(&self) -> Result<(Child, Option<JoinHandle<io::Result<()>>>), Error> {
+        let (stdin, source) = self.stdin_and_source(Stdio::inherit())?;
+        if source.as_ref().is_some_and(Source::is_async) {
+            return Err(self.invalid(
+                "an async input (input_stream, input_async_read, input_async_fn) needs the async API",
+            ));
+        }
         let inherit = Stdio::inherit();
         let stdio = [
-            self.stdin.as_ref().unwrap_or(&inherit),
+            &stdin,
             self.stdout.as_ref().unwrap_or(&inherit),
             self.stderr.as_ref().unwrap_or(&inherit),
         ];
         let spawned = crate::engine::spawn::spawn_with_ends(self, stdio, Ends::Blocking)?;
-        Ok(Child::new(spawned, self.kill_on_drop, self.max_chunk))
+        let mut child = Child::new(spawned, self.stop_on_drop, self.max_chunk);
+        let Some(source) = source else {
+            return Ok((child, None));
+        };
+        let Some(pipe) = child.stdin.take() else {
+            return Ok((child, None));
+        };
+        let max_chunk = self.max_chunk;
+        let feeder = std::thread::Builder::new()
+            .name("procession-input".into())
+            .spawn(move || feed(source, pipe, max_chunk));
+        match feeder {
+            Ok(handle) => Ok((child, Some(handle))),
+            // Dropping `child` runs its stop sequence in the background.
+            Err(e) => Err(Error::os(self.program.as_os_str(), Step::Write, e)
+                .with_detail("cannot start the input thread")
+                .with_who(&self.who())),
+        }
     }
 
-    /// Runs the child to the end and returns its status. Stdio is as
-    /// configured (inherited by default); stdin is closed in the parent right
-    /// away if it was piped.
+    /// Runs the child to the end and returns its status. stdio is as
+    /// configured (inherited by default); an [`input`](Command::input) is fed
+    /// to it as with [`spawn`](Command::spawn).
     ///
     /// # Errors
     ///
-    /// As [`spawn`](Command::spawn); a non-zero exit is not an error here.
+    /// As [`spawn`](Command::spawn); a non-zero exit is not an error here
+    /// (see [`run`](Command::run) for a checked run). A failing input (a
+    /// reader that returned an error; a broken pipe with
+    /// [`ignore_epipe(false)`](Command::ignore_epipe)) is an error carrying
+    /// the exit status.
     ///
     /// ```
-    /// assert_eq!(procession::Command::new("false").status()?.code(), Some(1));
+    /// use procession::Command;
+    /// assert_eq!(Command::new("false").status()?.code(), Some(1));
+    /// let status = Command::shell("read line; test \"$line\" = hello").input(["hello\n"]).status()?;
+    /// assert!(status.success());
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn status(&self) -> Result<ExitStatus, Error> {
-        self.spawn()?.wait()
+        let (mut child, feeder) = self.spawn_fed()?;
+        let status = child.wait()?;
+        // The feeder ends once the child's stdin is closed (the child has
+        // exited); a descendant still holding the pipe could keep it
+        // writing, so only a finished feeder is asked for its result.
+        if let Some(feeder) = feeder.filter(|f| f.is_finished()) {
+            let result = feeder
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the input callback panicked")));
+            if let Err(e) = result {
+                if !(self.ignore_epipe && e.kind() == io::ErrorKind::BrokenPipe) {
+                    return Err(Error::os(self.program.as_os_str(), Step::Write, e)
+                        .with_detail("feeding the input")
+                        .with_who(&self.who())
+                        .with_status(status));
+                }
+            }
+        }
+        Ok(status)
     }
-}
 
-impl From<std::process::Command> for Command {
-    /// Carries over the program, the arguments, the environment changes and
-    /// the working directory. `std` does not expose `env_clear`, stdio,
-    /// `arg0`, `pre_exec`, user or group settings, so those are not carried
-    /// over: set them on the result.
+    /// stdin for a run: a pipe plus the source to feed it from when an
+    /// input is set, the input file, else the `stdin` setting, else
+    /// `default`. Setting both is refused.
+    pub(crate) fn stdin_and_source(
+        &self,
+        default: Stdio,
+    ) -> Result<(Stdio, Option<Source>), Error> {
+        if self.input.is_some() && self.stdin.is_some() {
+            return Err(self.invalid(
+                "`input` and `stdin` both set the child's stdin: keep one \
+                 (input_file(path) is stdin(Stdio::file(path)) with the input's error handling)",
+            ));
+        }
+        Ok(match &self.input {
+            Some(InputSpec::Bytes(b)) => (Stdio::piped(), Some(Source::Bytes(b.clone()))),
+            Some(InputSpec::File(p)) => (Stdio::file(p.clone()), None),
+            Some(InputSpec::Once(slot)) => {
+                let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match taken {
+                    Some(s) => (Stdio::piped(), Some(s)),
+                    None => {
+                        return Err(self.invalid(
+                            "the input (an iterator, reader or callback) was used by an earlier run",
+                        ));
+                    }
+                }
+            }
+            None => (self.stdin.clone().unwrap_or(default), None),
+        })
+    }
+
+    /// Who errors about this command are about.
+    pub(crate) fn who(&self) -> Who {
+        Who::new(&self.program, self.args.iter().map(|a| a.as_os_str()))
+    }
+
+    /// An [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error
+    /// about this command.
+    pub(crate) fn invalid(&self, detail: impl Into<String>) -> Error {
+        Error::invalid(&self.who(), detail)
+    }
+
+    /// The process group and whether the stop sequence reaches it, as
+    /// decided for a spawn now (see [`ProcessGroup::Auto`]).
+    pub(crate) fn resolved_group(&self) -> (ProcessGroup, bool) {
+        let group = match self.group {
+            ProcessGroup::Auto if self.stop_group == Some(true) => ProcessGroup::New,
+            ProcessGroup::Auto if crate::sys::tty::in_foreground() => ProcessGroup::Inherit,
+            ProcessGroup::Auto => ProcessGroup::New,
+            other => other,
+        };
+        // A joined group belongs to someone else: stopping all of it is
+        // asked for, never assumed.
+        let stop_group = self.stop_group.unwrap_or(group == ProcessGroup::New);
+        (group, stop_group)
+    }
+
+    /// Copies the program, the arguments, the environment changes and the
+    /// working directory of a `std::process::Command`, and nothing else.
+    ///
+    /// `std` offers no way to read its other settings, so they are lost:
+    /// **`env_clear()`** (the child would get this process's whole
+    /// environment: call [`env_clear`](Command::env_clear) again on the
+    /// result), stdio, `arg0`, `process_group`, `uid`/`gid`/`groups` and
+    /// `pre_exec`. The name says so, so that a conversion cannot silently
+    /// drop a security-relevant setting.
     ///
     /// ```
     /// let mut std_cmd = std::process::Command::new("sh");
     /// std_cmd.args(["-c", "test \"$X\" = 1"]).env("X", "1");
-    /// let status = procession::Command::from(std_cmd).status()?;
+    /// let status = procession::Command::from_std_lossy(&std_cmd).status()?;
     /// assert!(status.success());
     /// # Ok::<(), procession::Error>(())
     /// ```
-    fn from(std_cmd: std::process::Command) -> Command {
+    pub fn from_std_lossy(std_cmd: &std::process::Command) -> Command {
         let mut cmd = Command::new(std_cmd.get_program());
         cmd.args(std_cmd.get_args());
         for (k, v) in std_cmd.get_envs() {
@@ -529,5 +692,118 @@ impl From<std::process::Command> for Command {
             cmd.current_dir(dir);
         }
         cmd
+    }
+}
+
+/// Finds `program` as [`Command::new`] would run it: a name with a `/` is
+/// returned as is; a bare name is looked up in this process's `PATH` (or
+/// `/usr/local/bin:/usr/bin:/bin` without one), and the first executable
+/// regular file wins.
+///
+/// # Errors
+///
+/// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) when nothing matches,
+/// [`ErrorKind::PermissionDenied`](crate::ErrorKind::PermissionDenied) when
+/// only non-executable files do ([`Step::Resolve`](crate::Step::Resolve)).
+///
+/// ```
+/// let sh = procession::which("sh")?;
+/// assert!(sh.is_absolute() && sh.ends_with("sh"));
+/// assert!(procession::which("no-such-program-here").is_err());
+/// # Ok::<(), procession::Error>(())
+/// ```
+pub fn which(program: impl AsRef<OsStr>) -> Result<PathBuf, Error> {
+    let program = program.as_ref();
+    crate::engine::plan::resolve(program, std::env::var_os("PATH").as_deref())
+}
+
+/// The shell of [`Command::shell`] and of stop commands.
+pub(crate) const DEFAULT_SHELL: &str = "/bin/sh";
+
+/// Feeds `source` into the child's stdin with blocking writes, on the input
+/// thread of [`Command::spawn`]; stdin is closed when it returns.
+fn feed(source: Source, mut pipe: ChildStdin, max_chunk: usize) -> io::Result<()> {
+    let mut source = match source {
+        Source::Callback(f) => return f(&mut InputSink::new(pipe)),
+        other => other,
+    };
+    while let Some(chunk) = source.next_chunk(max_chunk) {
+        pipe.write_all(&chunk?)?;
+    }
+    Ok(())
+}
+
+/// Writes `s` quoted the way `std`'s `Debug` for `Command` does.
+fn quoted(f: &mut fmt::Formatter<'_>, s: &OsStr) -> fmt::Result {
+    write!(f, "{:?}", s)
+}
+
+impl fmt::Debug for Command {
+    /// `cd "/tmp" && LC_ALL="C" "sort" "-u"`, as `std` prints a command;
+    /// `{:#?}` lists every setting.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return f
+                .debug_struct("Command")
+                .field("program", &self.program)
+                .field("args", &self.args)
+                .field("arg0", &self.arg0)
+                .field("env_clear", &self.env_clear)
+                .field("env", &self.env)
+                .field("cwd", &self.cwd)
+                .field("stdin", &self.stdin)
+                .field("stdout", &self.stdout)
+                .field("stderr", &self.stderr)
+                .field("input", &self.input)
+                .field("group", &self.group)
+                .field("stop_group", &self.stop_group)
+                .field("stop_signal", &self.stop_signal)
+                .field("stop_command", &self.stop_command)
+                .field("stop_timeout", &self.stop_timeout)
+                .field("timeout", &self.timeout)
+                .field("stop_on_drop", &self.stop_on_drop)
+                .field("drop_timeout", &self.drop_timeout)
+                .field("drain_timeout", &self.drain_timeout)
+                .field("ignore_epipe", &self.ignore_epipe)
+                .field("max_chunk", &self.max_chunk)
+                .field("success_codes", &self.success_codes)
+                .field("pipe_capacity", &self.pipe_capacity)
+                .finish();
+        }
+        if let Some(dir) = &self.cwd {
+            f.write_str("cd ")?;
+            quoted(f, dir.as_os_str())?;
+            f.write_str(" && ")?;
+        }
+        let removed = self.env.iter().filter(|(_, v)| v.is_none());
+        if self.env_clear || removed.clone().next().is_some() {
+            f.write_str("env ")?;
+            if self.env_clear {
+                f.write_str("-i ")?;
+            }
+            for (k, _) in removed {
+                f.write_str("-u ")?;
+                quoted(f, k)?;
+                f.write_str(" ")?;
+            }
+        }
+        for (k, v) in &self.env {
+            if let Some(v) = v {
+                write!(f, "{}=", k.to_string_lossy())?;
+                quoted(f, v)?;
+                f.write_str(" ")?;
+            }
+        }
+        if let Some(arg0) = &self.arg0 {
+            f.write_str("[")?;
+            quoted(f, arg0)?;
+            f.write_str("] ")?;
+        }
+        quoted(f, &self.program)?;
+        for a in &self.args {
+            f.write_str(" ")?;
+            quoted(f, a)?;
+        }
+        Ok(())
     }
 }

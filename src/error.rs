@@ -6,7 +6,66 @@ use std::io;
 
 use bytes::Bytes;
 
-use crate::ExitStatus;
+use crate::{ExitStatus, Output};
+
+/// Who an error is about: the program and, where known, a short form of
+/// the command line (so that errors of many `sh -c` jobs can be told apart).
+#[derive(Clone, Debug)]
+pub(crate) struct Who {
+    program: OsString,
+    command: Box<str>,
+}
+
+/// The longest command line (in characters) an error message shows.
+const COMMAND_SHOWN: usize = 80;
+
+impl Who {
+    /// `program` with `args`, quoted as a shell would need them and cut
+    /// after [`COMMAND_SHOWN`] characters.
+    pub(crate) fn new<'a>(program: &'a OsStr, args: impl IntoIterator<Item = &'a OsStr>) -> Who {
+        let mut command = String::new();
+        for word in std::iter::once(program).chain(args) {
+            if command.len() > COMMAND_SHOWN {
+                break;
+            }
+            if !command.is_empty() {
+                command.push(' ');
+            }
+            command.push_str(&shell_words::quote(&word.to_string_lossy()));
+        }
+        if command.chars().count() > COMMAND_SHOWN {
+            command = command.chars().take(COMMAND_SHOWN - 1).collect();
+            command.push('…');
+        }
+        Who {
+            program: program.to_owned(),
+            command: command.into_boxed_str(),
+        }
+    }
+}
+
+/// What an error can be about: a bare program name, or a [`Who`].
+pub(crate) trait Subject {
+    fn program(&self) -> &OsStr;
+    fn command(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl Subject for &OsStr {
+    fn program(&self) -> &OsStr {
+        self
+    }
+}
+
+impl Subject for &Who {
+    fn program(&self) -> &OsStr {
+        &self.program
+    }
+    fn command(&self) -> Option<&str> {
+        Some(&self.command)
+    }
+}
 
 /// The step during which an operation on a child failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -115,6 +174,10 @@ pub struct Error {
 
 struct Inner {
     program: OsString,
+    /// The command line, shortened, when known.
+    command: Option<Box<str>>,
+    /// What was collected before the error (`output`, `run`).
+    output: Option<Box<Output>>,
     step: Step,
     kind: ErrorKind,
     detail: Option<String>,
@@ -124,7 +187,7 @@ struct Inner {
 }
 
 impl Error {
-    pub(crate) fn os(program: &OsStr, step: Step, err: io::Error) -> Error {
+    pub(crate) fn os(program: impl Subject, step: Step, err: io::Error) -> Error {
         let kind = match err.raw_os_error() {
             Some(libc::ENOENT) => ErrorKind::NotFound,
             Some(libc::EACCES | libc::EPERM | libc::ENOEXEC) => ErrorKind::PermissionDenied,
@@ -133,12 +196,33 @@ impl Error {
         Error::new(program, step, kind, None, Some(err))
     }
 
+    /// Names the command line, if the error does not yet.
+    pub(crate) fn with_who(mut self, who: &Who) -> Error {
+        if self.inner.command.is_none() {
+            self.inner.command = Some(who.command.clone());
+        }
+        self
+    }
+
+    /// Attaches what was collected before the error, and its status.
+    pub(crate) fn with_output(mut self, output: Output) -> Error {
+        self.inner.status = self.inner.status.or(Some(output.status));
+        self.inner.output = Some(Box::new(output));
+        self
+    }
+
+    /// Attaches the child's exit status (an input error at the end of a run).
+    pub(crate) fn with_status(mut self, status: ExitStatus) -> Error {
+        self.inner.status = Some(status);
+        self
+    }
+
     pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Error {
         self.inner.detail = Some(detail.into());
         self
     }
 
-    pub(crate) fn invalid(program: &OsStr, detail: impl Into<String>) -> Error {
+    pub(crate) fn invalid(program: impl Subject, detail: impl Into<String>) -> Error {
         Error::new(
             program,
             Step::Prepare,
@@ -149,14 +233,14 @@ impl Error {
     }
 
     /// The child did not succeed; `stderr` is the captured tail, if any.
-    pub(crate) fn exit(program: &OsStr, status: ExitStatus, stderr: Option<Bytes>) -> Error {
+    pub(crate) fn exit(program: impl Subject, status: ExitStatus, stderr: Option<Bytes>) -> Error {
         let mut e = Error::new(program, Step::Wait, ErrorKind::Exit, None, None);
         e.inner.status = Some(status);
         e.inner.stderr = stderr.filter(|s| !s.is_empty());
         e
     }
 
-    pub(crate) fn reaped(program: &OsStr) -> Error {
+    pub(crate) fn reaped(program: impl Subject) -> Error {
         Error::new(
             program,
             Step::Signal,
@@ -167,7 +251,7 @@ impl Error {
     }
 
     pub(crate) fn new(
-        program: &OsStr,
+        program: impl Subject,
         step: Step,
         kind: ErrorKind,
         detail: Option<String>,
@@ -175,7 +259,9 @@ impl Error {
     ) -> Error {
         Error {
             inner: Box::new(Inner {
-                program: program.to_owned(),
+                program: program.program().to_owned(),
+                command: program.command().map(Box::from),
+                output: None,
                 step,
                 kind,
                 detail,
@@ -189,6 +275,20 @@ impl Error {
     /// The program the error is about, as given to the command.
     pub fn program(&self) -> &OsStr {
         &self.inner.program
+    }
+
+    /// The command line the error is about, quoted as for a shell and
+    /// shortened to 80 characters, when known (every error from running a
+    /// command has it).
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let err = Command::shell("exit 3").run().unwrap_err();
+    /// assert_eq!(err.command(), Some("/bin/sh -c 'exit 3'"));
+    /// assert!(err.to_string().starts_with("`/bin/sh -c 'exit 3'`"));
+    /// ```
+    pub fn command(&self) -> Option<&str> {
+        self.inner.command.as_deref()
     }
 
     /// The step that failed.
@@ -223,9 +323,32 @@ impl Error {
         err.get_ref().and_then(|e| e.downcast_ref::<Error>())
     }
 
-    /// The child's exit status, for errors of kind [`ErrorKind::Exit`].
+    /// The child's exit status: for errors of kind [`ErrorKind::Exit`], and
+    /// for any error that happened once the child had ended (a broken input
+    /// pipe reported at the end of a run). The status is never lost.
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.inner.status
+    }
+
+    /// Everything collected before the error, for errors of
+    /// [`Command::run`](crate::Command::run) and
+    /// [`Command::output`](crate::Command::output): collected output is
+    /// never lost.
+    ///
+    /// ```
+    /// use procession::{Command, ErrorKind};
+    /// let err = Command::shell("echo partial; exit 2").run().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Exit);
+    /// assert_eq!(err.output().unwrap().stdout, b"partial\n");
+    /// ```
+    pub fn output(&self) -> Option<&Output> {
+        self.inner.output.as_deref()
+    }
+
+    /// Takes the collected output out of the error (see
+    /// [`output`](Error::output)).
+    pub fn into_output(self) -> Option<Output> {
+        self.inner.output.map(|o| *o)
     }
 
     /// The last bytes the child wrote to stderr (up to 8 KiB), for errors of
@@ -238,15 +361,14 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
+        match &i.command {
+            Some(c) => write!(f, "`{c}`")?,
+            None => write!(f, "{}", i.program.to_string_lossy())?,
+        }
         if i.kind == ErrorKind::Exit {
-            write!(f, "{}: did not succeed", i.program.to_string_lossy())?;
+            f.write_str(": did not succeed")?;
         } else {
-            write!(
-                f,
-                "{}: {} failed",
-                i.program.to_string_lossy(),
-                i.step.describe()
-            )?;
+            write!(f, ": {} failed", i.step.describe())?;
         }
         if let Some(d) = &i.detail {
             write!(f, ": {d}")?;
@@ -272,6 +394,7 @@ impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
             .field("program", &self.inner.program)
+            .field("command", &self.inner.command)
             .field("step", &self.inner.step)
             .field("kind", &self.inner.kind)
             .field("detail", &self.inner.detail)

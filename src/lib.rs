@@ -13,19 +13,19 @@
 //! // Run a program and read its output.
 //! let mut child = Command::new("echo").arg("Hello World!").stdout(Stdio::piped()).spawn()?;
 //! let mut out = String::new();
-//! child.stdout().unwrap().read_to_string(&mut out)?;
+//! child.stdout.as_mut().unwrap().read_to_string(&mut out)?;
 //! assert_eq!(out, "Hello World!\n");
 //! assert!(child.wait()?.success());
 //!
 //! // Stop a program: SIGTERM to its whole group, SIGKILL 3 s later if needed.
 //! let mut child = Command::new("sleep").arg("1000")
-//!     .kill_timeout(Duration::from_secs(3)).kill_group(true).spawn()?;
+//!     .stop_timeout(Duration::from_secs(3)).stop_group(true).spawn()?;
 //! let status = child.stop()?;
 //! assert_eq!(status.signal(), Some(Signal::TERM));
 //!
 //! // A deadline: the stop sequence starts after 100 ms.
 //! let status = Command::shell("sleep 10").timeout(Duration::from_millis(100))
-//!     .kill_group(true).status()?;
+//!     .stop_group(true).status()?;
 //! assert!(status.timed_out());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -54,13 +54,13 @@
 //!
 //! // Exile.stream!(["sh", "-c", "echo stdout && echo stderr >&2"], stderr: :consume)
 //! let events: Vec<Event> = Command::new("sh").args(["-c", "echo stdout && echo stderr >&2"])
-//!     .stderr(Stderr::Consume).events()?.collect::<Result<_, _>>()?;
+//!     .stderr(Stdio::piped()).events()?.collect::<Result<_, _>>()?;
 //! assert_eq!(events[..2], [Event::Stdout(Bytes::from("stdout\n")), Event::Stderr(Bytes::from("stderr\n"))]);
 //! assert!(matches!(events[2], Event::Exit(status) if status.success()));
 //!
 //! // stderr: :redirect_to_stdout
 //! let out = Command::new("sh").args(["-c", "echo stdout && echo stderr >&2"])
-//!     .stderr(Stderr::Merge).stream()?.collect_string()?;
+//!     .stderr(Stdio::to_stdout()).stream()?.collect_string()?;
 //! assert_eq!(out, "stdout\nstderr\n");
 //!
 //! // Stable memory when reading an endless producer: only what is asked for is read.
@@ -152,7 +152,7 @@
 //! let mut progress = Vec::new();
 //! for event in Command::new("ffmpeg").arg("-i").arg(&video)
 //!     .args(["-c:v", "libx264", "-f", "matroska", "pipe:1"])
-//!     .stderr(Stderr::Consume).events()?
+//!     .stderr(Stdio::piped()).events()?
 //! {
 //!     match event? {
 //!         Event::Stdout(data) => output.write_all(&data)?,
@@ -182,6 +182,7 @@
 //! background reaper) → `sys` (the only `unsafe` code: clone, pidfd, pipes,
 //! signals). See `docs/ARCHITECTURE.md`.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -200,13 +201,14 @@ mod stdio;
 mod stream;
 mod sys;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
 pub use bytes::Bytes;
 pub use child::{Child, Signaller};
 pub use command::{
-    Command, DEFAULT_EXIT_TIMEOUT, DEFAULT_KILL_TIMEOUT, DEFAULT_MAX_CHUNK_SIZE,
-    DEFAULT_PIPE_CAPACITY, DEFAULT_PIPE_DRAIN_TIMEOUT, ProcessGroup,
+    Command, DEFAULT_DROP_TIMEOUT, DEFAULT_MAX_CHUNK_SIZE, DEFAULT_PIPE_CAPACITY,
+    DEFAULT_PIPE_DRAIN_TIMEOUT, DEFAULT_STOP_TIMEOUT, ProcessGroup, which,
 };
 pub use error::{Error, ErrorKind, Step};
 pub use input::InputSink;
@@ -214,9 +216,9 @@ pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
 pub use signal::{ParseSignalError, Signal};
 pub use status::{Ended, ExitStatus};
 pub use stdio::Stdio;
-pub use stream::{Event, Events, Output, Stderr, Stream};
+pub use stream::{Chunks, Event, Events, Output, OutputChunk};
 #[cfg(feature = "tokio")]
-pub use tokio::{AsyncChild, AsyncEvents, AsyncInputSink, AsyncStream};
+pub use tokio::{AsyncChild, AsyncChunks, AsyncEvents, AsyncInputSink};
 
 /// Support for procession's own test suite; not part of the public API.
 #[doc(hidden)]

@@ -77,10 +77,10 @@ pipe_end! {
     /// use std::io::{Read, Write};
     /// let mut child = Command::new("tr").arg("a-z").arg("A-Z")
     ///     .stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
-    /// child.stdin().unwrap().write_all(b"shout\n")?;
+    /// child.stdin.as_mut().unwrap().write_all(b"shout\n")?;
     /// child.close_stdin();
     /// let mut out = String::new();
-    /// child.stdout().unwrap().read_to_string(&mut out)?;
+    /// child.stdout.as_mut().unwrap().read_to_string(&mut out)?;
     /// assert_eq!(out, "SHOUT\n");
     /// # child.wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())

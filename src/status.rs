@@ -10,9 +10,11 @@ pub enum Ended {
     /// The child exited, or was killed by a signal, without procession
     /// starting its stop sequence.
     OnItsOwn,
-    /// procession stopped it: [`Child::stop`](crate::Child::stop),
-    /// [`Child::kill`](crate::Child::kill), or dropping a running child.
-    Stopped,
+    /// It ended after the caller asked for it: [`Child::stop`](crate::Child::stop),
+    /// [`Child::kill`](crate::Child::kill), or dropping a running child or
+    /// stream. (Not to be confused with the Unix *stopped* state of
+    /// `SIGSTOP`, which procession calls *suspended*.)
+    Requested,
     /// The command's [`timeout`](crate::Command::timeout) expired and the
     /// stop sequence ended it.
     TimedOut,
@@ -180,7 +182,7 @@ impl fmt::Display for ExitStatus {
         }
         match self.ended {
             Ended::OnItsOwn => Ok(()),
-            Ended::Stopped => f.write_str(", stopped by procession"),
+            Ended::Requested => f.write_str(", stopped by procession"),
             Ended::TimedOut => f.write_str(", timed out"),
         }
     }

@@ -1,4 +1,4 @@
-//! Demand-driven streaming: [`Stream`] (checked stdout chunks), [`Events`]
+//! Demand-driven streaming: [`Chunks`] (checked stdout chunks), [`Events`]
 //! (tagged stdout/stderr chunks and the exit) and [`Output`].
 //!
 //! All three run the engine's streaming driver on the caller's thread: each
@@ -11,48 +11,21 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::engine::driver::{Chunk, Driver, Feed, Options, Progress, StderrMode};
+use crate::engine::driver::{Chunk, Driver, Feed, Options, Progress, STDERR_TAIL, StderrMode};
 use crate::engine::spawn::{Ends, Spawned, spawn_with_ends};
 use crate::error::Step;
-use crate::input::{InputSink, InputSpec, Source};
+use crate::input::{InputSink, Source};
 use crate::stdio::{Kind, Stdio};
 use crate::{ChildStdin, Command, Error, ExitStatus};
 
-/// What to do with a streaming child's stderr (exile's `stderr:` option);
-/// converts into a [`Stdio`] for [`Command::stderr`].
-///
-/// ```
-/// use procession::{Command, Event, Stderr};
-/// let events: Vec<Event> = Command::new("sh").args(["-c", "echo stdout && echo stderr >&2"])
-///     .stderr(Stderr::Consume).events()?.collect::<Result<_, _>>()?;
-/// assert_eq!(events[0], Event::Stdout("stdout\n".into()));
-/// assert_eq!(events[1], Event::Stderr("stderr\n".into()));
-/// assert!(matches!(events[2], Event::Exit(s) if s.success()));
-/// # Ok::<(), procession::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Stderr {
-    /// The parent's stderr (the default for streams; exile's `:console`).
-    Inherit,
-    /// `/dev/null` (exile's `:disable`).
-    Null,
-    /// Piped: [`Command::events`] yields [`Event::Stderr`] chunks;
-    /// [`Command::stream`] keeps the last 8 KiB for its error message.
-    Consume,
-    /// Into stdout, in the order the child wrote (`2>&1`; exile's
-    /// `:redirect_to_stdout`).
-    Merge,
-}
-
-impl From<Stderr> for Stdio {
-    fn from(s: Stderr) -> Stdio {
-        match s {
-            Stderr::Inherit => Stdio::inherit(),
-            Stderr::Null => Stdio::null(),
-            Stderr::Consume => Stdio::piped(),
-            Stderr::Merge => Stdio::to_stdout(),
-        }
-    }
+/// A chunk of a child's output, tagged with the pipe it came from
+/// ([`Child::read_any`](crate::Child::read_any)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputChunk {
+    /// A chunk of stdout.
+    Stdout(Bytes),
+    /// A chunk of stderr.
+    Stderr(Bytes),
 }
 
 /// One item of [`Command::events`].
@@ -60,7 +33,7 @@ impl From<Stderr> for Stdio {
 pub enum Event {
     /// A chunk of stdout (at most `max_chunk_size` bytes).
     Stdout(Bytes),
-    /// A chunk of stderr, when it is [consumed](Stderr::Consume).
+    /// A chunk of stderr, when it is [consumed](Stdio::piped()).
     Stderr(Bytes),
     /// The child's exit status: always the last event.
     Exit(ExitStatus),
@@ -113,10 +86,10 @@ impl Command {
 
     /// How long a child whose stream was dropped early may take to exit by
     /// itself (its stdin and stdout are closed at once) before the stop
-    /// sequence starts ([`DEFAULT_EXIT_TIMEOUT`](crate::DEFAULT_EXIT_TIMEOUT), 5 s, by default). The
+    /// sequence starts ([`DEFAULT_DROP_TIMEOUT`](crate::DEFAULT_DROP_TIMEOUT), 5 s, by default). The
     /// consumer never waits for this: the background reaper does.
-    pub fn exit_timeout(&mut self, timeout: Duration) -> &mut Command {
-        self.exit_timeout = timeout;
+    pub fn drop_timeout(&mut self, timeout: Duration) -> &mut Command {
+        self.drop_timeout = timeout;
         self
     }
 
@@ -137,7 +110,7 @@ impl Command {
     /// use std::time::{Duration, Instant};
     /// let start = Instant::now();
     /// let out = Command::new("sh").args(["-c", "sleep 30 & echo done"])
-    ///     .pipe_drain_timeout(Duration::from_millis(200)).kill_group(true)
+    ///     .pipe_drain_timeout(Duration::from_millis(200)).stop_group(true)
     ///     .stream()?.collect_string()?;
     /// assert_eq!(out, "done\n");
     /// assert!(start.elapsed() < Duration::from_secs(5));
@@ -148,64 +121,50 @@ impl Command {
         self
     }
 
-    /// Spawns for streaming: stdout piped, stdin from the input (or as
-    /// configured, `/dev/null` by default), stderr as configured (else
-    /// `stderr_default`). Returns the child, the input source to feed, and
-    /// the driver options (`mode` applies only when stderr is piped).
+    /// Spawns for streaming: stdin from the input (or as configured,
+    /// `/dev/null` by default), stdout and stderr as configured (else
+    /// `stdout_default` / `stderr_default`). Returns the child, the input
+    /// source to feed, and the driver options (`mode` applies only when
+    /// stderr is piped).
     pub(crate) fn spawn_streaming(
         &self,
+        stdout_default: Stdio,
         stderr_default: Stdio,
         mode: StderrMode,
     ) -> Result<(Spawned, Option<Source>, Options), Error> {
-        let program = self.program.as_os_str();
-        let mut source = None;
-        let file;
-        let piped = Stdio::piped();
-        let null = Stdio::null();
-        let stdin: &Stdio = match &self.input {
-            Some(InputSpec::Bytes(b)) => {
-                source = Some(Source::Bytes(b.clone()));
-                &piped
-            }
-            Some(InputSpec::File(p)) => {
-                file = Stdio::file(p.clone());
-                &file
-            }
-            Some(InputSpec::Once(slot)) => {
-                let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-                match taken {
-                    Some(s) => {
-                        source = Some(s);
-                        &piped
-                    }
-                    None => {
-                        return Err(Error::invalid(
-                            program,
-                            "the input (an iterator, reader or callback) was used by an earlier run",
-                        ));
-                    }
-                }
-            }
-            None => self.stdin.as_ref().unwrap_or(&null),
-        };
+        let (stdin, source) = self.stdin_and_source(Stdio::null())?;
+        let stdout = self.stdout.as_ref().unwrap_or(&stdout_default);
         let stderr = self.stderr.as_ref().unwrap_or(&stderr_default);
         let mode = match stderr.0 {
             Kind::Piped => mode,
             _ => StderrMode::Tail,
         };
-        let spawned = spawn_with_ends(self, [stdin, &piped, stderr], Ends::NonBlocking)?;
+        let spawned = spawn_with_ends(self, [&stdin, stdout, stderr], Ends::NonBlocking)?;
         let opts = Options {
             max_chunk: self.max_chunk,
             ignore_epipe: self.ignore_epipe,
-            exit_timeout: self.exit_timeout,
+            drop_timeout: self.drop_timeout,
             drain_timeout: self.drain_timeout,
             stderr_mode: mode,
         };
         Ok((spawned, source, opts))
     }
 
+    /// The error for a stdout setting a stream cannot honour: a stream
+    /// reads stdout, so it must be piped.
+    pub(crate) fn check_stdout_streamable(&self, method: &str) -> Result<(), Error> {
+        match &self.stdout {
+            Some(s) if !matches!(s.0, Kind::Piped) => Err(self.invalid(format!(
+                "`stdout` is set to {:?} but {method} streams stdout: remove the stdout \
+                 setting, or use events()/output(), which honour it",
+                s.0
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     fn start_driver(&self, stderr_default: Stdio, mode: StderrMode) -> Result<Driver, Error> {
-        let (spawned, source, opts) = self.spawn_streaming(stderr_default, mode)?;
+        let (spawned, source, opts) = self.spawn_streaming(Stdio::piped(), stderr_default, mode)?;
         let mut ends = spawned.ends;
         let feed = match source {
             None => Feed::Nothing,
@@ -254,20 +213,24 @@ impl Command {
         ))
     }
 
-    /// Starts the child and streams its stdout in chunks (exile's `stream!`).
+    /// Starts the child and streams its stdout in chunks, checked: a child
+    /// that does not succeed ends the stream with an error.
     ///
-    /// stdout is piped; stdin comes from the [`input`](Command::input) (or is
-    /// `/dev/null`); stderr is inherited unless [`Command::stderr`] says
-    /// otherwise (with [`Stderr::Consume`] its last 8 KiB go into the error).
+    /// stdout is piped (another `stdout` setting is refused); stdin comes
+    /// from the [`input`](Command::input) (or is `/dev/null`); stderr is
+    /// inherited unless [`Command::stderr`] says otherwise (with
+    /// [`Stdio::piped()`] its last 8 KiB go into the error).
     /// When the child does not [succeed](ExitStatus::success), the last item
     /// is an [`Error`] of kind [`Exit`](crate::ErrorKind::Exit) carrying the
     /// status. Dropping the stream early closes the pipes, gives the child
-    /// [`exit_timeout`](Command::exit_timeout), then runs the stop sequence,
+    /// [`drop_timeout`](Command::drop_timeout), then runs the stop sequence,
     /// all in the background.
     ///
     /// # Errors
     ///
-    /// As [`spawn`](Command::spawn).
+    /// As [`spawn`](Command::spawn), and
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) when `stdout` is set
+    /// to anything but a pipe.
     ///
     /// ```
     /// use procession::{Command, ErrorKind};
@@ -279,8 +242,9 @@ impl Command {
     /// assert_eq!(err.exit_status().unwrap().code(), Some(10));
     /// # Ok::<(), procession::Error>(())
     /// ```
-    pub fn stream(&self) -> Result<Stream, Error> {
-        Ok(Stream {
+    pub fn stream(&self) -> Result<Chunks, Error> {
+        self.check_stdout_streamable("stream()")?;
+        Ok(Chunks {
             driver: self.start_driver(Stdio::inherit(), StderrMode::Tail)?,
             done: false,
             status: None,
@@ -288,9 +252,15 @@ impl Command {
     }
 
     /// Starts the child and yields its output as tagged [`Event`]s, ending
-    /// with [`Event::Exit`] (exile's `stream`). A failing exit is an event,
-    /// not an error. stderr is inherited unless [`Command::stderr`] pipes it
-    /// ([`Stderr::Consume`]).
+    /// with [`Event::Exit`], always (a failing exit is an event, not an
+    /// error). stdout is piped unless [`Command::stdout`] says otherwise;
+    /// stderr is inherited unless [`Command::stderr`] pipes it
+    /// ([`Stdio::piped()`]).
+    ///
+    /// An input that failed (a reader's error; a broken pipe with
+    /// [`ignore_epipe(false)`](Command::ignore_epipe)) is reported as an
+    /// `Err` carrying the exit status, just before the `Exit` event: the
+    /// status is never lost.
     ///
     /// # Errors
     ///
@@ -306,17 +276,24 @@ impl Command {
     pub fn events(&self) -> Result<Events, Error> {
         Ok(Events {
             driver: self.start_driver(Stdio::inherit(), StderrMode::Events)?,
-            done: false,
+            state: EventsState::Running,
+            status: None,
         })
     }
 
     /// Runs the child to the end and collects its stdout and stderr (both
-    /// piped by default and read concurrently, so no size deadlocks).
+    /// piped unless [`Command::stdout`]/[`Command::stderr`] say otherwise,
+    /// and read concurrently, so no size deadlocks). A broken input pipe is
+    /// not an error by default (the child chose to stop reading; its status
+    /// tells whether it succeeded), as with Python's `communicate()`.
     ///
     /// # Errors
     ///
     /// As [`spawn`](Command::spawn), and I/O errors; a failing exit is not an
-    /// error (look at [`Output::status`]).
+    /// error (look at [`Output::status`], or use [`run`](Command::run)). An
+    /// error after the child's start that is not about reading its output
+    /// (a failing input) carries everything collected: see
+    /// [`Error::output`].
     ///
     /// ```
     /// use procession::Command;
@@ -329,16 +306,57 @@ impl Command {
     pub fn output(&self) -> Result<Output, Error> {
         let mut events = Events {
             driver: self.start_driver(Stdio::piped(), StderrMode::Events)?,
-            done: false,
+            state: EventsState::Running,
+            status: None,
         };
         let mut collect = Collect::default();
         for ev in events.by_ref() {
-            if let Some(output) = collect.push(ev?) {
-                return Ok(output);
+            if let Some(output) = collect.push(ev)? {
+                return collect.finish(output);
             }
         }
         unreachable!("an event stream always ends with Exit or an error")
     }
+
+    /// Runs the child to the end, collecting its output as
+    /// [`output`](Command::output) does, and checks that it succeeded: the
+    /// one-shot form of the checked [`stream`](Command::stream) (duct's
+    /// `run`, Python's `run(check=True, capture_output=True)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`output`](Command::output), and an error of kind
+    /// [`Exit`](crate::ErrorKind::Exit) when the child did not
+    /// [succeed](ExitStatus::success); it carries the status, the tail of
+    /// stderr for its message, and the whole [`Output`]
+    /// ([`Error::output`]).
+    ///
+    /// ```
+    /// use procession::{Command, ErrorKind};
+    /// let out = Command::new("echo").arg("hi").run()?;
+    /// assert_eq!(out.stdout, b"hi\n");
+    ///
+    /// let err = Command::shell("echo oops >&2; exit 3").run().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Exit);
+    /// assert_eq!(err.exit_status().unwrap().code(), Some(3));
+    /// assert_eq!(err.output().unwrap().stderr, b"oops\n");
+    /// assert!(err.to_string().contains("oops"));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn run(&self) -> Result<Output, Error> {
+        let output = self.output()?;
+        check(&self.who(), output)
+    }
+}
+
+/// `output` if it succeeded, else the exit error carrying it.
+pub(crate) fn check(who: &crate::error::Who, output: Output) -> Result<Output, Error> {
+    if output.status.success() {
+        return Ok(output);
+    }
+    let tail = &output.stderr[output.stderr.len().saturating_sub(STDERR_TAIL)..];
+    let tail = Bytes::copy_from_slice(tail);
+    Err(Error::exit(who, output.status, Some(tail)).with_output(output))
 }
 
 /// Gathers events into an [`Output`] (for `output` and `output_async`).
@@ -346,44 +364,61 @@ impl Command {
 pub(crate) struct Collect {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    /// An error that came with the exit status (a failed input): reported
+    /// once the run is over, with everything collected.
+    deferred: Option<Error>,
 }
 
 impl Collect {
-    /// Adds one event; the `Output` once the exit arrives.
-    pub(crate) fn push(&mut self, event: Event) -> Option<Output> {
-        match event {
-            Event::Stdout(b) => self.stdout.extend_from_slice(&b),
-            Event::Stderr(b) => self.stderr.extend_from_slice(&b),
-            Event::Exit(status) => {
-                return Some(Output {
+    /// Adds one item; the `Output` once the exit arrives. An error without
+    /// an exit status (reading the output failed) ends the collection.
+    pub(crate) fn push(&mut self, item: Result<Event, Error>) -> Result<Option<Output>, Error> {
+        match item {
+            Ok(Event::Stdout(b)) => self.stdout.extend_from_slice(&b),
+            Ok(Event::Stderr(b)) => self.stderr.extend_from_slice(&b),
+            Ok(Event::Exit(status)) => {
+                return Ok(Some(Output {
                     status,
                     stdout: std::mem::take(&mut self.stdout),
                     stderr: std::mem::take(&mut self.stderr),
-                });
+                }));
             }
+            Err(e) if e.exit_status().is_some() => {
+                self.deferred.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
         }
-        None
+        Ok(None)
+    }
+
+    /// The result once the exit arrived: the output, or the deferred error
+    /// carrying it.
+    pub(crate) fn finish(&mut self, output: Output) -> Result<Output, Error> {
+        match self.deferred.take() {
+            Some(e) => Err(e.with_output(output)),
+            None => Ok(output),
+        }
     }
 }
 
 /// The checked stream of a child's stdout: see [`Command::stream`].
 ///
 /// `Iterator<Item = Result<Bytes, Error>>`. After an `Err` the iterator ends.
-pub struct Stream {
+pub struct Chunks {
     driver: Driver,
     done: bool,
     status: Option<ExitStatus>,
 }
 
-impl std::fmt::Debug for Stream {
+impl std::fmt::Debug for Chunks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stream")
+        f.debug_struct("Chunks")
             .field("pid", &self.driver.pid())
             .finish_non_exhaustive()
     }
 }
 
-impl Stream {
+impl Chunks {
     /// The child's pid.
     pub fn pid(&self) -> u32 {
         self.driver.pid()
@@ -411,7 +446,7 @@ impl Stream {
     ///
     /// # Errors
     ///
-    /// As [`collect_bytes`](Stream::collect_bytes).
+    /// As [`collect_bytes`](Chunks::collect_bytes).
     pub fn collect_string(self) -> Result<String, Error> {
         let bytes = self.collect_bytes()?;
         Ok(match String::from_utf8(bytes) {
@@ -427,7 +462,7 @@ impl Stream {
     }
 }
 
-impl Iterator for Stream {
+impl Iterator for Chunks {
     type Item = Result<Bytes, Error>;
 
     fn next(&mut self) -> Option<Result<Bytes, Error>> {
@@ -441,9 +476,12 @@ impl Iterator for Stream {
                     self.status = Some(status);
                     if !status.success() {
                         let tail = Bytes::copy_from_slice(self.driver.stderr_tail());
-                        return Some(Err(Error::exit(self.driver_program(), status, Some(tail))));
+                        return Some(Err(Error::exit(self.driver.who(), status, Some(tail))));
                     }
-                    return self.driver.take_input_error().map(Err);
+                    return self
+                        .driver
+                        .take_input_error()
+                        .map(|e| Err(e.with_status(status)));
                 }
                 Ok(Progress::Pending(_)) => unreachable!("next_blocking waits"),
                 Err(e) => {
@@ -456,16 +494,23 @@ impl Iterator for Stream {
     }
 }
 
-impl Stream {
-    fn driver_program(&self) -> &std::ffi::OsStr {
-        self.driver.program_name()
-    }
-}
-
 /// The tagged event stream of a child: see [`Command::events`].
+///
+/// `Iterator<Item = Result<Event, Error>>`; the last item is always
+/// `Ok(Event::Exit(status))` unless reading the output failed.
 pub struct Events {
     driver: Driver,
-    done: bool,
+    state: EventsState,
+    status: Option<ExitStatus>,
+}
+
+/// Where an [`Events`] iterator is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EventsState {
+    Running,
+    /// An input error was yielded; the exit event comes next.
+    ExitNext,
+    Done,
 }
 
 impl std::fmt::Debug for Events {
@@ -481,29 +526,71 @@ impl Events {
     pub fn pid(&self) -> u32 {
         self.driver.pid()
     }
+
+    /// The exit status, once the [`Event::Exit`] has been yielded (or is
+    /// next, after an input error).
+    ///
+    /// ```
+    /// let mut events = procession::Command::new("true").events()?;
+    /// assert_eq!(events.status(), None);
+    /// events.by_ref().for_each(drop);
+    /// assert!(events.status().unwrap().success());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn status(&self) -> Option<ExitStatus> {
+        self.status
+    }
+
+    /// Collects every event into an [`Output`], like
+    /// [`Command::output`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Command::output`].
+    pub fn collect_output(self) -> Result<Output, Error> {
+        let mut collect = Collect::default();
+        for ev in self {
+            if let Some(output) = collect.push(ev)? {
+                return collect.finish(output);
+            }
+        }
+        unreachable!("an event stream always ends with Exit or an error")
+    }
 }
 
 impl Iterator for Events {
     type Item = Result<Event, Error>;
 
     fn next(&mut self) -> Option<Result<Event, Error>> {
-        if self.done {
-            return None;
+        match self.state {
+            EventsState::Done => return None,
+            EventsState::ExitNext => {
+                self.state = EventsState::Done;
+                return self.status.map(|s| Ok(Event::Exit(s)));
+            }
+            EventsState::Running => {}
         }
         match self.driver.next_blocking() {
             Ok(Progress::Data(Chunk::Stdout(b))) => Some(Ok(Event::Stdout(b))),
             Ok(Progress::Data(Chunk::Stderr(b))) => Some(Ok(Event::Stderr(b))),
             Ok(Progress::Done(status)) => {
-                self.done = true;
+                self.status = Some(status);
                 match self.driver.take_input_error() {
-                    // The input failed: report that; the exit is in the error's program.
-                    Some(e) => Some(Err(e)),
-                    None => Some(Ok(Event::Exit(status))),
+                    // The input failed: report that, with the status; the
+                    // exit event still comes last.
+                    Some(e) => {
+                        self.state = EventsState::ExitNext;
+                        Some(Err(e.with_status(status)))
+                    }
+                    None => {
+                        self.state = EventsState::Done;
+                        Some(Ok(Event::Exit(status)))
+                    }
                 }
             }
             Ok(Progress::Pending(_)) => unreachable!("next_blocking waits"),
             Err(e) => {
-                self.done = true;
+                self.state = EventsState::Done;
                 Some(Err(e))
             }
         }

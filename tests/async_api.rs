@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use procession::{Command, ErrorKind, Event, Stderr, Stdio};
+use procession::{Command, ErrorKind, Event, Stdio};
 use support::*;
 
 fn current() -> tokio::runtime::Runtime {
@@ -126,7 +126,7 @@ fn stderr_modes_async() {
         let evs = events_of(
             Command::new("sh")
                 .args(["-c", "echo stdout && echo stderr >&2"])
-                .stderr(Stderr::Consume),
+                .stderr(Stdio::piped()),
         )
         .await;
         assert_eq!(evs.len(), 3, "{evs:?}");
@@ -135,17 +135,17 @@ fn stderr_modes_async() {
         assert!(matches!(evs[2], Event::Exit(s) if s.code() == Some(0)));
         let merged = Command::new("sh")
             .args(["-c", "echo stdout && echo stderr >&2"])
-            .stderr(Stderr::Merge)
+            .stderr(Stdio::to_stdout())
             .clone();
         assert_eq!(collect_string(&merged).await, "stdout\nstderr\n");
         let evs = events_of(
             Command::new("sh")
                 .args(["-c", "echo o; echo e >&2"])
-                .stderr(Stderr::Null),
+                .stderr(Stdio::null()),
         )
         .await;
         assert_eq!(evs.len(), 2);
-        let out = collect_string(pt_cmd(["interleave", "10"]).stderr(Stderr::Merge)).await;
+        let out = collect_string(pt_cmd(["interleave", "10"]).stderr(Stdio::to_stdout())).await;
         let want: String = (0..10).map(|i| format!("out {i}\nerr {i}\n")).collect();
         assert_eq!(out, want);
     });
@@ -219,6 +219,7 @@ fn infinite_input_and_broken_pipe_async() {
         let err = Command::new("head")
             .args(["-c", "5"])
             .input_stream(forever)
+            .ignore_epipe(false)
             .stream_async()
             .unwrap()
             .collect_bytes()
@@ -261,8 +262,8 @@ fn early_drop_async() {
     let _g = guard();
     current().block_on(async {
         let mut s = pt_cmd(["ignore-term"])
-            .exit_timeout(Duration::from_millis(200))
-            .kill_timeout(Duration::from_millis(200))
+            .drop_timeout(Duration::from_millis(200))
+            .stop_timeout(Duration::from_millis(200))
             .stream_async()
             .unwrap();
         let pid = s.pid() as i32;
@@ -287,6 +288,7 @@ fn grandchild_holding_stdout_async() {
         let start = Instant::now();
         let mut s = pt_cmd(["hold-stdout"])
             .pipe_drain_timeout(Duration::from_millis(300))
+            .stop_group(false)
             .stream_async()
             .unwrap();
         let first = s.next().await.unwrap().unwrap();
@@ -326,12 +328,12 @@ fn handle_api_async() {
             .unwrap();
         assert_eq!(
             sh.read_any().await.unwrap(),
-            Some(Event::Stderr(Bytes::from("e\n")))
+            Some(procession::OutputChunk::Stderr(Bytes::from("e\n")))
         );
         sh.write_all(b"go\n").await.unwrap();
         assert_eq!(
             sh.read_any().await.unwrap(),
-            Some(Event::Stdout(Bytes::from("late\n")))
+            Some(procession::OutputChunk::Stdout(Bytes::from("late\n")))
         );
         assert_eq!(sh.read_any().await.unwrap(), None);
         assert!(sh.wait().await.unwrap().success());
@@ -342,7 +344,7 @@ fn handle_api_async() {
             .stdout(Stdio::piped())
             .spawn_async()
             .unwrap();
-        let mut stdout = echo.take_stdout().unwrap();
+        let mut stdout = echo.stdout.take().unwrap();
         let reader = tokio::spawn(async move {
             let mut all = Vec::new();
             tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut all)
@@ -403,7 +405,7 @@ fn stop_timeout_and_signals_async() {
         let mut c = pt_cmd(["sleep", "100"]).spawn_async().unwrap();
         let st = c.stop().await.unwrap();
         assert_eq!(st.signal(), Some(procession::Signal::TERM));
-        assert_eq!(st.ended(), procession::Ended::Stopped);
+        assert_eq!(st.ended(), procession::Ended::Requested);
         let mut c = pt_cmd(["sleep", "100"])
             .timeout(Duration::from_millis(100))
             .spawn_async()
@@ -415,7 +417,7 @@ fn stop_timeout_and_signals_async() {
         );
         let mut c = Command::new("sh")
             .args(["-c", "sleep 100 & sleep 100"])
-            .kill_group(true)
+            .stop_group(true)
             .spawn_async()
             .unwrap();
         let pgid = c.pid() as i32;
@@ -664,7 +666,10 @@ fn stream_to_tcp_example_runs() {
         "{} is missing (build with --features tokio)",
         exe.display()
     );
-    let out = Command::new(&exe).stderr(Stderr::Merge).output().unwrap();
+    let out = Command::new(&exe)
+        .stderr(Stdio::to_stdout())
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("which unzip to"), "{text}");
@@ -687,6 +692,7 @@ fn drain_timeout_never_cuts_output_already_in_the_pipe_async() {
         let mut s = Command::new("sh")
             .args(["-c", &script])
             .pipe_drain_timeout(Duration::from_millis(300))
+            .stop_group(false)
             .max_chunk_size(100_000)
             .stream_async()
             .unwrap();

@@ -1,5 +1,5 @@
-//! Process groups, the stop sequence (stop, kill, kill_signal,
-//! kill_command, kill_group), timeouts, and what dropping or detaching a
+//! Process groups, the stop sequence (stop, kill, stop_signal,
+//! stop_command, stop_group), timeouts, and what dropping or detaching a
 //! running handle does.
 
 mod support;
@@ -34,7 +34,7 @@ fn group_members(pgid: i32, comm: &str) -> Vec<i32> {
 /// from then on).
 fn spawn_ignore_term(cmd: &mut Command) -> Child {
     let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-    assert_eq!(read_line(child.stdout().unwrap()), "ready\n");
+    assert_eq!(read_line(child.stdout.as_mut().unwrap()), "ready\n");
     child
 }
 
@@ -46,14 +46,19 @@ fn stop_ends_in_sigkill_after(child: &mut Child, at_least: Duration) {
     let status = child.stop().unwrap();
     assert!(t.elapsed() >= at_least, "{:?}", t.elapsed());
     assert_eq!(status.signal(), Some(Signal::KILL));
-    assert_eq!(status.ended(), Ended::Stopped);
+    assert_eq!(status.ended(), Ended::Requested);
 }
 
 /// `pt pgid` output: (pid, pgid, sid).
 fn pgid_of(cmd: &mut Command) -> (u32, (i32, i32, i32)) {
     let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
     let mut out = String::new();
-    child.stdout().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert!(child.wait().unwrap().success());
     let f: Vec<i32> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
     assert_eq!(f.len(), 3, "{out:?}");
@@ -112,7 +117,7 @@ fn kill_group_with_inherit_is_refused() {
     let _g = Guard::new();
     let err = pt_cmd(["exit", "0"])
         .process_group(ProcessGroup::Inherit)
-        .kill_group(true)
+        .stop_group(true)
         .spawn()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -128,7 +133,7 @@ fn stop_sends_sigterm_and_reports_stopped() {
     let status = child.stop().unwrap();
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert_eq!(status.signal(), Some(Signal::TERM));
-    assert_eq!(status.ended(), Ended::Stopped);
+    assert_eq!(status.ended(), Ended::Requested);
     assert!(!status.success());
     assert_eq!(
         status.to_string(),
@@ -139,7 +144,7 @@ fn stop_sends_sigterm_and_reports_stopped() {
 #[test]
 fn stop_escalates_to_sigkill_after_kill_timeout() {
     let _g = Guard::new();
-    let mut child = spawn_ignore_term(pt_cmd(["ignore-term"]).kill_timeout(Duration::from_secs(1)));
+    let mut child = spawn_ignore_term(pt_cmd(["ignore-term"]).stop_timeout(Duration::from_secs(1)));
     let t = Instant::now();
     let status = child.stop().unwrap();
     let took = t.elapsed();
@@ -148,7 +153,7 @@ fn stop_escalates_to_sigkill_after_kill_timeout() {
         "stop took {took:?}"
     );
     assert_eq!(status.signal(), Some(Signal::KILL));
-    assert_eq!(status.ended(), Ended::Stopped);
+    assert_eq!(status.ended(), Ended::Requested);
 }
 
 #[test]
@@ -171,25 +176,25 @@ fn stop_after_the_child_exited_returns_its_status_unchanged() {
 fn kill_signal_replaces_sigterm() {
     let _g = Guard::new();
     let mut child = pt_cmd(["sleep", "100"])
-        .kill_signal(Signal::INT)
+        .stop_signal(Signal::INT)
         .spawn()
         .unwrap();
     let status = child.stop().unwrap();
     assert_eq!(status.signal(), Some(Signal::INT));
-    assert_eq!(status.ended(), Ended::Stopped);
+    assert_eq!(status.ended(), Ended::Requested);
 }
 
 #[test]
 fn kill_sends_sigkill_at_once() {
     let _g = Guard::new();
     let mut child =
-        spawn_ignore_term(pt_cmd(["ignore-term"]).kill_timeout(Duration::from_secs(60)));
+        spawn_ignore_term(pt_cmd(["ignore-term"]).stop_timeout(Duration::from_secs(60)));
     let t = Instant::now();
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(t.elapsed() < Duration::from_secs(3));
     assert_eq!(status.signal(), Some(Signal::KILL));
-    assert_eq!(status.ended(), Ended::Stopped);
+    assert_eq!(status.ended(), Ended::Requested);
 }
 
 #[test]
@@ -202,15 +207,15 @@ fn kill_command_runs_with_child_pid_instead_of_the_signal() {
         file.display()
     );
     let mut child = pt_cmd(["sleep", "100"])
-        .kill_command(&line)
-        .kill_timeout(Duration::from_secs(10))
+        .stop_command(&line)
+        .stop_timeout(Duration::from_secs(10))
         .spawn()
         .unwrap();
     let t = Instant::now();
     let status = child.stop().unwrap();
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(status.signal(), Some(Signal::USR1));
-    assert_eq!(status.ended(), Ended::Stopped);
+    assert_eq!(status.ended(), Ended::Requested);
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
         format!("{}\n", child.pid())
@@ -221,8 +226,8 @@ fn kill_command_runs_with_child_pid_instead_of_the_signal() {
 fn kill_command_that_does_nothing_is_followed_by_sigkill() {
     let _g = Guard::new();
     let mut child = pt_cmd(["sleep", "100"])
-        .kill_command("true")
-        .kill_timeout(Duration::from_millis(300))
+        .stop_command("true")
+        .stop_timeout(Duration::from_millis(300))
         .spawn()
         .unwrap();
     stop_ends_in_sigkill_after(&mut child, Duration::from_millis(250));
@@ -233,7 +238,7 @@ fn kill_group_stop_reaches_every_process_in_the_group() {
     let _g = Guard::new();
     let mut child = Command::new("sh")
         .args(["-c", "sleep 100 & sleep 100"])
-        .kill_group(true)
+        .stop_group(true)
         .spawn()
         .unwrap();
     let pgid = child.pid() as i32;
@@ -249,7 +254,7 @@ fn kill_group_stop_reaches_every_process_in_the_group() {
     };
     let status = child.stop().unwrap();
     assert_eq!(status.signal(), Some(Signal::TERM));
-    assert_eq!(status.ended(), Ended::Stopped);
+    assert_eq!(status.ended(), Ended::Requested);
     for pid in sleeps {
         assert!(
             wait_dead(pid, Duration::from_secs(5)),
@@ -262,7 +267,7 @@ fn kill_group_stop_reaches_every_process_in_the_group() {
 fn kill_group_stops_the_rest_of_the_group_when_the_leader_is_killed_alone() {
     let _g = Guard::new();
     let (mut child, grandchild) =
-        spawn_with_grandchild(pt_cmd(["spawn-grandchild"]).kill_group(true));
+        spawn_with_grandchild(pt_cmd(["spawn-grandchild"]).stop_group(true));
     assert_eq!(stat(grandchild).map(|s| s.2), Some(child.pid() as i32));
     child.signal(Signal::KILL).unwrap();
     let status = child.wait().unwrap();
@@ -282,10 +287,13 @@ fn kill_group_stops_the_rest_of_the_group_when_the_leader_exits() {
         .arg0("sh")
         .arg(pt())
         .stdout(Stdio::piped())
-        .kill_group(true)
+        .stop_group(true)
         .spawn()
         .unwrap();
-    let member: i32 = read_line(child.stdout().unwrap()).trim().parse().unwrap();
+    let member: i32 = read_line(child.stdout.as_mut().unwrap())
+        .trim()
+        .parse()
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(7));
     assert_eq!(status.ended(), Ended::OnItsOwn);
@@ -298,7 +306,8 @@ fn kill_group_stops_the_rest_of_the_group_when_the_leader_exits() {
 #[test]
 fn without_kill_group_stop_reaches_the_child_only() {
     let _g = Guard::new();
-    let (mut child, grandchild) = spawn_with_grandchild(&mut pt_cmd(["spawn-grandchild"]));
+    let (mut child, grandchild) =
+        spawn_with_grandchild(pt_cmd(["spawn-grandchild"]).stop_group(false));
     let status = child.stop().unwrap();
     assert_eq!(status.signal(), Some(Signal::TERM));
     // The grandchild is untouched (re-parented to us, the subreaper).
@@ -377,7 +386,7 @@ fn timeout_escalates_to_sigkill_after_kill_timeout() {
     let mut child = spawn_ignore_term(
         pt_cmd(["ignore-term"])
             .timeout(Duration::from_millis(100))
-            .kill_timeout(Duration::from_millis(200)),
+            .stop_timeout(Duration::from_millis(200)),
     );
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(Signal::KILL));
@@ -387,7 +396,7 @@ fn timeout_escalates_to_sigkill_after_kill_timeout() {
 #[test]
 fn dropping_a_running_child_returns_at_once_and_it_is_killed_later() {
     let _g = Guard::new();
-    let child = spawn_ignore_term(pt_cmd(["ignore-term"]).kill_timeout(Duration::from_secs(5)));
+    let child = spawn_ignore_term(pt_cmd(["ignore-term"]).stop_timeout(Duration::from_secs(5)));
     let pid = child.pid() as i32;
     let t = Instant::now();
     drop(child);
@@ -435,7 +444,7 @@ fn kill_on_drop_false_lets_the_child_finish() {
     let _g = Guard::new();
     let t = Instant::now();
     let child = pt_cmd(["sleep", "0.2"])
-        .kill_on_drop(false)
+        .stop_on_drop(false)
         .spawn()
         .unwrap();
     let pid = child.pid() as i32;
@@ -468,7 +477,7 @@ fn detached_child_still_honours_its_timeout() {
 #[test]
 fn start_stop_does_not_wait_and_the_reaper_finishes() {
     let _g = Guard::new();
-    let child = spawn_ignore_term(pt_cmd(["ignore-term"]).kill_timeout(Duration::from_millis(300)));
+    let child = spawn_ignore_term(pt_cmd(["ignore-term"]).stop_timeout(Duration::from_millis(300)));
     let pid = child.pid() as i32;
     let t = Instant::now();
     child.start_stop();
@@ -484,7 +493,7 @@ fn start_stop_does_not_wait_and_the_reaper_finishes() {
     let mut child = child;
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(Signal::KILL));
-    assert_eq!(status.ended(), Ended::Stopped);
+    assert_eq!(status.ended(), Ended::Requested);
 }
 
 #[test]
@@ -494,8 +503,8 @@ fn a_kill_command_that_hangs_is_killed_with_everything_it_started() {
     // not exec'd) and waits for it; the kill command never signals the child.
     let line = format!("'{}' sleep 100; true", pt().display());
     let mut child = pt_cmd(["sleep", "100"])
-        .kill_command(&line)
-        .kill_timeout(Duration::from_millis(300))
+        .stop_command(&line)
+        .stop_timeout(Duration::from_millis(300))
         .spawn()
         .unwrap();
     stop_ends_in_sigkill_after(&mut child, Duration::from_millis(250));
@@ -507,12 +516,12 @@ fn kill_with_kill_group_kills_the_whole_group_at_once() {
     let _g = Guard::new();
     let (mut child, grandchild) = spawn_with_grandchild(
         pt_cmd(["spawn-grandchild"])
-            .kill_group(true)
-            .kill_timeout(Duration::from_secs(60)),
+            .stop_group(true)
+            .stop_timeout(Duration::from_secs(60)),
     );
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(Signal::KILL));
-    assert_eq!(status.ended(), Ended::Stopped);
+    assert_eq!(status.ended(), Ended::Requested);
     assert!(wait_dead(grandchild, Duration::from_secs(5)));
 }

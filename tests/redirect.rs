@@ -132,9 +132,14 @@ fn stderr_to_stdout_keeps_the_write_order() {
         .stderr(Stdio::to_stdout())
         .spawn()
         .unwrap();
-    assert!(child.stderr().is_none());
+    assert!(child.stderr.is_none());
     let mut out = String::new();
-    child.stdout().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert!(child.wait().unwrap().success());
     let expected: String = (0..10).map(|i| format!("out {i}\nerr {i}\n")).collect();
     assert_eq!(out, expected);
@@ -164,9 +169,14 @@ fn stdout_to_stderr_sends_both_to_the_stderr_pipe() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(child.stdout().is_none());
+    assert!(child.stdout.is_none());
     let mut err = String::new();
-    child.stderr().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .as_mut()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(err, "out 0\nerr 0\nout 1\nerr 1\nout 2\nerr 2\n");
 }
@@ -181,8 +191,18 @@ fn separate_stdout_and_stderr_pipes() {
         .unwrap();
     let mut out = String::new();
     let mut err = String::new();
-    child.stdout().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .as_mut()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(out, "out 0\nout 1\n");
     assert_eq!(err, "err 0\nerr 1\n");
@@ -195,7 +215,7 @@ fn null_stdout_swallows_output() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    assert!(child.stdout().is_none());
+    assert!(child.stdout.is_none());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
@@ -227,7 +247,12 @@ fn closed_stdout_makes_writes_fail_with_ebadf() {
         .spawn()
         .unwrap();
     let mut err = String::new();
-    child.stderr().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .as_mut()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(1));
     assert!(err.contains("Bad file descriptor"), "{err:?}");
 }
@@ -302,14 +327,19 @@ fn stdin_pipe_carries_5_mib_exactly_through_echo() {
     let data: Vec<u8> = (0..5 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
-    let mut stdin = child.take_stdin().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
     let to_write = data.clone();
     let writer = std::thread::spawn(move || {
         stdin.write_all(&to_write).unwrap();
         // Dropping `stdin` closes the pipe: EOF for the child.
     });
     let mut out = Vec::new();
-    child.stdout().unwrap().read_to_end(&mut out).unwrap();
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
     writer.join().unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(out.len(), data.len());
@@ -325,7 +355,12 @@ fn stdout_pipe_carries_10_mib_exactly() {
         .spawn()
         .unwrap();
     let mut out = Vec::new();
-    child.stdout().unwrap().read_to_end(&mut out).unwrap();
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
     assert!(child.wait().unwrap().success());
     assert_pattern(&out, len);
 }
@@ -338,7 +373,7 @@ fn small_writes_and_small_reads_keep_every_byte() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout().unwrap();
+    let stdout = child.stdout.as_mut().unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 13];
     loop {
@@ -371,9 +406,9 @@ fn pipes_are_1_mib_by_default() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert_eq!(pipe_size(child.stdin().unwrap()), expected);
-    assert_eq!(pipe_size(child.stdout().unwrap()), expected);
-    assert_eq!(pipe_size(child.stderr().unwrap()), expected);
+    assert_eq!(pipe_size(child.stdin.as_mut().unwrap()), expected);
+    assert_eq!(pipe_size(child.stdout.as_mut().unwrap()), expected);
+    assert_eq!(pipe_size(child.stderr.as_mut().unwrap()), expected);
     assert!(child.wait().unwrap().success());
 }
 
@@ -386,8 +421,8 @@ fn pipe_capacity_none_keeps_the_kernel_default() {
         .pipe_capacity(None)
         .spawn()
         .unwrap();
-    assert_eq!(pipe_size(child.stdout().unwrap()), 65536);
-    assert_eq!(pipe_size(child.stdin().unwrap()), 65536);
+    assert_eq!(pipe_size(child.stdout.as_mut().unwrap()), 65536);
+    assert_eq!(pipe_size(child.stdin.as_mut().unwrap()), 65536);
     assert!(child.wait().unwrap().success());
 }
 
@@ -400,7 +435,7 @@ fn pipe_capacity_is_set_as_asked() {
         .pipe_capacity(Some(256 * 1024))
         .spawn()
         .unwrap();
-    assert_eq!(pipe_size(child.stdout().unwrap()), 256 * 1024);
+    assert_eq!(pipe_size(child.stdout.as_mut().unwrap()), 256 * 1024);
     assert!(child.wait().unwrap().success());
 }
 
@@ -418,7 +453,7 @@ fn pipe_capacity_is_capped_at_pipe_max_size() {
         .pipe_capacity(Some(1 << 30))
         .spawn()
         .unwrap();
-    assert_eq!(pipe_size(child.stdout().unwrap()), max);
+    assert_eq!(pipe_size(child.stdout.as_mut().unwrap()), max);
     assert!(child.wait().unwrap().success());
 }
 
@@ -429,7 +464,7 @@ fn dropping_the_stdout_pipe_gives_the_writer_epipe() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = child.take_stdout().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 10];
     stdout.read_exact(&mut first).unwrap();
     assert_eq!(first, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -444,7 +479,7 @@ fn dropping_the_stdout_pipe_gives_the_writer_epipe() {
 fn writing_to_a_child_that_exited_fails_with_broken_pipe() {
     let _g = Guard::new();
     let mut child = pt_cmd(["exit", "0"]).stdin(Stdio::piped()).spawn().unwrap();
-    let mut stdin = child.take_stdin().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
     assert!(child.wait().unwrap().success());
     let big = vec![0u8; 4 << 20];
     let err = stdin.write_all(&big).unwrap_err();

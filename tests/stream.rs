@@ -7,7 +7,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use procession::{Command, ErrorKind, Event, Stderr, Stdio};
+use procession::{Command, ErrorKind, Event, Stdio};
 use support::*;
 
 fn events_of(cmd: &Command) -> Vec<Event> {
@@ -131,7 +131,7 @@ fn stderr_consume_yields_tagged_events() {
     let evs = events_of(
         Command::new("sh")
             .args(["-c", "echo stdout && echo stderr >&2"])
-            .stderr(Stderr::Consume),
+            .stderr(Stdio::piped()),
     );
     assert_eq!(evs.len(), 3, "{evs:?}");
     assert_eq!(evs[0], Event::Stdout(Bytes::from("stdout\n")));
@@ -144,7 +144,7 @@ fn stderr_merge_into_stdout() {
     let _g = Guard::new();
     let out = Command::new("sh")
         .args(["-c", "echo stdout && echo stderr >&2"])
-        .stderr(Stderr::Merge)
+        .stderr(Stdio::to_stdout())
         .stream()
         .unwrap();
     assert_eq!(out.collect_string().unwrap(), "stdout\nstderr\n");
@@ -156,7 +156,7 @@ fn stderr_null_and_inherit() {
     let evs = events_of(
         Command::new("sh")
             .args(["-c", "echo stdout && echo stderr >&2"])
-            .stderr(Stderr::Null),
+            .stderr(Stdio::null()),
     );
     assert_eq!(evs.len(), 2);
     assert_eq!(evs[0], Event::Stdout(Bytes::from("stdout\n")));
@@ -171,7 +171,7 @@ fn stderr_null_and_inherit() {
 fn merge_keeps_write_order() {
     let _g = Guard::new();
     let out = pt_cmd(["interleave", "10"])
-        .stderr(Stderr::Merge)
+        .stderr(Stdio::to_stdout())
         .stream()
         .unwrap()
         .collect_string()
@@ -222,7 +222,7 @@ fn exit_error_carries_the_stderr_tail() {
     let _g = Guard::new();
     let err = Command::new("sh")
         .args(["-c", "echo 'something broke' >&2; exit 3"])
-        .stderr(Stderr::Consume)
+        .stderr(Stdio::piped())
         .stream()
         .unwrap()
         .collect_bytes()
@@ -258,12 +258,13 @@ fn infinite_input_take_three_with_ignore_epipe() {
 }
 
 #[test]
-fn broken_pipe_is_reported_without_ignore_epipe() {
+fn broken_pipe_is_reported_with_ignore_epipe_false() {
     let _g = Guard::new();
     let mut cmd = Command::new("head");
     cmd.args(["-c", "5"]);
     let results: Vec<_> = cmd
         .input(std::iter::repeat("data\n"))
+        .ignore_epipe(false)
         .stream()
         .unwrap()
         .collect();
@@ -278,6 +279,8 @@ fn broken_pipe_is_reported_without_ignore_epipe() {
     let e = err.into_iter().next().unwrap().unwrap_err();
     assert_eq!(e.step(), procession::Step::Write);
     assert_eq!(e.os_error().unwrap().kind(), std::io::ErrorKind::BrokenPipe);
+    // The error carries the exit status: head succeeded.
+    assert_eq!(e.exit_status().and_then(|s| s.code()), Some(0));
 
     let out = cmd
         .input(std::iter::repeat("data\n"))
@@ -329,8 +332,8 @@ fn grep_over_a_thousand_lines() {
 fn early_drop_of_a_term_ignoring_child_kills_it_after_exit_and_kill_timeouts() {
     let _g = Guard::new();
     let mut stream = pt_cmd(["ignore-term"])
-        .exit_timeout(Duration::from_millis(200))
-        .kill_timeout(Duration::from_millis(200))
+        .drop_timeout(Duration::from_millis(200))
+        .stop_timeout(Duration::from_millis(200))
         .stream()
         .unwrap();
     let pid = stream.pid() as i32;
@@ -364,6 +367,7 @@ fn grandchild_holding_stdout_does_not_hang_the_stream() {
     let start = Instant::now();
     let mut stream = pt_cmd(["hold-stdout"])
         .pipe_drain_timeout(Duration::from_millis(300))
+        .stop_group(false) // the grandchild is meant to outlive the child
         .stream()
         .unwrap();
     let first = stream.next().unwrap().unwrap();
@@ -387,8 +391,8 @@ fn grandchild_holding_stdout_default_drain_timeout() {
     let start = Instant::now();
     let mut stream = Command::new("sh")
         .args(["-c", "sleep 30 & echo done"])
-        .kill_group(true)
-        .kill_timeout(Duration::from_millis(100))
+        .stop_group(true)
+        .stop_timeout(Duration::from_millis(100))
         .stream()
         .unwrap();
     assert_eq!(stream.next().unwrap().unwrap(), Bytes::from("done\n"));
@@ -466,12 +470,12 @@ fn read_any_returns_late_stdout_after_stderr_eof() {
         .unwrap();
     assert_eq!(
         child.read_any().unwrap(),
-        Some(Event::Stderr(Bytes::from("e\n")))
+        Some(procession::OutputChunk::Stderr(Bytes::from("e\n")))
     );
     child.write_all(b"go\n").unwrap();
     assert_eq!(
         child.read_any().unwrap(),
-        Some(Event::Stdout(Bytes::from("late\n")))
+        Some(procession::OutputChunk::Stdout(Bytes::from("late\n")))
     );
     assert_eq!(child.read_any().unwrap(), None);
     assert!(child.wait().unwrap().success());
@@ -485,7 +489,7 @@ fn write_while_another_thread_reads_keeps_every_byte_in_order() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = child.take_stdout().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut all = Vec::new();
         std::io::Read::read_to_end(&mut stdout, &mut all).unwrap();
@@ -533,7 +537,7 @@ fn many_concurrent_streams() {
                     let evs = events_of(
                         Command::new("head")
                             .args(["-c", "4096", "/dev/zero"])
-                            .stderr(Stderr::Consume)
+                            .stderr(Stdio::piped())
                             .max_chunk_size(512),
                     );
                     let mut out = 0;
@@ -619,6 +623,7 @@ fn drain_timeout_never_cuts_output_already_in_the_pipe() {
     let stream = Command::new("sh")
         .args(["-c", &script])
         .pipe_drain_timeout(Duration::from_millis(300))
+        .stop_group(false) // the writer is meant to outlive the shell
         .max_chunk_size(100_000)
         .stream()
         .unwrap();

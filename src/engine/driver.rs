@@ -115,7 +115,7 @@ pub(crate) enum Feed {
 pub(crate) struct Options {
     pub max_chunk: usize,
     pub ignore_epipe: bool,
-    pub exit_timeout: Duration,
+    pub drop_timeout: Duration,
     pub drain_timeout: Duration,
     pub stderr_mode: StderrMode,
 }
@@ -250,11 +250,12 @@ impl<F: AsFd> Driver<F> {
         }
     }
 
-    fn program(&self) -> &std::ffi::OsStr {
+    fn program(&self) -> &crate::error::Who {
         self.process.program()
     }
 
-    pub(crate) fn program_name(&self) -> &std::ffi::OsStr {
+    /// Who errors about this run are about.
+    pub(crate) fn who(&self) -> &crate::error::Who {
         self.process.program()
     }
 
@@ -582,13 +583,13 @@ impl<F: AsFd> Drop for Driver<F> {
             return;
         }
         // Dropped before the end: close our ends, give the child
-        // `exit_timeout` to exit by itself, then the stop sequence. The
+        // `drop_timeout` to exit by itself, then the stop sequence. The
         // reaper does the waiting; the consumer goes on at once.
         self.end_input();
         self.stdout = None;
         self.stderr = None;
         self.process
-            .stop_after(self.opts.exit_timeout, Ended::Stopped);
+            .stop_after(self.opts.drop_timeout, Ended::Requested);
         reaper::adopt(self.process.clone());
     }
 }

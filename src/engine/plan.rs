@@ -43,6 +43,8 @@ pub(crate) struct Plan {
     pub parent: ParentEnds,
     /// The process group the child joins or creates (0: its own pid).
     pub pgid: Option<libc::pid_t>,
+    /// Whether the stop sequence reaches the child's group (resolved).
+    pub stop_group: bool,
     /// Whether the parent's pipe ends are made non-blocking.
     nonblocking: bool,
 }
@@ -66,10 +68,11 @@ impl Plan {
                 "the program name contains a NUL byte",
             ));
         }
-        if cmd.kill_group && cmd.group == ProcessGroup::Inherit {
-            return Err(Error::invalid(
-                program,
-                "kill_group needs the child in its own or a joined process group, not ours",
+        let (group, stop_group) = cmd.resolved_group();
+        if stop_group && group == ProcessGroup::Inherit {
+            return Err(cmd.invalid(
+                "stop_group(true) and process_group(ProcessGroup::Inherit) conflict: \
+                 stopping the group would stop the caller's own group",
             ));
         }
         let [stdin, stdout, stderr] = stdio.map(|s| &s.0);
@@ -146,11 +149,13 @@ impl Plan {
             child_fds: Vec::new(),
             parent: ParentEnds::default(),
             pgid: None,
+            stop_group: false,
         };
 
         plan.push(Action::ResetSignalDispositions, Step::Signals);
-        let pgid = match cmd.group {
-            ProcessGroup::New => Some(0),
+        plan.stop_group = stop_group;
+        let pgid = match group {
+            ProcessGroup::Auto | ProcessGroup::New => Some(0),
             ProcessGroup::Join(g) => Some(g as libc::pid_t),
             ProcessGroup::Inherit => None,
         };
@@ -327,7 +332,7 @@ fn environment(cmd: &Command) -> Result<Vec<(OsString, OsString)>, Error> {
 /// Finds the file to execute, as `execvp` would but in the parent: a name
 /// with a `/` is used as is (relative to the child's working directory);
 /// otherwise the first executable regular file named so in `PATH`.
-fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, Error> {
+pub(crate) fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, Error> {
     if program.as_bytes().contains(&b'/') {
         return Ok(PathBuf::from(program));
     }

@@ -3,13 +3,15 @@
 //! The state machine does no waiting of its own. [`Process::advance`] looks at
 //! the clock and the child (a non-blocking `waitid`), performs whatever is due
 //! (start the stop sequence at the timeout, SIGKILL at the end of
-//! `kill_timeout`, stop the rest of the group when the leader has exited,
+//! `stop_timeout`, stop the rest of the group when the leader has exited,
 //! reap) and returns the next instant at which something will be due. Any
 //! driver can call it: a blocking `wait` that polls the pidfd on the
 //! caller's thread, or the background reaper's epoll loop. The state sits
 //! behind a mutex, so the drivers can race and each step still happens once.
 
 use std::ffi::{OsStr, OsString};
+
+use crate::error::Who;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,10 +35,10 @@ pub(crate) fn unreaped() -> usize {
 
 /// The stop policy, fixed at spawn.
 pub(crate) struct Policy {
-    pub kill_signal: Signal,
-    pub kill_command: Option<OsString>,
-    pub kill_timeout: Duration,
-    pub kill_group: bool,
+    pub stop_signal: Signal,
+    pub stop_command: Option<OsString>,
+    pub stop_timeout: Duration,
+    pub stop_group: bool,
     pub success_codes: Vec<i32>,
 }
 
@@ -55,13 +57,13 @@ enum Stop {
     },
 }
 
-/// With `kill_group`, what is left to do for the rest of the group once the
+/// With `stop_group`, what is left to do for the rest of the group once the
 /// leader has exited.
 #[derive(Clone, Copy, Debug)]
 enum GroupCleanup {
-    /// Leader still running (or no `kill_group`).
+    /// Leader still running (or no `stop_group`).
     Idle,
-    /// `kill_signal` sent to the group; waiting for it to empty, SIGKILL at `kill_at`.
+    /// `stop_signal` sent to the group; waiting for it to empty, SIGKILL at `kill_at`.
     Draining {
         kill_at: Instant,
         recheck: Duration,
@@ -98,7 +100,7 @@ pub(crate) struct Progress {
 pub(crate) struct Process {
     pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
-    program: OsString,
+    who: Who,
     /// The group signalled by group operations: the child's own group or the
     /// one it joined; `None` when it stays in ours.
     pgid: Option<libc::pid_t>,
@@ -110,7 +112,7 @@ impl Process {
     pub(crate) fn new(
         pid: libc::pid_t,
         pidfd: Option<OwnedFd>,
-        program: OsString,
+        who: Who,
         pgid: Option<libc::pid_t>,
         policy: Policy,
         timeout: Option<Duration>,
@@ -119,7 +121,7 @@ impl Process {
         Process {
             pid,
             pidfd,
-            program,
+            who,
             pgid,
             policy,
             state: Mutex::new(State {
@@ -139,8 +141,9 @@ impl Process {
         self.pid
     }
 
-    pub(crate) fn program(&self) -> &OsStr {
-        &self.program
+    /// The program and its command line, for errors.
+    pub(crate) fn program(&self) -> &Who {
+        &self.who
     }
 
     pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
@@ -149,8 +152,12 @@ impl Process {
 
     /// Whether the reaper must watch this child from the start: a deadline
     /// or a group to clean up must be honoured even if nobody waits.
+    ///
+    /// A group to clean up after the leader's exit is not enough: whoever
+    /// waits, polls or drops the child does it, and watching every child
+    /// from spawn on would cost every spawn a trip through the reaper.
     pub(crate) fn needs_watching(&self) -> bool {
-        self.policy.kill_group || self.lock().timeout_at.is_some()
+        self.lock().timeout_at.is_some()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -188,11 +195,11 @@ impl Process {
         })
     }
 
-    /// Sends `sig` to the child, or to its group with `kill_group`.
+    /// Sends `sig` to the child, or to its group with `stop_group`.
     /// Only called while the child is not reaped, so neither its pid nor its
     /// group id can have been reused. `ESRCH` (already exiting) is ignored.
     fn send(&self, sig: Signal) {
-        let _ = match (self.policy.kill_group, self.pgid) {
+        let _ = match (self.policy.stop_group, self.pgid) {
             (true, Some(g)) => pidfd::kill(-g, sig.as_raw()),
             _ => self.send_to_child(sig),
         };
@@ -215,9 +222,9 @@ impl Process {
             // may outlive the sequence, so it runs in a group of its own
             // that is stopped as a whole.
             .process_group(crate::ProcessGroup::New)
-            .kill_group(true)
-            .timeout(self.policy.kill_timeout)
-            .kill_signal(Signal::KILL);
+            .stop_group(true)
+            .timeout(self.policy.stop_timeout)
+            .stop_signal(Signal::KILL);
         let helper = super::spawn::spawn(&cmd)?;
         super::reaper::adopt(helper.clone());
         st.helper = Some(helper);
@@ -228,16 +235,22 @@ impl Process {
         if st.exit.is_some() || st.reaped || !matches!(st.stop, Stop::NotStarted) {
             return;
         }
-        let by_command = match &self.policy.kill_command {
+        let by_command = match &self.policy.stop_command {
             Some(line) => self.run_kill_command(st, line).is_ok(),
             None => false,
         };
         if !by_command {
-            self.send(self.policy.kill_signal);
+            self.send(self.policy.stop_signal);
+            // A suspended child (SIGSTOP, SIGTTIN) would only act on the
+            // stop signal once continued: continue it, as GNU `timeout`
+            // and systemd do.
+            if !matches!(self.policy.stop_signal, Signal::KILL | Signal::CONT) {
+                self.send(Signal::CONT);
+            }
         }
         st.stop = Stop::Signalled {
             reason,
-            kill_at: now + self.policy.kill_timeout,
+            kill_at: now + self.policy.stop_timeout,
         };
     }
 
@@ -249,9 +262,9 @@ impl Process {
 
     fn advance_locked(&self, st: &mut State, now: Instant) -> Progress {
         if st.exit.is_none() && !st.reaped {
-            // With kill_group the leader stays a zombie until its group is
+            // With stop_group the leader stays a zombie until its group is
             // gone, which keeps the group id from being reused meanwhile.
-            let reap = !self.policy.kill_group;
+            let reap = !self.policy.stop_group;
             match pidfd::wait_exit(self.target(), reap, false) {
                 Ok(Some(raw)) => {
                     st.exit = Some(raw);
@@ -298,40 +311,68 @@ impl Process {
             }
             return Progress { next, done: false };
         }
-        if !st.reaped {
-            // Exited with kill_group: stop the rest of the group.
-            let pgid = self.pgid.unwrap_or(self.pid);
-            if let GroupCleanup::Idle = st.group {
-                let sig = match st.stop {
-                    Stop::Killed { .. } => Signal::KILL,
-                    _ => self.policy.kill_signal,
-                };
-                let _ = pidfd::kill(-pgid, sig.as_raw());
-                st.group = GroupCleanup::Draining {
-                    kill_at: now + self.policy.kill_timeout,
-                    recheck: Duration::from_millis(1),
-                };
+        if self.policy.stop_group {
+            self.clean_up_group(st, now)
+        } else {
+            Progress {
+                next: None,
+                done: true,
             }
-            if let GroupCleanup::Draining { kill_at, recheck } = st.group {
-                if procfs::group_has_members(pgid, self.pid) {
-                    if now < kill_at {
-                        // No event tells when a group empties: look again
-                        // soon, backing off to 50 ms.
-                        st.group = GroupCleanup::Draining {
-                            kill_at,
-                            recheck: (recheck * 2).min(Duration::from_millis(50)),
-                        };
-                        return Progress {
-                            next: Some((now + recheck).min(kill_at)),
-                            done: false,
-                        };
-                    }
-                    let _ = pidfd::kill(-pgid, libc::SIGKILL);
-                }
-                st.group = GroupCleanup::Done;
+        }
+    }
+
+    /// After the leader of a stopped group exited: the stop signal to the
+    /// rest of the group, then SIGKILL after `stop_timeout` if anything is
+    /// left.
+    ///
+    /// The group is signalled first while the leader is still an unreaped
+    /// zombie, so its id cannot name another group yet. Then the leader is
+    /// reaped: from there on the id stays allocated exactly as long as a
+    /// member is alive (the kernel does not reuse a number still in use as
+    /// a group id), which `kill(-pgid, 0)` tells in one system call. Only a
+    /// group that emptied and whose id was handed out again to a new
+    /// group, within one recheck interval (at most 50 ms), could be hit;
+    /// that needs the pid counter to wrap around in that time.
+    fn clean_up_group(&self, st: &mut State, now: Instant) -> Progress {
+        let pgid = self.pgid.unwrap_or(self.pid);
+        if let GroupCleanup::Idle = st.group {
+            let sig = match st.stop {
+                Stop::Killed { .. } => Signal::KILL,
+                _ => self.policy.stop_signal,
+            };
+            let _ = pidfd::kill(-pgid, sig.as_raw());
+            if !matches!(sig, Signal::KILL | Signal::CONT) {
+                let _ = pidfd::kill(-pgid, libc::SIGCONT);
             }
             let _ = pidfd::wait_exit(self.target(), true, false);
             self.mark_reaped(st);
+            st.group = GroupCleanup::Draining {
+                kill_at: now + self.policy.stop_timeout,
+                recheck: Duration::from_millis(1),
+            };
+        }
+        if let GroupCleanup::Draining { kill_at, recheck } = st.group {
+            // One system call tells an empty group (the usual case). A group
+            // that still answers may hold only zombies waiting for their
+            // parent to reap them: only then is /proc read.
+            let empty = pidfd::kill(-pgid, 0).is_err_and(|e| e.raw_os_error() == Some(libc::ESRCH))
+                || !procfs::group_has_members(pgid, self.pid);
+            if !empty {
+                if now < kill_at {
+                    // No event tells when a group empties: look again
+                    // soon, backing off to 50 ms.
+                    st.group = GroupCleanup::Draining {
+                        kill_at,
+                        recheck: (recheck * 2).min(Duration::from_millis(50)),
+                    };
+                    return Progress {
+                        next: Some((now + recheck).min(kill_at)),
+                        done: false,
+                    };
+                }
+                let _ = pidfd::kill(-pgid, libc::SIGKILL);
+            }
+            st.group = GroupCleanup::Done;
         }
         Progress {
             next: None,
@@ -340,10 +381,19 @@ impl Process {
     }
 
     /// Whether everything about the child is over: it is reaped (with
-    /// `kill_group`, after the rest of its group is gone) and its kill
+    /// `stop_group`, after the rest of its group is gone) and its kill
     /// command, if one ran, has ended too.
     fn finished(&self, st: &State) -> bool {
-        st.reaped && st.helper.as_ref().is_none_or(|h| h.is_reaped())
+        st.reaped
+            && (!self.policy.stop_group
+                || st.exit.is_none()
+                || matches!(st.group, GroupCleanup::Done))
+            && st.helper.as_ref().is_none_or(|h| h.is_finished())
+    }
+
+    /// Whether everything about the child is over (see `finished`).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished(&self.lock())
     }
 
     /// Whether the child's exit has been seen (its status is known), even if
@@ -371,7 +421,7 @@ impl Process {
     fn lost_error(&self, st: &State) -> Result<(), Error> {
         match (st.lost, st.exit) {
             (Some(errno), None) => Err(Error::os(
-                &self.program,
+                &self.who,
                 Step::Wait,
                 std::io::Error::from_raw_os_error(errno),
             )
@@ -413,7 +463,13 @@ impl Process {
                 if self.finished(&st) {
                     return Ok(self.status_of(&st));
                 }
-                (p, st.exit.is_some(), st.reaped, st.helper.clone())
+                let draining = matches!(st.group, GroupCleanup::Draining { .. });
+                (
+                    p,
+                    st.exit.is_some(),
+                    st.reaped && !draining,
+                    st.helper.clone(),
+                )
             };
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(None);
@@ -438,7 +494,7 @@ impl Process {
             match &self.pidfd {
                 Some(fd) => {
                     fd::poll_one(fd.as_fd(), Interest::Read, timeout)
-                        .map_err(|e| Error::os(&self.program, Step::Wait, e))?;
+                        .map_err(|e| Error::os(&self.who, Step::Wait, e))?;
                 }
                 // No pidfd (kernel < 5.3): look again every few milliseconds.
                 None => std::thread::sleep(timeout.map_or(Duration::from_millis(5), |t| {
@@ -456,7 +512,7 @@ impl Process {
             return;
         }
         if stop {
-            this.start_stop(Ended::Stopped);
+            this.start_stop(Ended::Requested);
         }
         super::reaper::adopt(this.clone());
     }
@@ -469,7 +525,7 @@ impl Process {
     }
 
     /// Starts the stop sequence `grace` from now unless the child exits
-    /// first (a dropped stream's `exit_timeout`). Whoever drives `advance`
+    /// first (a dropped stream's `drop_timeout`). Whoever drives `advance`
     /// (usually the reaper) starts it.
     pub(crate) fn stop_after(&self, grace: Duration, reason: Ended) {
         let mut st = self.lock();
@@ -481,16 +537,16 @@ impl Process {
         }
     }
 
-    /// SIGKILL now (to the group with `kill_group`).
+    /// SIGKILL now (to the group with `stop_group`).
     pub(crate) fn kill(&self) -> Result<(), Error> {
         let mut st = self.lock();
         if st.reaped || st.exit.is_some() {
-            return Err(Error::reaped(&self.program));
+            return Err(Error::reaped(&self.who));
         }
         self.send(Signal::KILL);
         let reason = match st.stop {
             Stop::Signalled { reason, .. } | Stop::Killed { reason } => reason,
-            Stop::NotStarted => Ended::Stopped,
+            Stop::NotStarted => Ended::Requested,
         };
         st.stop = Stop::Killed { reason };
         Ok(())
@@ -500,34 +556,30 @@ impl Process {
     pub(crate) fn signal(&self, sig: Signal) -> Result<(), Error> {
         let st = self.lock();
         // Once its status is collected the child is gone for the caller,
-        // even while (with kill_group) its zombie pins the group id.
+        // even while (with stop_group) its zombie pins the group id.
         if st.reaped || st.exit.is_some() {
-            return Err(Error::reaped(&self.program));
+            return Err(Error::reaped(&self.who));
         }
         self.send_to_child(sig)
-            .map_err(|e| Error::os(&self.program, Step::Signal, e))
+            .map_err(|e| Error::os(&self.who, Step::Signal, e))
     }
 
     /// Sends `sig` to the child's process group.
     pub(crate) fn signal_group(&self, sig: Signal) -> Result<(), Error> {
         let st = self.lock();
         if st.reaped {
-            return Err(Error::reaped(&self.program));
+            return Err(Error::reaped(&self.who));
         }
         let Some(pgid) = self.pgid else {
             return Err(Error::new(
-                &self.program,
+                &self.who,
                 Step::Signal,
                 ErrorKind::InvalidInput,
                 Some("the child is in our process group; signalling it would hit us".into()),
                 None,
             ));
         };
-        pidfd::kill(-pgid, sig.as_raw()).map_err(|e| Error::os(&self.program, Step::Signal, e))
-    }
-
-    pub(crate) fn is_reaped(&self) -> bool {
-        self.lock().reaped
+        pidfd::kill(-pgid, sig.as_raw()).map_err(|e| Error::os(&self.who, Step::Signal, e))
     }
 }
 

@@ -87,7 +87,7 @@ pub(crate) fn adopt(process: Arc<Process>) {
 /// child cannot be left to run unwatched: kill it and reap it here. SIGKILL
 /// makes the wait short.
 fn fallback(process: Arc<Process>) {
-    process.start_stop(Ended::Stopped);
+    process.start_stop(Ended::Requested);
     let _ = process.kill();
     let _ = process.wait_until(None);
     while !process.advance(Instant::now()).done {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::plan::{ParentEnds, Plan};
 use super::process::{Policy, Process};
-use crate::error::{Error, Step};
+use crate::error::{Error, Step, Who};
 use crate::sys::spawn::{self as sys_spawn, SpawnError};
 use crate::{Command, Stdio};
 
@@ -33,14 +33,17 @@ pub(crate) fn spawn_with_ends(
     ends: Ends,
 ) -> Result<Spawned, Error> {
     let program = cmd.program.as_os_str();
-    let mut plan = Plan::new(cmd, stdio, ends == Ends::NonBlocking)?;
+    let mut plan =
+        Plan::new(cmd, stdio, ends == Ends::NonBlocking).map_err(|e| e.with_who(&cmd.who()))?;
     let result = sys_spawn::spawn(&plan.child_plan());
     // The child has its copies (or is gone): close ours at once, so EOF on
     // the pipes depends only on the child.
     plan.child_fds.clear();
     let child = match result {
         Ok(c) => c,
-        Err(SpawnError::Clone(e)) => return Err(Error::os(program, Step::Spawn, e)),
+        Err(SpawnError::Clone(e)) => {
+            return Err(Error::os(program, Step::Spawn, e).with_who(&cmd.who()));
+        }
         Err(SpawnError::Child { action, error }) => {
             let step = plan.step_of(action);
             let mut err = Error::os(program, step, error);
@@ -57,7 +60,7 @@ pub(crate) fn spawn_with_ends(
                     "the program or its interpreter (#! line) or dynamic loader does not exist",
                 );
             }
-            return Err(err);
+            return Err(err.with_who(&cmd.who()));
         }
     };
     let pgid = match plan.pgid {
@@ -67,13 +70,13 @@ pub(crate) fn spawn_with_ends(
     let process = Arc::new(Process::new(
         child.pid,
         child.pidfd,
-        program.to_owned(),
+        Who::new(program, cmd.args.iter().map(|a| a.as_os_str())),
         pgid,
         Policy {
-            kill_signal: cmd.kill_signal,
-            kill_command: cmd.kill_command.clone(),
-            kill_timeout: cmd.kill_timeout,
-            kill_group: cmd.kill_group,
+            stop_signal: cmd.stop_signal,
+            stop_command: cmd.stop_command.clone(),
+            stop_timeout: cmd.stop_timeout,
+            stop_group: plan.stop_group,
             success_codes: cmd.success_codes.clone(),
         },
         cmd.timeout,

@@ -18,6 +18,7 @@ pub(crate) mod procfs;
 pub(crate) mod reactor;
 pub(crate) mod signal;
 pub(crate) mod spawn;
+pub(crate) mod tty;
 
 use std::io;
 

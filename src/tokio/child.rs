@@ -15,7 +15,7 @@ use crate::engine::process::Process;
 use crate::engine::spawn::{Ends, spawn_with_ends};
 use crate::error::Step;
 use crate::status::Ended;
-use crate::{Command, Error, Event, ExitStatus, Signal, Signaller, Stdio};
+use crate::{Command, Error, ExitStatus, OutputChunk, Signal, Signaller, Stdio};
 
 /// A running child for tokio; the async counterpart of [`Child`](crate::Child),
 /// with the same semantics.
@@ -23,7 +23,7 @@ use crate::{Command, Error, Event, ExitStatus, Signal, Signaller, Stdio};
 /// # Drop
 ///
 /// As for `Child`: dropping it never blocks, starts the stop sequence if the
-/// child still runs (unless `kill_on_drop(false)` or [`detach`](AsyncChild::detach)),
+/// child still runs (unless `stop_on_drop(false)` or [`detach`](AsyncChild::detach)),
 /// and the background reaper reaps it, even after the runtime is gone.
 ///
 /// # Cancel safety
@@ -38,10 +38,14 @@ use crate::{Command, Error, Event, ExitStatus, Signal, Signaller, Stdio};
 pub struct AsyncChild {
     process: Arc<Process>,
     watch: WatchCell,
-    stdin: Option<AsyncChildStdin>,
-    stdout: Option<AsyncChildStdout>,
-    stderr: Option<AsyncChildStderr>,
-    kill_on_drop: bool,
+    /// The child's stdin pipe, when piped (as in `tokio::process::Child`:
+    /// `child.stdin.take()` takes it, dropping it closes it).
+    pub stdin: Option<AsyncChildStdin>,
+    /// The child's stdout pipe, when piped.
+    pub stdout: Option<AsyncChildStdout>,
+    /// The child's stderr pipe, when piped.
+    pub stderr: Option<AsyncChildStderr>,
+    stop_on_drop: bool,
     max_chunk: usize,
     prefer_stderr: bool,
 }
@@ -76,7 +80,14 @@ impl Command {
     /// # }
     /// ```
     pub fn spawn_async(&self) -> Result<AsyncChild, Error> {
-        super::check_runtime(self.get_program())?;
+        let who = self.who();
+        super::check_runtime(&who)?;
+        if self.input.is_some() {
+            return Err(self.invalid(
+                "`input` is fed by stream_async/events_async/output_async; with spawn_async, \
+                 pipe stdin and write to the child (AsyncChild::write_all)",
+            ));
+        }
         let inherit = Stdio::inherit();
         let stdio = [
             self.stdin.as_ref().unwrap_or(&inherit),
@@ -86,8 +97,7 @@ impl Command {
         let spawned = spawn_with_ends(self, stdio, Ends::NonBlocking)?;
         let process = spawned.process;
         let ends = spawned.ends;
-        let register =
-            |fd| Registered::new(fd).map_err(|e| Error::os(self.get_program(), Step::Pipe, e));
+        let register = |fd| Registered::new(fd).map_err(|e| Error::os(&who, Step::Pipe, e));
         // Build the handle first, so that a failure below drops it (which
         // stops and reaps the child) instead of leaking it.
         let mut child = AsyncChild {
@@ -96,7 +106,7 @@ impl Command {
             stdin: None,
             stdout: None,
             stderr: None,
-            kill_on_drop: self.kill_on_drop,
+            stop_on_drop: self.stop_on_drop,
             max_chunk: self.max_chunk,
             prefer_stderr: false,
         };
@@ -116,7 +126,7 @@ impl Command {
 /// One chunk from a piped end of the handle (`None` at end of file).
 async fn read_end(
     end: Option<&Registered>,
-    program: &std::ffi::OsStr,
+    program: &crate::error::Who,
     what: &str,
     max: usize,
 ) -> Result<Option<Bytes>, Error> {
@@ -130,36 +140,6 @@ impl AsyncChild {
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.process.pid() as u32
-    }
-
-    /// The stdin pipe, if piped and not taken or closed.
-    pub fn stdin(&mut self) -> Option<&mut AsyncChildStdin> {
-        self.stdin.as_mut()
-    }
-
-    /// The stdout pipe, if piped and not taken.
-    pub fn stdout(&mut self) -> Option<&mut AsyncChildStdout> {
-        self.stdout.as_mut()
-    }
-
-    /// The stderr pipe, if piped and not taken.
-    pub fn stderr(&mut self) -> Option<&mut AsyncChildStderr> {
-        self.stderr.as_mut()
-    }
-
-    /// Takes the stdin pipe out of the handle (for another task).
-    pub fn take_stdin(&mut self) -> Option<AsyncChildStdin> {
-        self.stdin.take()
-    }
-
-    /// Takes the stdout pipe out of the handle.
-    pub fn take_stdout(&mut self) -> Option<AsyncChildStdout> {
-        self.stdout.take()
-    }
-
-    /// Takes the stderr pipe out of the handle.
-    pub fn take_stderr(&mut self) -> Option<AsyncChildStderr> {
-        self.stderr.take()
     }
 
     /// Closes stdin: the child reads end-of-file. Idempotent.
@@ -257,13 +237,13 @@ impl AsyncChild {
     /// ```
     pub async fn stop(&mut self) -> Result<ExitStatus, Error> {
         self.close_stdin();
-        self.process.start_stop(Ended::Stopped);
+        self.process.start_stop(Ended::Requested);
         self.wait().await
     }
 
     /// Starts the stop sequence without waiting for it.
     pub fn start_stop(&self) {
-        self.process.start_stop(Ended::Stopped);
+        self.process.start_stop(Ended::Requested);
         crate::engine::reaper::adopt(self.process.clone());
     }
 
@@ -295,7 +275,7 @@ impl AsyncChild {
     /// # Errors
     ///
     /// [`Step::Read`] OS errors.
-    pub async fn read_any(&mut self) -> Result<Option<Event>, Error> {
+    pub async fn read_any(&mut self) -> Result<Option<OutputChunk>, Error> {
         let max = self.max_chunk;
         let program = self.process.program().to_owned();
         poll_fn(|cx| {
@@ -320,9 +300,9 @@ impl AsyncChild {
                         Some(Poll::Ready(Ok(Some(chunk)))) => {
                             self.prefer_stderr = !is_err;
                             let ev = if is_err {
-                                Event::Stderr(chunk)
+                                OutputChunk::Stderr(chunk)
                             } else {
-                                Event::Stdout(chunk)
+                                OutputChunk::Stdout(chunk)
                             };
                             return Poll::Ready(Ok(Some(ev)));
                         }
@@ -386,7 +366,7 @@ impl AsyncChild {
     /// Lets the child run on after the handle is dropped (it is still
     /// reaped in the background).
     pub fn detach(mut self) {
-        self.kill_on_drop = false;
+        self.stop_on_drop = false;
     }
 }
 
@@ -395,7 +375,7 @@ impl Drop for AsyncChild {
         self.stdin = None;
         self.stdout = None;
         self.stderr = None;
-        Process::release(&self.process, self.kill_on_drop);
+        Process::release(&self.process, self.stop_on_drop);
     }
 }
 

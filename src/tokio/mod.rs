@@ -7,7 +7,7 @@
 //! - [`Command::stream_async`](crate::Command::stream_async),
 //!   [`events_async`](crate::Command::events_async) and
 //!   [`output_async`](crate::Command::output_async) run the engine's
-//!   streaming state machine (the one behind [`Stream`](crate::Stream)),
+//!   streaming state machine (the one behind [`Chunks`](crate::Chunks)),
 //!   waiting on the runtime's readiness instead of `poll(2)`.
 //! - Waiting uses the child's pidfd registered with the runtime: no SIGCHLD
 //!   handler, no blocking thread per child.
@@ -55,25 +55,76 @@ mod wait;
 
 pub use child::AsyncChild;
 pub use pipe::{AsyncChildStderr, AsyncChildStdin, AsyncChildStdout};
-pub use stream::{AsyncEvents, AsyncInputSink, AsyncStream};
+pub use stream::{AsyncChunks, AsyncEvents, AsyncInputSink};
+
+use std::sync::Mutex;
 
 use crate::Error;
-use crate::error::{ErrorKind, Step};
+use crate::error::{ErrorKind, Step, Subject};
 
-/// The error when an async method is called outside a tokio runtime.
-fn no_runtime(program: &std::ffi::OsStr) -> Error {
+/// The error when the async API cannot run on the current thread's runtime.
+fn runtime_error(program: impl Subject, why: &str) -> Error {
     Error::new(
         program,
         Step::Spawn,
         ErrorKind::InvalidInput,
-        Some("the async API must be used inside a tokio runtime".into()),
+        Some(why.into()),
         None,
     )
 }
 
-/// Checks that a runtime (with its I/O driver) is current.
-fn check_runtime(program: &std::ffi::OsStr) -> Result<(), Error> {
-    tokio::runtime::Handle::try_current()
-        .map(|_| ())
-        .map_err(|_| no_runtime(program))
+/// Runtimes already checked by [`check_runtime`], by id, with the result
+/// (a program makes few runtimes; the list is bounded all the same).
+static CHECKED: Mutex<Vec<(tokio::runtime::Id, bool)>> = Mutex::new(Vec::new());
+
+/// Checks, before anything is spawned, that a tokio runtime is current and
+/// that it has its I/O and time drivers (`enable_io`, `enable_time`, or
+/// `enable_all`): the async API registers pipes and pidfds with the reactor
+/// and sets timers, and tokio panics on a runtime without them. A child
+/// started before such a panic would be left running, so the check comes
+/// first.
+///
+/// tokio has no way to ask a runtime which drivers it has, so the first
+/// call on each runtime tries them (a timer and a registered eventfd)
+/// inside `catch_unwind`; tokio's panic message is then printed once by the
+/// panic hook, and this returns a clear error instead of panicking.
+fn check_runtime(program: impl Subject) -> Result<(), Error> {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return Err(runtime_error(
+            program,
+            "the async API must be used inside a tokio runtime",
+        ));
+    };
+    let id = handle.id();
+    let known = {
+        let checked = CHECKED.lock().unwrap_or_else(|p| p.into_inner());
+        checked.iter().find(|(i, _)| *i == id).map(|(_, ok)| *ok)
+    };
+    let ok = match known {
+        Some(ok) => ok,
+        None => {
+            let ok = std::panic::catch_unwind(|| {
+                let _timer = tokio::time::sleep(std::time::Duration::ZERO);
+                crate::sys::fd::eventfd()
+                    .and_then(pipe::Registered::new)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+            let mut checked = CHECKED.lock().unwrap_or_else(|p| p.into_inner());
+            if checked.len() >= 64 {
+                checked.remove(0);
+            }
+            checked.push((id, ok));
+            ok
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(runtime_error(
+            program,
+            "the tokio runtime has no I/O or time driver: build it with \
+             enable_all() (or enable_io() and enable_time())",
+        ))
+    }
 }

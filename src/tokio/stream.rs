@@ -1,4 +1,4 @@
-//! Async streaming: [`AsyncStream`], [`AsyncEvents`], `output_async`, and
+//! Async streaming: [`AsyncChunks`], [`AsyncEvents`], `output_async`, and
 //! the async input sources. The engine's streaming state machine
 //! (`engine::driver::Driver`) does the work; this file only waits for the
 //! readiness it asks for, on the runtime.
@@ -72,9 +72,10 @@ struct Core {
 
 impl Core {
     fn start(cmd: &Command, stderr_default: Stdio, mode: StderrMode) -> Result<Core, Error> {
-        let program = cmd.get_program();
+        let who = cmd.who();
+        let program = &who;
         super::check_runtime(program)?;
-        let (spawned, source, opts) = cmd.spawn_streaming(stderr_default, mode)?;
+        let (spawned, source, opts) = cmd.spawn_streaming(Stdio::piped(), stderr_default, mode)?;
         let ends = spawned.ends;
         let process = spawned.process;
         let mut stdin = ends.stdin;
@@ -366,24 +367,24 @@ fn poll_ready(
 /// errors carry a [`procession::Error`](crate::Error) (see
 /// [`Error::from_io`](crate::Error::from_io)).
 ///
-/// Dropping it early behaves as for [`Stream`](crate::Stream): the pipes
-/// close, the child gets `exit_timeout`, then the stop sequence, all in the
+/// Dropping it early behaves as for [`Chunks`](crate::Chunks): the pipes
+/// close, the child gets `drop_timeout`, then the stop sequence, all in the
 /// background; the task is never blocked.
-pub struct AsyncStream {
+pub struct AsyncChunks {
     core: Core,
     done: bool,
     status: Option<crate::ExitStatus>,
 }
 
-impl std::fmt::Debug for AsyncStream {
+impl std::fmt::Debug for AsyncChunks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncStream")
+        f.debug_struct("AsyncChunks")
             .field("pid", &self.pid())
             .finish_non_exhaustive()
     }
 }
 
-impl AsyncStream {
+impl AsyncChunks {
     /// The child's pid.
     pub fn pid(&self) -> u32 {
         self.core.driver.process().pid() as u32
@@ -398,13 +399,42 @@ impl AsyncStream {
     ///
     /// # Errors
     ///
-    /// The first error of the stream (an unsuccessful exit, a broken pipe).
+    /// The first error of the stream (an unsuccessful exit, a failed input).
     pub async fn collect_bytes(mut self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
-        while let Some(chunk) = poll_fn(|cx| self.poll_item(cx)).await {
+        while let Some(chunk) = self.next_chunk().await {
             out.extend_from_slice(&chunk?);
         }
         Ok(out)
+    }
+
+    /// Collects every chunk into a `String` (invalid UTF-8 is replaced), as
+    /// [`Chunks::collect_string`](crate::Chunks::collect_string).
+    ///
+    /// # Errors
+    ///
+    /// As [`collect_bytes`](AsyncChunks::collect_bytes).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// let out = procession::Command::new("echo").arg("hi").stream_async()?.collect_string().await?;
+    /// assert_eq!(out, "hi\n");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn collect_string(self) -> Result<String, Error> {
+        let bytes = self.collect_bytes().await?;
+        Ok(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+
+    /// The next chunk, with the structured error type (the `Stream` impl
+    /// yields `io::Result`). Cancel-safe.
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, Error>> {
+        poll_fn(|cx| self.poll_item(cx)).await
     }
 
     #[doc(hidden)]
@@ -424,12 +454,17 @@ impl AsyncStream {
                     if !status.success() {
                         let tail = Bytes::copy_from_slice(self.core.driver.stderr_tail());
                         return Poll::Ready(Some(Err(Error::exit(
-                            self.core.driver.program_name(),
+                            self.core.driver.who(),
                             status,
                             Some(tail),
                         ))));
                     }
-                    return Poll::Ready(self.core.driver.take_input_error().map(Err));
+                    return Poll::Ready(
+                        self.core
+                            .driver
+                            .take_input_error()
+                            .map(|e| Err(e.with_status(status))),
+                    );
                 }
                 Ok(Progress::Pending(_)) => unreachable!("poll_progress waits"),
                 Err(e) => {
@@ -442,7 +477,7 @@ impl AsyncStream {
     }
 }
 
-impl Stream for AsyncStream {
+impl Stream for AsyncChunks {
     type Item = io::Result<Bytes>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
@@ -453,36 +488,88 @@ impl Stream for AsyncStream {
 }
 
 /// The tagged event stream of a child for tokio: see
-/// [`Command::events_async`]. Ends with [`Event::Exit`].
+/// [`Command::events_async`]. Ends with [`Event::Exit`], always (an input
+/// error comes just before it, carrying the status), as
+/// [`Events`](crate::Events) does.
 pub struct AsyncEvents {
     core: Core,
-    done: bool,
+    /// 0: running; 1: an input error was yielded, the exit comes next; 2: done.
+    state: u8,
+    status: Option<crate::ExitStatus>,
 }
 
 impl std::fmt::Debug for AsyncEvents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncEvents").finish_non_exhaustive()
+        f.debug_struct("AsyncEvents")
+            .field("pid", &self.pid())
+            .finish_non_exhaustive()
     }
 }
 
 impl AsyncEvents {
+    fn new(core: Core) -> AsyncEvents {
+        AsyncEvents {
+            core,
+            state: 0,
+            status: None,
+        }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.core.driver.process().pid() as u32
+    }
+
+    /// The exit status, once the [`Event::Exit`] has been yielded (or is
+    /// next, after an input error).
+    pub fn status(&self) -> Option<crate::ExitStatus> {
+        self.status
+    }
+
+    /// Collects every event into an [`Output`], like
+    /// [`Command::output_async`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Command::output`].
+    pub async fn collect_output(mut self) -> Result<Output, Error> {
+        let mut collect = Collect::default();
+        while let Some(ev) = self.next_event().await {
+            if let Some(output) = collect.push(ev)? {
+                return collect.finish(output);
+            }
+        }
+        unreachable!("an event stream always ends with Exit or an error")
+    }
+
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, Error>>> {
-        if self.done {
-            return Poll::Ready(None);
+        match self.state {
+            2 => return Poll::Ready(None),
+            1 => {
+                self.state = 2;
+                return Poll::Ready(self.status.map(|s| Ok(Event::Exit(s))));
+            }
+            _ => {}
         }
         Poll::Ready(Some(match std::task::ready!(self.core.poll_progress(cx)) {
             Ok(Progress::Data(Chunk::Stdout(b))) => Ok(Event::Stdout(b)),
             Ok(Progress::Data(Chunk::Stderr(b))) => Ok(Event::Stderr(b)),
             Ok(Progress::Done(status)) => {
-                self.done = true;
+                self.status = Some(status);
                 match self.core.driver.take_input_error() {
-                    Some(e) => Err(e),
-                    None => Ok(Event::Exit(status)),
+                    Some(e) => {
+                        self.state = 1;
+                        Err(e.with_status(status))
+                    }
+                    None => {
+                        self.state = 2;
+                        Ok(Event::Exit(status))
+                    }
                 }
             }
             Ok(Progress::Pending(_)) => unreachable!("poll_progress waits"),
             Err(e) => {
-                self.done = true;
+                self.state = 2;
                 Err(e)
             }
         }))
@@ -525,8 +612,9 @@ impl Command {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn stream_async(&self) -> Result<AsyncStream, Error> {
-        Ok(AsyncStream {
+    pub fn stream_async(&self) -> Result<AsyncChunks, Error> {
+        self.check_stdout_streamable("stream_async()")?;
+        Ok(AsyncChunks {
             core: Core::start(self, Stdio::inherit(), StderrMode::Tail)?,
             done: false,
             status: None,
@@ -542,9 +630,9 @@ impl Command {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), procession::Error> {
-    /// use procession::{Command, Event, Stderr};
+    /// use procession::{Command, Event, Stdio};
     /// let mut events = Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"])
-    ///     .stderr(Stderr::Consume).events_async()?;
+    ///     .stderr(Stdio::piped()).events_async()?;
     /// let mut seen = Vec::new();
     /// while let Some(ev) = events.next_event().await {
     ///     seen.push(ev?);
@@ -556,10 +644,11 @@ impl Command {
     /// # }
     /// ```
     pub fn events_async(&self) -> Result<AsyncEvents, Error> {
-        Ok(AsyncEvents {
-            core: Core::start(self, Stdio::inherit(), StderrMode::Events)?,
-            done: false,
-        })
+        Ok(AsyncEvents::new(Core::start(
+            self,
+            Stdio::inherit(),
+            StderrMode::Events,
+        )?))
     }
 
     /// The async counterpart of [`output`](Command::output).
@@ -577,17 +666,30 @@ impl Command {
     /// # }
     /// ```
     pub async fn output_async(&self) -> Result<Output, Error> {
-        let mut events = AsyncEvents {
-            core: Core::start(self, Stdio::piped(), StderrMode::Events)?,
-            done: false,
-        };
-        let mut collect = Collect::default();
-        while let Some(ev) = events.next_event().await {
-            if let Some(output) = collect.push(ev?) {
-                return Ok(output);
-            }
-        }
-        unreachable!("an event stream always ends with Exit or an error")
+        AsyncEvents::new(Core::start(self, Stdio::piped(), StderrMode::Events)?)
+            .collect_output()
+            .await
+    }
+
+    /// The async counterpart of [`run`](Command::run): [`output_async`](Command::output_async),
+    /// checked.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Command::run).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// let err = procession::Command::shell("echo partial; exit 4").run_async().await.unwrap_err();
+    /// assert_eq!(err.exit_status().unwrap().code(), Some(4));
+    /// assert_eq!(err.output().unwrap().stdout, b"partial\n");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn run_async(&self) -> Result<Output, Error> {
+        let output = self.output_async().await?;
+        crate::stream::check(&self.who(), output)
     }
 
     /// Feeds stdin from a `futures` stream of chunks, polled only while the

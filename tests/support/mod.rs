@@ -14,18 +14,72 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Path of the `pt` helper program (the `procession-testkit` crate), built
-/// into the same target directory as the test binary.
+/// Path of the `pt` helper program (the `procession-testkit` package),
+/// built on first use into the target directory of the running test, so
+/// that `cargo test` / `cargo nextest run` work on a fresh clone with
+/// nothing built before.
+///
+/// cargo builds only the binaries of the package under test before its
+/// integration tests, and `pt` lives in another package; so the first test
+/// that needs it runs `cargo build -p procession-testkit --bin pt` (cargo
+/// decides whether it is up to date). nextest runs every test in a process
+/// of its own: a lock file serialises them and a stamp holding the run id
+/// (`NEXTEST_RUN_ID`) makes that one build per run, not one per test.
 pub fn pt() -> PathBuf {
+    static PT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PT.get_or_init(build_pt).clone()
+}
+
+fn build_pt() -> PathBuf {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd;
     let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test binary> -> target/<profile>/pt
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let path = dir.join("pt");
+    // target/<profile>/deps/<test binary> -> target/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile> directory");
+    let path = profile_dir.join("pt");
+    let lock = std::fs::File::create(profile_dir.join(".pt-build.lock")).expect("pt build lock");
+    // SAFETY: flock on a descriptor we own; released when `lock` closes.
+    let r = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(r, 0, "flock: {}", std::io::Error::last_os_error());
+    let run =
+        std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| format!("pid {}", std::process::id()));
+    let stamp = profile_dir.join(".pt-built");
+    if path.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == run) {
+        return path;
+    }
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_string(),
+        Some(other) => other.to_string(),
+    };
+    let target_dir = profile_dir.parent().expect("target directory");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "procession-testkit",
+            "--bin",
+            "pt",
+        ])
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("run cargo to build the pt helper");
+    assert!(status.success(), "building the pt helper failed: {status}");
     assert!(
         path.exists(),
-        "{} is missing: build the workspace (cargo build / cargo nextest run at the root)",
+        "{} missing after building it",
         path.display()
     );
+    let mut f = std::fs::File::create(&stamp).expect("pt build stamp");
+    f.write_all(run.as_bytes()).expect("write pt build stamp");
     path
 }
 
@@ -33,7 +87,10 @@ pub fn pt() -> PathBuf {
 /// returns the child and the pid of the grandchild it reports.
 pub fn spawn_with_grandchild(cmd: &mut procession::Command) -> (procession::Child, i32) {
     let mut child = cmd.stdout(procession::Stdio::piped()).spawn().unwrap();
-    let grandchild = read_line(child.stdout().unwrap()).trim().parse().unwrap();
+    let grandchild = read_line(child.stdout.as_mut().unwrap())
+        .trim()
+        .parse()
+        .unwrap();
     (child, grandchild)
 }
 
@@ -268,7 +325,8 @@ pub fn output(cmd: &mut procession::Command) -> (Vec<u8>, procession::ExitStatus
         .expect("spawn");
     let mut out = Vec::new();
     child
-        .stdout()
+        .stdout
+        .as_mut()
         .expect("stdout pipe")
         .read_to_end(&mut out)
         .expect("read stdout");
