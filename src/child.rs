@@ -136,7 +136,7 @@ impl Child {
     /// Reads the next chunk of stdout (at most
     /// [`max_chunk_size`](crate::Command::max_chunk_size) bytes), waiting
     /// until the child writes; `None` at end of file. Nothing is read before
-    /// it is asked for (exile's `Process.read`).
+    /// it is asked for.
     ///
     /// # Errors
     ///
@@ -262,7 +262,7 @@ impl Child {
     }
 
     /// Writes all of `data` to the child's stdin, waiting while the pipe is
-    /// full (exile's `Process.write`).
+    /// full.
     ///
     /// # Errors
     ///

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::ChildStdin;
 
 /// The writer a [`Command::input_fn`](crate::Command::input_fn) callback
-/// writes the child's input into (exile's Collectable sink).
+/// writes the child's input into.
 ///
 /// Writes block until the child has taken the data (back-pressure through
 /// the pipe). When the child stops reading, writes fail with
@@ -153,10 +153,17 @@ impl crate::Command {
     /// iterator ends, stdin is closed, so programs that wait for end-of-file
     /// (`sort`, `base64`, `tac`) finish. Empty chunks are skipped.
     ///
-    /// Used by [`stream`](crate::Command::stream),
-    /// [`events`](crate::Command::events) and [`output`](crate::Command::output);
-    /// consumed by the first of them (a second run gets
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput)).
+    /// Every way of running the command feeds it:
+    /// [`stream`](crate::Command::stream), [`events`](crate::Command::events),
+    /// [`output`](crate::Command::output) and [`run`](crate::Command::run)
+    /// from the consumer's thread; [`spawn`](crate::Command::spawn) and
+    /// [`status`](crate::Command::status) from a helper thread (the
+    /// handle's `stdin` is then `None`); the async API refuses it for
+    /// `spawn_async`. Setting [`stdin`](crate::Command::stdin) as well is
+    /// refused. A one-shot input (iterator, reader, callback) is consumed
+    /// by the first run (a second run gets
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput));
+    /// [`input_bytes`](crate::Command::input_bytes) is kept for every run.
     ///
     /// ```
     /// use procession::Command;
@@ -224,10 +231,10 @@ impl crate::Command {
     }
 
     /// Feeds the child's stdin from a callback that writes into an
-    /// [`InputSink`] (exile's Collectable input). It runs on a helper thread;
+    /// [`InputSink`]. It runs on a helper thread;
     /// its writes block while the child is not reading. Stdin is closed when
     /// it returns. An error it returns is reported at the end of the stream
-    /// (a broken pipe only without [`ignore_epipe`](crate::Command::ignore_epipe)).
+    /// (a broken pipe only with [`ignore_epipe(false)`](crate::Command::ignore_epipe)).
     ///
     /// ```
     /// use procession::Command;

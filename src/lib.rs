@@ -6,37 +6,116 @@
 //! # Quick start
 //!
 //! ```
-//! use procession::{Command, Signal, Stdio};
-//! use std::io::Read;
+//! use procession::{Command, Event, Signal, Stdio};
 //! use std::time::Duration;
 //!
-//! // Run a program and read its output.
-//! let mut child = Command::new("echo").arg("Hello World!").stdout(Stdio::piped()).spawn()?;
-//! let mut out = String::new();
-//! child.stdout.as_mut().unwrap().read_to_string(&mut out)?;
-//! assert_eq!(out, "Hello World!\n");
-//! assert!(child.wait()?.success());
+//! // Run, collect, check (the one-shot form): an unsuccessful exit is an
+//! // error that names the command and keeps the output and the status.
+//! let out = Command::new("echo").arg("Hello World!").run()?;
+//! assert_eq!(out.stdout, b"Hello World!\n");
 //!
-//! // Stop a program: SIGTERM to its whole group, SIGKILL 3 s later if needed.
+//! // Stream stdout with back-pressure; the input is pulled as the child reads.
+//! let lines = (1..=1000).map(|n| format!("X {n} X\n"));
+//! let found = Command::new("grep").arg("250").input(lines).stream()?.collect_string()?;
+//! assert_eq!(found, "X 250 X\n");
+//!
+//! // Tagged stdout/stderr events, the exit status always last.
+//! for event in Command::shell("echo out; echo err >&2; exit 3").stderr(Stdio::piped()).events()? {
+//!     match event? {
+//!         Event::Stdout(b) | Event::Stderr(b) => print!("{}", String::from_utf8_lossy(&b)),
+//!         Event::Exit(status) => assert_eq!(status.code(), Some(3)),
+//!     }
+//! }
+//!
+//! // A handle, std-style: pipes are public fields.
 //! let mut child = Command::new("sleep").arg("1000")
-//!     .stop_timeout(Duration::from_secs(3)).stop_group(true).spawn()?;
+//!     .stop_timeout(Duration::from_secs(3)).spawn()?;
+//! assert!(child.stdin.is_none()); // not piped
+//! // The stop sequence: SIGTERM (+ SIGCONT), SIGKILL 3 s later if needed.
 //! let status = child.stop()?;
 //! assert_eq!(status.signal(), Some(Signal::TERM));
 //!
 //! // A deadline: the stop sequence starts after 100 ms.
-//! let status = Command::shell("sleep 10").timeout(Duration::from_millis(100))
-//!     .stop_group(true).status()?;
+//! let status = Command::shell("sleep 10").timeout(Duration::from_millis(100)).status()?;
 //! assert!(status.timed_out());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! # exile's examples in procession form
+//! # Terms
+//!
+//! One word per concept, in the API, the CLI's flags and these docs:
+//!
+//! | term | meaning | where |
+//! |---|---|---|
+//! | **stop** | the graceful end: the *stop signal* (SIGTERM by default) or the *stop command*, then SIGCONT, then SIGKILL after the *stop timeout* | [`Child::stop`], [`Child::start_stop`], [`Command::stop_signal`], [`Command::stop_command`], [`Command::stop_timeout`] (CLI `--stop-signal`, `--stop-command`, `--stop-timeout`) |
+//! | **kill** | SIGKILL, at once (std's and tokio's meaning) | [`Child::kill`] |
+//! | **signal** | any signal, sent through the pidfd | [`Child::signal`], [`Child::signal_group`], [`Signal`] |
+//! | **group stop** | the stop sequence reaches the child's whole process group, and the rest of the group is stopped when the child exits | [`Command::stop_group`], [`ProcessGroup`] |
+//! | **timeout** | the longest the child may run; then it is stopped and its status says [`Ended::TimedOut`] | [`Command::timeout`] (CLI `--timeout`) |
+//! | **stop timeout** | grace between the stop signal and SIGKILL | [`Command::stop_timeout`] |
+//! | **drop timeout** | grace a dropped stream's child gets to exit by itself before it is stopped | [`Command::drop_timeout`], [`Command::stop_on_drop`] |
+//! | **drain timeout** | how long a finished child's descendants may keep its pipes open before a stream ends (Go's `WaitDelay`) | [`Command::pipe_drain_timeout`] |
+//! | **wait** | block until the child (and, with group stop, its group) is over; `wait_timeout` bounds the waiting, not the child | [`Child::wait`], [`Child::wait_timeout`], [`Child::try_wait`] |
+//! | **requested** | the child ended because the caller stopped, killed or dropped it | [`Ended::Requested`] |
+//! | **suspended** | the Unix *stopped* state (SIGSTOP, SIGTSTP, SIGTTIN); procession never says "stopped" for it | — |
+//! | **run** | start, collect and check in one call (duct's `run`, Python's `check=True`) | [`Command::run`] |
+//! | **stream** / **events** / **output** | checked stdout chunks / tagged stdout, stderr and exit / everything collected, unchecked | [`Command::stream`], [`Command::events`], [`Command::output`] |
+//! | **input** | data procession feeds to stdin for you (vs. [`Command::stdin`], where stdin is connected) | [`Command::input`] and its siblings |
+//!
+//! # Terminals and servers: the process-group rule
+//!
+//! The default [`ProcessGroup::Auto`] is decided at each spawn:
+//!
+//! - **In a terminal** (this process is in the foreground process group of
+//!   its controlling terminal: started from a prompt), the child stays in
+//!   this process's group, as with `std`: it can read the terminal, and
+//!   Ctrl-C, Ctrl-\ and Ctrl-Z reach it with the rest of the job. The stop
+//!   sequence reaches the child itself (the user's terminal controls the
+//!   job as a whole).
+//! - **Everywhere else** (a service, a CI job, a background job, no
+//!   terminal), the child leads a new process group and *group stop* is on:
+//!   [`stop`](Child::stop), a [`timeout`](Command::timeout), dropping the
+//!   handle or stream, and [`kill`](Child::kill) reach everything the child
+//!   started, and what is left of the group when the child exits is stopped
+//!   too. No option is needed.
+//!
+//! Setting [`Command::process_group`] or [`Command::stop_group`] overrides
+//! the rule (`stop_group(true)` always gives the child a group of its own).
+//! The `procession` command-line tool follows GNU `timeout` instead: it
+//! leads a group that is the terminal's foreground job when started from a
+//! prompt, runs the program in it, and stops that whole group.
+//!
+//! # Differences from `std::process`
+//!
+//! - Every child gets only descriptors 0, 1 and 2, default signal
+//!   dispositions and an empty signal mask, whatever the parent had; signals
+//!   go through a pidfd, so a reused pid is never hit.
+//! - Dropping a running [`Child`] stops it (the stop sequence, in the
+//!   background; [`Command::stop_on_drop`]) and it is always reaped: no
+//!   zombie. std lets it run and never reaps it.
+//! - Outside a terminal a child leads its own process group (see above).
+//! - [`Command::shell`] is `/bin/sh -c`; std has no shell helper.
+//! - [`Command::output`] reads stdout and stderr with `poll`, on the
+//!   caller's thread; a broken input pipe is not an error by default.
+//! - Errors are one structured [`Error`]: the program, the command line,
+//!   the [`Step`] that failed, the OS error, and for an unsuccessful run the
+//!   status, the stderr tail and the collected output.
+//! - [`Child::wait`] with group stop returns when the whole group is gone.
+//! - There is no `From<std::process::Command>`: std hides some of its
+//!   settings (`env_clear`, stdio, uid), so the conversion is
+//!   [`Command::from_std_lossy`] and says what it loses.
+//!
+//! # Migrating from exile
 //!
 //! Every example of the README of [exile](https://github.com/akash-akya/exile)
-//! (demand-driven streaming for Elixir), as a doctest.
+//! (demand-driven streaming for Elixir), in procession form. exile's
+//! `stream!` is [`Command::stream`] (checked), its `stream` is
+//! [`Command::events`], `stderr: :consume` is `stderr(Stdio::piped())`,
+//! `:redirect_to_stdout` is `stderr(Stdio::to_stdout())`, `:disable` is
+//! `Stdio::null()`.
 //!
 //! ```
-//! use procession::{Command, Event, ErrorKind, Stderr};
+//! use procession::{Command, Event, ErrorKind, Stdio};
 //! use bytes::Bytes;
 //!
 //! // Exile.stream!(~w(echo Hello World!)) |> Enum.into("")
@@ -70,7 +149,7 @@
 //!
 //! // Handle infinite streams: the child stops reading when we stop consuming.
 //! let chunks: Vec<Bytes> = Command::new("cat").input(std::iter::repeat("data\n"))
-//!     .ignore_epipe(true).stream()?.take(3).collect::<Result<_, _>>()?;
+//!     .stream()?.take(3).collect::<Result<_, _>>()?;
 //! assert!(chunks.concat().starts_with(b"data\ndata\n"));
 //!
 //! // Exit status handling: stream! raises, stream returns {:exit, {:status, 10}}
@@ -125,7 +204,7 @@
 //! video while showing ffmpeg's progress from stderr.
 //!
 //! ```
-//! use procession::{Command, Event, Stderr};
+//! use procession::{Command, Event, Stdio};
 //! use std::io::Write;
 //! # let dir = std::env::temp_dir().join(format!("procession-doc-ffmpeg-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;
@@ -171,10 +250,18 @@
 //! - Only descriptors 0, 1 and 2 (everything else is closed at `execve`),
 //!   default signal dispositions and an empty signal mask, whatever the
 //!   parent had.
-//! - Its own process group, unless [`Command::process_group`] says otherwise.
+//! - A process group by [the rule above](#terminals-and-servers-the-process-group-rule).
 //! - A pidfd, so signals never reach a process that reused its pid.
 //! - Reaping: by [`Child::wait`], or by a background thread once the handle
 //!   is dropped. procession installs no SIGCHLD handler.
+//!
+//! # Linux versions
+//!
+//! Built and tested on Linux 6.x. Linux 5.3 or later gives every child a
+//! pidfd (`CLONE_PIDFD`; 5.2 and older fall back to the pid, and waiting
+//! polls every 5 ms); `close_range` needs 5.9 (older kernels mark each
+//! descriptor close-on-exec one by one); `pidfd_send_signal` needs 5.1. The
+//! async API needs tokio 1.38 or later with `enable_all()` on the runtime.
 //!
 //! # Layout
 //!
@@ -241,3 +328,8 @@ pub mod __test_support {
         crate::sys::signal::disposition(sig)
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(all(doctest, feature = "tokio"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

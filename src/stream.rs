@@ -68,15 +68,25 @@ impl Command {
     }
 
     /// When the child stops reading (exits, or closes stdin) before the input
-    /// is used up, drop the rest of the input silently instead of reporting
-    /// a broken pipe at the end of the stream. Off by default.
+    /// is used up, whether the rest of the input is dropped silently (`true`,
+    /// the default) or a broken pipe is reported at the end of the run
+    /// (`false`), as an error that carries the exit status (and, from
+    /// [`output`](Command::output), everything collected).
+    ///
+    /// On by default, as Python's `communicate()` and Go's `os/exec` do: a
+    /// child may stop reading on purpose (`head`, `grep -q`), and its exit
+    /// status says whether it succeeded.
     ///
     /// ```
-    /// use procession::Command;
-    /// let forever = std::iter::repeat("data\n");
-    /// let out = Command::new("head").args(["-c", "5"]).input(forever)
-    ///     .ignore_epipe(true).stream()?.collect_string()?;
+    /// use procession::{Command, Step};
+    /// let forever = || std::iter::repeat("data\n");
+    /// let out = Command::new("head").args(["-c", "5"]).input(forever()).stream()?.collect_string()?;
     /// assert_eq!(out, "data\n");
+    ///
+    /// let err = Command::new("head").args(["-c", "5"]).input(forever())
+    ///     .ignore_epipe(false).output().unwrap_err();
+    /// assert_eq!(err.step(), Step::Write);
+    /// assert_eq!(err.output().unwrap().stdout, b"data\n");
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn ignore_epipe(&mut self, on: bool) -> &mut Command {
@@ -88,6 +98,18 @@ impl Command {
     /// itself (its stdin and stdout are closed at once) before the stop
     /// sequence starts ([`DEFAULT_DROP_TIMEOUT`](crate::DEFAULT_DROP_TIMEOUT), 5 s, by default). The
     /// consumer never waits for this: the background reaper does.
+    ///
+    /// ```
+    /// use procession::Command;
+    /// use std::time::{Duration, Instant};
+    /// let mut chunks = Command::new("yes").drop_timeout(Duration::from_millis(100)).stream()?;
+    /// let first = chunks.next().unwrap()?;
+    /// assert!(first.starts_with(b"y\n"));
+    /// let start = Instant::now();
+    /// drop(chunks); // `yes` dies of EPIPE; a child that did not would be stopped 100 ms later
+    /// assert!(start.elapsed() < Duration::from_millis(50));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn drop_timeout(&mut self, timeout: Duration) -> &mut Command {
         self.drop_timeout = timeout;
         self

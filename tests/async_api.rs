@@ -706,3 +706,94 @@ fn drain_timeout_never_cuts_output_already_in_the_pipe_async() {
         assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
     });
 }
+
+/// A runtime built without its I/O or time driver used to make the async
+/// API panic inside the library after the child had started (and leave it
+/// running); now it is a clear error before anything is spawned.
+#[test]
+fn a_runtime_without_io_or_timers_is_an_error_before_anything_runs() {
+    let _g = guard();
+    let dir = tempdir();
+    let marker = dir.join("started");
+    let line = format!("touch '{}'; sleep 30", marker.display());
+    let runtimes = [
+        tokio::runtime::Builder::new_current_thread().build(),
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build(),
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build(),
+    ];
+    for rt in runtimes {
+        rt.unwrap().block_on(async {
+            let err = Command::shell(&line).output_async().await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("enable_all"), "{err}");
+            assert!(Command::shell(&line).spawn_async().is_err());
+            assert!(Command::shell(&line).stream_async().is_err());
+            assert!(Command::shell(&line).events_async().is_err());
+        });
+    }
+    assert!(!marker.exists(), "a child was started");
+    // Outside any runtime: the same kind of error.
+    let err = Command::shell(&line).spawn_async().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    // With both drivers it runs.
+    let out = current()
+        .block_on(Command::new("echo").arg("ok").output_async())
+        .unwrap();
+    assert_eq!(out.stdout, b"ok\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn async_types_offer_the_blocking_types_methods() {
+    let _g = guard();
+    current().block_on(async {
+        let mut events = Command::shell("echo out; exit 3").events_async().unwrap();
+        assert!(events.pid() > 0);
+        assert_eq!(events.status(), None);
+        let mut seen = Vec::new();
+        while let Some(ev) = events.next_event().await {
+            seen.push(ev.unwrap());
+        }
+        assert_eq!(seen[0], Event::Stdout(Bytes::from("out\n")));
+        assert_eq!(events.status().unwrap().code(), Some(3));
+        let out = Command::shell("printf 'a\\nb'")
+            .stream_async()
+            .unwrap()
+            .collect_string()
+            .await
+            .unwrap();
+        assert_eq!(out, "a\nb");
+        let output = Command::shell("echo x; echo y >&2")
+            .stderr(Stdio::piped())
+            .events_async()
+            .unwrap()
+            .collect_output()
+            .await
+            .unwrap();
+        assert_eq!((&output.stdout[..], &output.stderr[..]), (&b"x\n"[..], &b"y\n"[..]));
+        let err = Command::shell("echo partial; exit 5")
+            .run_async()
+            .await
+            .unwrap_err();
+        assert_eq!(err.exit_status().unwrap().code(), Some(5));
+        assert_eq!(err.output().unwrap().stdout, b"partial\n");
+        // Events after a broken input pipe (reported): error with status, then Exit.
+        let mut events = Command::new("head")
+            .args(["-c", "5"])
+            .input(std::iter::repeat("data\n"))
+            .ignore_epipe(false)
+            .events_async()
+            .unwrap();
+        let mut items = Vec::new();
+        while let Some(ev) = events.next_event().await {
+            items.push(ev);
+        }
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[1].as_ref().unwrap_err().exit_status().unwrap().code(), Some(0));
+        assert!(matches!(items[2], Ok(Event::Exit(s)) if s.success()));
+    });
+}

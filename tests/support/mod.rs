@@ -30,6 +30,12 @@ pub fn pt() -> PathBuf {
     PT.get_or_init(build_pt).clone()
 }
 
+/// Path of the `ptlib` helper (built with `pt`): a program using the
+/// library as an application would (see `testkit/src/ptlib.rs`).
+pub fn ptlib() -> PathBuf {
+    pt().with_file_name("ptlib")
+}
+
 fn build_pt() -> PathBuf {
     use std::io::Write as _;
     use std::os::fd::AsRawFd;
@@ -352,4 +358,17 @@ pub fn read_line(r: &mut impl std::io::Read) -> String {
         }
     }
     String::from_utf8(line).expect("utf-8 line")
+}
+
+/// A fresh directory for one test (removed by the test).
+pub fn tempdir() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "procession-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("create a test directory");
+    dir
 }
