@@ -136,7 +136,10 @@ fn in_a_terminal_ctrl_c_reaches_the_child() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no pid in {out:?}"));
     assert_eq!(code, 128 + libc::SIGINT, "{out:?}");
-    assert!(wait_dead(pid, Duration::from_secs(5)), "sleep {pid} survived Ctrl-C");
+    assert!(
+        wait_dead(pid, Duration::from_secs(5)),
+        "sleep {pid} survived Ctrl-C"
+    );
 }
 
 #[test]
@@ -229,10 +232,7 @@ fn input_and_stdin_together_are_refused() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let msg = err.to_string();
-    assert!(
-        msg.contains("`input`") && msg.contains("`stdin`"),
-        "{msg}"
-    );
+    assert!(msg.contains("`input`") && msg.contains("`stdin`"), "{msg}");
 }
 
 #[test]
@@ -255,11 +255,11 @@ fn stdout_file_is_honoured_by_output_and_events_and_refused_by_stream() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert!(matches!(events[..], [Event::Exit(s)] if s.success()), "{events:?}");
-    assert_eq!(
-        std::fs::read_to_string(&path).unwrap(),
-        "to-file\nagain\n"
+    assert!(
+        matches!(events[..], [Event::Exit(s)] if s.success()),
+        "{events:?}"
     );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "to-file\nagain\n");
     // stream() reads stdout: another destination is a conflict, named.
     let err = Command::new("echo")
         .stdout(Stdio::file(&path))
@@ -340,8 +340,14 @@ fn which_finds_programs_like_spawn_does() {
     let out = Command::new(&sh).args(["-c", "echo ok"]).run().unwrap();
     assert_eq!(out.stdout, b"ok\n");
     let err = procession::which("no-such-program-here").unwrap_err();
-    assert_eq!((err.kind(), err.step()), (ErrorKind::NotFound, Step::Resolve));
-    assert_eq!(procession::which("./x").unwrap(), std::path::Path::new("./x"));
+    assert_eq!(
+        (err.kind(), err.step()),
+        (ErrorKind::NotFound, Step::Resolve)
+    );
+    assert_eq!(
+        procession::which("./x").unwrap(),
+        std::path::Path::new("./x")
+    );
 }
 
 #[test]

@@ -774,7 +774,10 @@ fn async_types_offer_the_blocking_types_methods() {
             .collect_output()
             .await
             .unwrap();
-        assert_eq!((&output.stdout[..], &output.stderr[..]), (&b"x\n"[..], &b"y\n"[..]));
+        assert_eq!(
+            (&output.stdout[..], &output.stderr[..]),
+            (&b"x\n"[..], &b"y\n"[..])
+        );
         let err = Command::shell("echo partial; exit 5")
             .run_async()
             .await
@@ -793,7 +796,10 @@ fn async_types_offer_the_blocking_types_methods() {
             items.push(ev);
         }
         assert_eq!(items.len(), 3);
-        assert_eq!(items[1].as_ref().unwrap_err().exit_status().unwrap().code(), Some(0));
+        assert_eq!(
+            items[1].as_ref().unwrap_err().exit_status().unwrap().code(),
+            Some(0)
+        );
         assert!(matches!(items[2], Ok(Event::Exit(s)) if s.success()));
     });
 }

@@ -113,7 +113,7 @@ fn process_group_inherit_keeps_the_child_in_our_group() {
 }
 
 #[test]
-fn kill_group_with_inherit_is_refused() {
+fn stop_group_with_inherit_is_refused() {
     let _g = Guard::new();
     let err = pt_cmd(["exit", "0"])
         .process_group(ProcessGroup::Inherit)
@@ -142,7 +142,7 @@ fn stop_sends_sigterm_and_reports_stopped() {
 }
 
 #[test]
-fn stop_escalates_to_sigkill_after_kill_timeout() {
+fn stop_escalates_to_sigkill_after_stop_timeout() {
     let _g = Guard::new();
     let mut child = spawn_ignore_term(pt_cmd(["ignore-term"]).stop_timeout(Duration::from_secs(1)));
     let t = Instant::now();
@@ -173,7 +173,7 @@ fn stop_after_the_child_exited_returns_its_status_unchanged() {
 }
 
 #[test]
-fn kill_signal_replaces_sigterm() {
+fn stop_signal_replaces_sigterm() {
     let _g = Guard::new();
     let mut child = pt_cmd(["sleep", "100"])
         .stop_signal(Signal::INT)
@@ -198,7 +198,7 @@ fn kill_sends_sigkill_at_once() {
 }
 
 #[test]
-fn kill_command_runs_with_child_pid_instead_of_the_signal() {
+fn stop_command_runs_with_child_pid_instead_of_the_signal() {
     let _g = Guard::new();
     let tmp = TempDir::new("killcmd");
     let file = tmp.join("pid");
@@ -223,7 +223,7 @@ fn kill_command_runs_with_child_pid_instead_of_the_signal() {
 }
 
 #[test]
-fn kill_command_that_does_nothing_is_followed_by_sigkill() {
+fn stop_command_that_does_nothing_is_followed_by_sigkill() {
     let _g = Guard::new();
     let mut child = pt_cmd(["sleep", "100"])
         .stop_command("true")
@@ -234,7 +234,7 @@ fn kill_command_that_does_nothing_is_followed_by_sigkill() {
 }
 
 #[test]
-fn kill_group_stop_reaches_every_process_in_the_group() {
+fn stop_group_stop_reaches_every_process_in_the_group() {
     let _g = Guard::new();
     let mut child = Command::new("sh")
         .args(["-c", "sleep 100 & sleep 100"])
@@ -264,7 +264,7 @@ fn kill_group_stop_reaches_every_process_in_the_group() {
 }
 
 #[test]
-fn kill_group_stops_the_rest_of_the_group_when_the_leader_is_killed_alone() {
+fn stop_group_stops_the_rest_of_the_group_when_the_leader_is_killed_alone() {
     let _g = Guard::new();
     let (mut child, grandchild) =
         spawn_with_grandchild(pt_cmd(["spawn-grandchild"]).stop_group(true));
@@ -280,7 +280,7 @@ fn kill_group_stops_the_rest_of_the_group_when_the_leader_is_killed_alone() {
 }
 
 #[test]
-fn kill_group_stops_the_rest_of_the_group_when_the_leader_exits() {
+fn stop_group_stops_the_rest_of_the_group_when_the_leader_exits() {
     let _g = Guard::new();
     let mut child = Command::new("sh")
         .args(["-c", "\"$0\" sleep 1000 >/dev/null & echo $!; exit 7"])
@@ -304,7 +304,7 @@ fn kill_group_stops_the_rest_of_the_group_when_the_leader_exits() {
 }
 
 #[test]
-fn without_kill_group_stop_reaches_the_child_only() {
+fn without_stop_group_stop_reaches_the_child_only() {
     let _g = Guard::new();
     let (mut child, grandchild) =
         spawn_with_grandchild(pt_cmd(["spawn-grandchild"]).stop_group(false));
@@ -381,7 +381,7 @@ fn wait_timeout_shorter_than_the_timeout_returns_none_then_wait_times_out() {
 }
 
 #[test]
-fn timeout_escalates_to_sigkill_after_kill_timeout() {
+fn timeout_escalates_to_sigkill_after_stop_timeout() {
     let _g = Guard::new();
     let mut child = spawn_ignore_term(
         pt_cmd(["ignore-term"])
@@ -414,7 +414,7 @@ fn dropping_a_running_child_returns_at_once_and_it_is_killed_later() {
 }
 
 #[test]
-fn dropping_a_running_child_sends_the_kill_signal() {
+fn dropping_a_running_child_sends_the_stop_signal() {
     let _g = Guard::new();
     let child = pt_cmd(["sleep", "100"]).spawn().unwrap();
     let pid = child.pid() as i32;
@@ -497,7 +497,7 @@ fn start_stop_does_not_wait_and_the_reaper_finishes() {
 }
 
 #[test]
-fn a_kill_command_that_hangs_is_killed_with_everything_it_started() {
+fn a_stop_command_that_hangs_is_killed_with_everything_it_started() {
     let _g = Guard::new();
     // The shell forks `pt sleep 100` (it is not the last command, so it is
     // not exec'd) and waits for it; the kill command never signals the child.
@@ -512,7 +512,7 @@ fn a_kill_command_that_hangs_is_killed_with_everything_it_started() {
 }
 
 #[test]
-fn kill_with_kill_group_kills_the_whole_group_at_once() {
+fn kill_with_stop_group_kills_the_whole_group_at_once() {
     let _g = Guard::new();
     let (mut child, grandchild) = spawn_with_grandchild(
         pt_cmd(["spawn-grandchild"])

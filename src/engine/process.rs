@@ -325,17 +325,27 @@ impl Process {
     /// rest of the group, then SIGKILL after `stop_timeout` if anything is
     /// left.
     ///
-    /// The group is signalled first while the leader is still an unreaped
-    /// zombie, so its id cannot name another group yet. Then the leader is
-    /// reaped: from there on the id stays allocated exactly as long as a
-    /// member is alive (the kernel does not reuse a number still in use as
-    /// a group id), which `kill(-pgid, 0)` tells in one system call. Only a
-    /// group that emptied and whose id was handed out again to a new
-    /// group, within one recheck interval (at most 50 ms), could be hit;
-    /// that needs the pid counter to wrap around in that time.
+    /// The leader is reaped first. From then on the group id stays
+    /// allocated exactly as long as a member is alive (the kernel does not
+    /// hand out a number still in use as a group id), which `kill(-pgid, 0)`
+    /// tells in one system call: in the usual case, an empty group, that is
+    /// all the cleanup costs. A group that answers is signalled at once.
+    /// Only a group that emptied and whose id was handed out again to a new
+    /// group between a check and the signal that follows it (microseconds,
+    /// or one recheck interval of at most 50 ms while draining) could be
+    /// hit; that needs the pid counter to wrap around in that time.
     fn clean_up_group(&self, st: &mut State, now: Instant) -> Progress {
         let pgid = self.pgid.unwrap_or(self.pid);
         if let GroupCleanup::Idle = st.group {
+            let _ = pidfd::wait_exit(self.target(), true, false);
+            self.mark_reaped(st);
+            if !group_alive(pgid, self.pid) {
+                st.group = GroupCleanup::Done;
+                return Progress {
+                    next: None,
+                    done: true,
+                };
+            }
             let sig = match st.stop {
                 Stop::Killed { .. } => Signal::KILL,
                 _ => self.policy.stop_signal,
@@ -344,20 +354,13 @@ impl Process {
             if !matches!(sig, Signal::KILL | Signal::CONT) {
                 let _ = pidfd::kill(-pgid, libc::SIGCONT);
             }
-            let _ = pidfd::wait_exit(self.target(), true, false);
-            self.mark_reaped(st);
             st.group = GroupCleanup::Draining {
                 kill_at: now + self.policy.stop_timeout,
                 recheck: Duration::from_millis(1),
             };
         }
         if let GroupCleanup::Draining { kill_at, recheck } = st.group {
-            // One system call tells an empty group (the usual case). A group
-            // that still answers may hold only zombies waiting for their
-            // parent to reap them: only then is /proc read.
-            let empty = pidfd::kill(-pgid, 0).is_err_and(|e| e.raw_os_error() == Some(libc::ESRCH))
-                || !procfs::group_has_members(pgid, self.pid);
-            if !empty {
+            if group_alive(pgid, self.pid) {
                 if now < kill_at {
                     // No event tells when a group empties: look again
                     // soon, backing off to 50 ms.
@@ -581,6 +584,14 @@ impl Process {
         };
         pidfd::kill(-pgid, sig.as_raw()).map_err(|e| Error::os(&self.who, Step::Signal, e))
     }
+}
+
+/// Whether group `pgid` still has a live member other than `leader` (which
+/// has been reaped): one `kill(-pgid, 0)`, and only when that answers, a
+/// `/proc` scan to tell live members from zombies waiting for their parent.
+fn group_alive(pgid: libc::pid_t, leader: libc::pid_t) -> bool {
+    let answered = !pidfd::kill(-pgid, 0).is_err_and(|e| e.raw_os_error() == Some(libc::ESRCH));
+    answered && procfs::group_has_members(pgid, leader)
 }
 
 impl Drop for Process {
