@@ -116,8 +116,8 @@ fn variants<'a>(
                 .stdout(procession::Stdio::piped())
                 .spawn()
                 .map_err(ioe)?;
-            let mut inp = child.take_stdin().expect("piped");
-            let mut out = child.take_stdout().expect("piped");
+            let mut inp = child.stdin.take().expect("piped");
+            let mut out = child.stdout.take().expect("piped");
             let us = trips_sync(trips, |m| inp.write_all(m), |b| out.read(b))?;
             drop(inp);
             child.wait().map_err(ioe)?;
