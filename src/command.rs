@@ -387,9 +387,10 @@ impl Command {
     ///
     /// # Caveats
     ///
-    /// The leader is kept unreaped (a zombie) while its exit is handled, so
-    /// its group id cannot be reused before the group has been signalled.
-    /// [`Child::wait`] returns when the whole group is over; a dropped
+    /// Once the leader is reaped, its group id stays allocated as long as a
+    /// member is alive, so procession signals the group only after checking
+    /// it still answers (see `docs/ARCHITECTURE.md` for the one theoretical
+    /// race left). [`Child::wait`] returns when the whole group is over; a dropped
     /// child's group is cleaned up by the background reaper. A child that
     /// exited while nobody waited has its group cleaned up at the next
     /// [`try_wait`](Child::try_wait), [`wait`](Child::wait) or drop.

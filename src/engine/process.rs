@@ -262,15 +262,12 @@ impl Process {
 
     fn advance_locked(&self, st: &mut State, now: Instant) -> Progress {
         if st.exit.is_none() && !st.reaped {
-            // With stop_group the leader stays a zombie until its group is
-            // gone, which keeps the group id from being reused meanwhile.
-            let reap = !self.policy.stop_group;
-            match pidfd::wait_exit(self.target(), reap, false) {
+            // Reaped at once, with group stop too: from here on the group
+            // id is pinned by the members still alive (see clean_up_group).
+            match pidfd::wait_exit(self.target(), true, false) {
                 Ok(Some(raw)) => {
                     st.exit = Some(raw);
-                    if reap {
-                        self.mark_reaped(st);
-                    }
+                    self.mark_reaped(st);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -325,7 +322,7 @@ impl Process {
     /// rest of the group, then SIGKILL after `stop_timeout` if anything is
     /// left.
     ///
-    /// The leader is reaped first. From then on the group id stays
+    /// The leader has been reaped. From then on the group id stays
     /// allocated exactly as long as a member is alive (the kernel does not
     /// hand out a number still in use as a group id), which `kill(-pgid, 0)`
     /// tells in one system call: in the usual case, an empty group, that is
@@ -337,8 +334,6 @@ impl Process {
     fn clean_up_group(&self, st: &mut State, now: Instant) -> Progress {
         let pgid = self.pgid.unwrap_or(self.pid);
         if let GroupCleanup::Idle = st.group {
-            let _ = pidfd::wait_exit(self.target(), true, false);
-            self.mark_reaped(st);
             if !group_alive(pgid, self.pid) {
                 st.group = GroupCleanup::Done;
                 return Progress {
