@@ -531,7 +531,7 @@ impl Command {
     }
 
     /// [`spawn`](Command::spawn), plus the thread feeding the input, if any.
-    fn spawn_fed(&self) -> Result<(Child, Option<JoinHandle<io::Result<()>>>), Error> {
+    fn spawn_fed(&self) -> Result<(Child, Option<Feeder>), Error> {
         let (stdin, source) = self.stdin_and_source(Stdio::inherit())?;
         if source.as_ref().is_some_and(Source::is_async) {
             return Err(self.invalid(
@@ -717,6 +717,9 @@ pub fn which(program: impl AsRef<OsStr>) -> Result<PathBuf, Error> {
     let program = program.as_ref();
     crate::engine::plan::resolve(program, std::env::var_os("PATH").as_deref())
 }
+
+/// The thread feeding a spawned child's input, with its result.
+type Feeder = JoinHandle<io::Result<()>>;
 
 /// The shell of [`Command::shell`] and of stop commands.
 pub(crate) const DEFAULT_SHELL: &str = "/bin/sh";

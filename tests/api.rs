@@ -127,7 +127,7 @@ fn in_a_terminal_ctrl_c_reaches_the_child() {
     // group and `sleep` ran on; the guard then finds it alive.
     let (code, out) = on_a_terminal(
         &["--timeout", "10", "--send-after-line", "ready", "\\x03"],
-        &["status", "sleep 300 >/dev/null & echo pid:$! ready; wait"],
+        &["status", "echo pid:$$ ready; exec sleep 300"],
     );
     let pid: i32 = out
         .split("pid:")

@@ -45,15 +45,39 @@ Run PROGRAM with ARGS under supervision and exit with its status.
 
 The program inherits procession's stdin, stdout and stderr unless redirected.
 It starts with default signal dispositions, an empty signal mask and only
-descriptors 0, 1 and 2 open, and it leads its own process group (see
---no-group). Everything from PROGRAM on belongs to the program; put `--`
+descriptors 0, 1 and 2 open, in procession's process group (see PROCESS
+GROUP below). Everything from PROGRAM on belongs to the program; put `--`
 before PROGRAM so that it is never taken for an option of procession.";
 
 const RUN_AFTER_HELP: &str = "\
+PROCESS GROUP:
+  As GNU timeout does, procession makes itself the leader of a process group
+  (unless it leads one already) and runs the program in that group, so that
+  everything the program starts is in it too. Started from an interactive
+  shell, procession leads its job's group already, which is the terminal's
+  foreground group: the program can read the terminal, and Ctrl-C, Ctrl-\\
+  and Ctrl-Z reach it (Ctrl-Z stops procession along with it). Started from
+  a script or a service, procession gets a new group, outside the terminal's
+  foreground.
+
+  The stop sequence goes to the whole group except procession: when the
+  --timeout fires, --stop-signal and SIGCONT (or --stop-command instead),
+  then SIGKILL to whatever is left after --stop-timeout. When the program
+  ends on its own, what it left in the group is stopped the same way
+  (--stop-signal and SIGCONT, SIGKILL after --stop-timeout) before
+  procession exits, so that nothing outlives it. (There is no --stop-group
+  any more: the whole group is always stopped; --foreground replaces
+  --no-group.)
+
+  --foreground leaves procession and the program in the caller's process
+  group instead, e.g. for a program run from a script that must read the
+  terminal or get its Ctrl-C: then only the program itself is signalled, and
+  what it starts may outlive it.
+
 EXIT STATUS:
   N      the program's exit code (but see --success-exit-code)
   124    the --timeout fired, however the program then ended (on its own,
-         by the kill signal or command, or by the final SIGKILL)
+         by the stop signal or command, or by the final SIGKILL)
   125    procession itself failed: bad usage, a redirection file could not be
          opened, --cd failed, the command was invalid
   126    PROGRAM was found but could not be executed (no permission, not an
@@ -66,22 +90,31 @@ EXIT STATUS:
   128+N (a signal), then the exit code.
 
 SIGNALS:
-  SIGINT, SIGTERM and SIGHUP sent to procession are forwarded to the program
-  (to its whole process group with --kill-group). procession keeps waiting
-  and then exits as above, e.g. 143 when the program dies of a forwarded
-  SIGTERM. The stop sequence (--kill-signal or --kill-command, then SIGKILL
-  after --kill-after) runs when the --timeout fires and, with --kill-group,
-  for what is left of the group once the program has exited.
+  A signal that another process sends to procession (kill, a supervisor) is
+  forwarded as it is, once, to the program and, unless --foreground, to the
+  rest of the group. That holds for every signal that can be caught except
+  SIGCHLD; SIGTSTP, SIGTTIN and SIGTTOU (they keep their default action:
+  they stop procession itself); and the fault signals SIGBUS, SIGTRAP,
+  SIGILL, SIGFPE and SIGSEGV. SIGTERM, SIGINT, SIGHUP and SIGQUIT do not
+  start the stop sequence (nor does SIGKILL follow them): as with GNU
+  timeout, they are passed on and procession keeps waiting, then exits as
+  above, e.g. with 143 when the program dies of a forwarded SIGTERM. A
+  signal from the terminal (Ctrl-C, Ctrl-\\, a window size change, a
+  hang-up) has reached the whole foreground group, the program included,
+  already, and is not sent again.
 
 EXAMPLES:
   # Stop a program after 2 s: prints hi, then exits with 124.
   procession run --timeout 2s -- sh -c 'echo hi; sleep 5'
 
   # Ask with SIGINT first, SIGKILL 10 s later if it is still running.
-  procession run --timeout 1m --kill-signal INT --kill-after 10s -- ./server
+  procession run --timeout 1m --stop-signal INT --stop-timeout 10s -- ./server
 
-  # Stop the whole process group, including what the program started.
-  procession run --timeout 30s --kill-group -- make -j8
+  # The same with GNU timeout's option names.
+  procession run --timeout 1m -s INT -k 10s -- ./server
+
+  # The whole group is stopped, including what the program started.
+  procession run --timeout 30s -- make -j8
 
   # Log both streams to one file, appending, created with mode 0600.
   procession run --stdout build.log --stderr stdout --append --mode 0600 -- make
@@ -101,10 +134,11 @@ pub struct RunArgs {
         value_name = "DURATION",
         value_parser = parse_duration,
         long_help = "\
-Start the stop sequence when the program has run this long (--kill-signal or
---kill-command, then SIGKILL after --kill-after); procession then exits with
-124. DURATION: a number with an optional unit ms, s (the default), m, h or d,
-e.g. 500ms, 2s, 1.5s, 1m or 10. 0 means no timeout.
+Start the stop sequence when the program has run this long (--stop-signal or
+--stop-command, then SIGKILL after --stop-timeout, to the whole process
+group); procession then exits with 124. DURATION: a number with an optional
+unit ms, s (the default), m, h or d, e.g. 500ms, 2s, 1.5s, 1m or 10. 0 means
+no timeout.
 Example: procession run --timeout 1.5s -- sleep 10"
     )]
     pub timeout: Option<Duration>,
@@ -112,66 +146,62 @@ Example: procession run --timeout 1.5s -- sleep 10"
     /// First signal of the stop sequence [default: TERM].
     #[arg(
         long,
+        short = 's',
+        visible_alias = "signal",
         value_name = "SIG",
         long_help = "\
 The first signal of the stop sequence (default TERM): a name with or without
-SIG (INT, SIGINT, sigint) or a number (2). With --kill-group it also goes to
-what is left of the group once the program has exited.
-Example: procession run --timeout 5s --kill-signal INT -- ./server"
+SIG (INT, SIGINT, sigint) or a number (2). SIGCONT follows it, so that a
+suspended program can act on it. It also goes to what is left of the group
+once the program has ended. -s and --signal are GNU timeout's names for it.
+Example: procession run --timeout 5s --stop-signal INT -- ./server"
     )]
-    pub kill_signal: Option<Signal>,
+    pub stop_signal: Option<Signal>,
 
     /// Grace period before SIGKILL in the stop sequence [default: 5s].
     #[arg(
         long,
+        short = 'k',
+        visible_alias = "kill-after",
         value_name = "DURATION",
         value_parser = parse_duration,
         long_help = "\
-How long the stop sequence waits after the first signal (or the kill command)
-before it sends SIGKILL (default 5s). DURATION as for --timeout.
-Example: procession run --timeout 2s --kill-after 500ms -- ./stubborn"
+How long the stop sequence waits after the first signal (or the stop
+command) before it sends SIGKILL to what is left (default 5s). DURATION as
+for --timeout. -k and --kill-after are GNU timeout's names for it.
+Example: procession run --timeout 2s --stop-timeout 500ms -- ./stubborn"
     )]
-    pub kill_after: Option<Duration>,
+    pub stop_timeout: Option<Duration>,
 
     /// Shell command that replaces the stop sequence's first signal.
     #[arg(
         long,
         value_name = "CMDLINE",
         long_help = "\
-Run CMDLINE with $SHELL -c (or /bin/sh -c) instead of sending the first
-signal of the stop sequence. It gets CHILD_PID=<the program's pid> in its
-environment, stdin from /dev/null, and procession's stdout and stderr.
-SIGKILL still follows after --kill-after; the command itself is killed if it
-still runs then, and procession exits only once it has ended.
-Example: procession run --timeout 10s --kill-command 'kill -USR1 $CHILD_PID' -- ./server"
+Run CMDLINE with /bin/sh -c instead of sending the first signal of the stop
+sequence when the --timeout fires. It gets CHILD_PID=<the program's pid> in
+its environment, stdin from /dev/null, procession's stdout and stderr, and a
+process group of its own. SIGKILL still follows after --stop-timeout, for
+the program and the rest of procession's group; the command (with its
+group) is killed too if it still runs then, and procession exits only once
+it has ended. What is left of procession's group once the program has ended
+gets --stop-signal.
+Example: procession run --timeout 10s --stop-command 'kill -USR1 $CHILD_PID' -- ./server"
     )]
-    pub kill_command: Option<OsString>,
+    pub stop_command: Option<OsString>,
 
-    /// Signal the program's whole process group, not only the program.
-    #[arg(
-        long,
-        conflicts_with = "no_group",
-        long_help = "\
-Send the stop sequence's signals and the forwarded signals to the program's
-whole process group instead of the program alone; and once the program has
-exited, stop what is left of its group (--kill-signal, then SIGKILL after
---kill-after): procession exits only when the group is gone. Not with
---no-group.
-Example: procession run --timeout 1m --kill-group -- sh -c 'sleep 100 & sleep 100'"
-    )]
-    pub kill_group: bool,
-
-    /// Keep the program in procession's process group.
+    /// Stay in the caller's process group; signal only the program.
     #[arg(
         long,
         long_help = "\
-Keep the program in procession's own process group instead of a new one. For
-interactive programs that read the terminal: a program outside the terminal's
-foreground group is stopped (SIGTTIN) when it reads it. Ctrl-C then reaches
-the program directly as well. Not with --kill-group.
-Example: procession run --no-group -- vi notes.txt"
+Do not make a process group: procession and the program stay in the
+caller's group (GNU timeout's --foreground). For a program run from a
+script (not straight from an interactive shell) that must read the terminal
+or be reached by its Ctrl-C. The stop sequence and forwarded signals then go
+to the program alone, and what the program starts may outlive it.
+Example: procession run --foreground -- vi notes.txt"
     )]
-    pub no_group: bool,
+    pub foreground: bool,
 
     /// Working directory of the program.
     #[arg(
@@ -627,11 +657,33 @@ mod tests {
 
     #[test]
     fn conflicts_and_bad_values() {
-        assert!(parse(&["procession", "run", "--kill-group", "--no-group", "--", "x"]).is_err());
-        assert!(parse(&["procession", "run", "--kill-signal", "NOPE", "--", "x"]).is_err());
+        // Gone: the whole group is always stopped; --foreground replaced --no-group.
+        assert!(parse(&["procession", "run", "--stop-group", "--", "x"]).is_err());
+        assert!(parse(&["procession", "run", "--no-group", "--", "x"]).is_err());
+        assert!(parse(&["procession", "run", "--stop-signal", "NOPE", "--", "x"]).is_err());
         assert!(parse(&["procession", "run", "--success-exit-code", "256", "--", "x"]).is_err());
-        let (run, _) = parse(&["procession", "run", "--kill-signal", "sigint", "--", "x"]).unwrap();
-        assert_eq!(run.kill_signal, Some(Signal::INT));
+        let (run, _) = parse(&["procession", "run", "--stop-signal", "sigint", "--", "x"]).unwrap();
+        assert_eq!(run.stop_signal, Some(Signal::INT));
+    }
+
+    #[test]
+    fn gnu_timeout_names() {
+        let (run, _) = parse(&["procession", "run", "-s", "INT", "-k", "2s", "--", "x"]).unwrap();
+        assert_eq!(run.stop_signal, Some(Signal::INT));
+        assert_eq!(run.stop_timeout, Some(Duration::from_secs(2)));
+        let (run, _) = parse(&[
+            "procession",
+            "run",
+            "--signal",
+            "HUP",
+            "--kill-after",
+            "1s",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(run.stop_signal, Some(Signal::HUP));
+        assert_eq!(run.stop_timeout, Some(Duration::from_secs(1)));
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //!
 //! `procession run [OPTIONS] -- PROGRAM [ARGS...]` runs a program under
 //! supervision (timeout, stop sequence, process group, redirections, signal
-//! forwarding) and exits with its status, with `timeout(1)`'s and `env(1)`'s
+//! forwarding) and exits with its status, with GNU `timeout(1)`'s process
+//! group model (see `group`) and `timeout(1)`'s and `env(1)`'s
 //! conventions: 124 timeout, 125 procession failed, 126 not executable,
 //! 127 not found, 128+N killed by signal N. See `procession run --help`.
 
 mod args;
+mod group;
 mod run;
 mod signals;
 
@@ -25,8 +27,8 @@ fn main() {
         }
     };
     // Exit at once: the signal forwarding thread must not keep procession
-    // alive. The program has been waited for (and, with --kill-group, its
-    // group emptied) by now.
+    // alive. The program has been waited for (and, unless --foreground, the
+    // rest of procession's process group stopped) by now.
     std::process::exit(code);
 }
 

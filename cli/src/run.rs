@@ -1,9 +1,16 @@
 //! `procession run`: build the command, spawn it, forward signals, wait, and
 //! turn the outcome into procession's exit code.
 
-use procession::{Command, Error, ErrorKind, ExitStatus, ProcessGroup, Stdio, Step};
+use std::ffi::OsStr;
+use std::time::{Duration, Instant};
+
+use procession::{
+    Child, Command, DEFAULT_STOP_TIMEOUT, Error, ErrorKind, ExitStatus, ProcessGroup, Signal,
+    Stdio, Step,
+};
 
 use crate::args::{EnvChange, Input, Output, RunArgs, Stream};
+use crate::group::{self, Group, Reached};
 use crate::signals;
 
 /// The timeout fired.
@@ -24,6 +31,18 @@ pub fn run(args: &RunArgs, env: &[EnvChange]) -> i32 {
             return EXIT_FAILED;
         }
     };
+    // Before the spawn, so that the program starts in the group.
+    let group = if args.foreground {
+        None
+    } else {
+        match Group::lead() {
+            Ok(group) => Some(group),
+            Err(e) => {
+                eprintln!("procession: cannot make a process group of its own: {e}");
+                return EXIT_FAILED;
+            }
+        }
+    };
     // Before the spawn, so that a signal sent as soon as the program runs is
     // forwarded rather than ending procession.
     let caught = match signals::catch() {
@@ -40,45 +59,151 @@ pub fn run(args: &RunArgs, env: &[EnvChange]) -> i32 {
             return spawn_error_code(&e);
         }
     };
-    if let Err(e) = signals::forward(caught, child.signaller(), args.kill_group) {
+    let stop = Stop {
+        signal: args.stop_signal.unwrap_or(Signal::TERM),
+        timeout: args.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+        command: args.stop_command.as_deref(),
+        group,
+    };
+    if group.is_some() {
+        if let Err(e) = signals::reap_adopted_orphans(child.pid()) {
+            eprintln!("procession: cannot start the orphan reaper thread: {e}");
+            let _ = stop.run(&mut child);
+            return EXIT_FAILED;
+        }
+    }
+    if let Err(e) = signals::forward(caught, child.signaller(), group) {
         // Without a forwarder the caught signals would be swallowed: stop
         // the program rather than leave it running unsupervised.
         eprintln!("procession: cannot start the signal forwarding thread: {e}");
-        let _ = child.stop();
+        let _ = stop.run(&mut child);
         return EXIT_FAILED;
     }
-    let status = match child.wait() {
-        Ok(status) => status,
+    let timeout = args.timeout.filter(|t| !t.is_zero());
+    let waited = match timeout {
+        Some(t) => child.wait_timeout(t),
+        None => child.wait().map(Some),
+    };
+    let (status, timed_out) = match waited {
+        Ok(Some(status)) => {
+            // The program is gone; what it left in the group is not.
+            if let Some(group) = group {
+                group.stop(
+                    stop.signal,
+                    Instant::now() + stop.timeout,
+                    Reached::default(),
+                );
+            }
+            (status, false)
+        }
+        Ok(None) => match stop.run(&mut child) {
+            Ok(status) => (status, true),
+            Err(e) => {
+                eprintln!("procession: {e}");
+                return EXIT_FAILED;
+            }
+        },
         Err(e) => {
             eprintln!("procession: {e}");
+            let _ = stop.run(&mut child);
             return EXIT_FAILED;
         }
     };
-    // `wait` returned: the program, the rest of its group (--kill-group)
-    // and the kill command, if one ran, are all gone.
-    exit_code(&status, !args.success_exit_code.is_empty())
+    // Nothing the program started (unless --foreground) and no stop command
+    // is left by now.
+    exit_code(&status, !args.success_exit_code.is_empty(), timed_out)
+}
+
+/// The stop sequence, which procession runs itself (not the library) so
+/// that it reaches the whole group.
+struct Stop<'a> {
+    signal: Signal,
+    timeout: Duration,
+    command: Option<&'a OsStr>,
+    /// procession's group, unless --foreground.
+    group: Option<Group>,
+}
+
+impl Stop<'_> {
+    /// Stops the program and, in group mode, every other member of the
+    /// group: the stop signal and SIGCONT (or the stop command instead),
+    /// then SIGKILL to what is left after the stop timeout. Returns the
+    /// program's status once it, the rest of the group and the stop command
+    /// are all gone.
+    fn run(&self, child: &mut Child) -> Result<ExitStatus, procession::Error> {
+        let deadline = Instant::now() + self.timeout;
+        let pid = child.pid();
+        let mut reached = Reached::default();
+        // The stop command is the library's child: the orphan reaper must
+        // not take its status. (Never cleared: procession exits after this.)
+        group::HOLD_REAPING.store(self.command.is_some(), std::sync::atomic::Ordering::SeqCst);
+        let command = self.command.and_then(|line| match stop_command(line, pid) {
+            Ok(command) => Some(command),
+            Err(e) => {
+                eprintln!(
+                    "procession: cannot run the stop command, sending the stop signal instead: {e}"
+                );
+                None
+            }
+        });
+        if command.is_none() {
+            for signal in group::stop_sequence(self.signal) {
+                let _ = child.signal(signal);
+            }
+            if let Some(group) = self.group {
+                group.signal(&group::stop_sequence(self.signal), Some(pid), &mut reached);
+            }
+        }
+        let status = match child.wait_timeout(left(deadline))? {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                if let Some(group) = self.group {
+                    group.kill(Some(pid));
+                }
+                child.wait()?
+            }
+        };
+        if let Some(group) = self.group {
+            group.stop(self.signal, deadline, reached);
+        }
+        if let Some(mut command) = command
+            && command.wait_timeout(left(deadline))?.is_none()
+        {
+            // Its group, as it runs in one of its own.
+            let _ = command.kill();
+            command.wait()?;
+        }
+        Ok(status)
+    }
+}
+
+/// Starts the stop command: `/bin/sh -c LINE` with CHILD_PID=<pid>, stdin
+/// from /dev/null, in a process group of its own, all of which gets SIGKILL
+/// when it is killed or once the command has exited.
+fn stop_command(line: &OsStr, pid: u32) -> Result<Child, procession::Error> {
+    Command::shell(line)
+        .env("CHILD_PID", pid.to_string())
+        .stdin(Stdio::null())
+        .process_group(ProcessGroup::New)
+        .stop_group(true)
+        .stop_signal(Signal::KILL)
+        .spawn()
+}
+
+/// The time left until `deadline`.
+fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
 }
 
 /// The library command for `args`, or a usage message.
 fn command(args: &RunArgs, env: &[EnvChange]) -> Result<Command, String> {
     let mut cmd = Command::new(args.program());
     cmd.args(args.program_args());
-    if let Some(t) = args.timeout.filter(|t| !t.is_zero()) {
-        cmd.timeout(t);
-    }
-    if let Some(sig) = args.kill_signal {
-        cmd.kill_signal(sig);
-    }
-    if let Some(d) = args.kill_after {
-        cmd.kill_timeout(d);
-    }
-    if let Some(line) = &args.kill_command {
-        cmd.kill_command(line);
-    }
-    cmd.kill_group(args.kill_group);
-    if args.no_group {
-        cmd.process_group(ProcessGroup::Inherit);
-    }
+    // In procession's group; procession runs the timeout and the stop
+    // sequence itself, for the whole group (see `Stop`).
+    cmd.process_group(ProcessGroup::Inherit);
+    cmd.stop_group(false);
     if let Some(dir) = &args.cd {
         cmd.current_dir(dir);
     }
@@ -169,8 +294,8 @@ pub fn spawn_error_code(e: &Error) -> i32 {
 /// procession's exit code for the program's status: 124 when the timeout
 /// fired, 128+N for signal N, else the exit code (mapped by
 /// `--success-exit-code` when `custom_success`).
-pub fn exit_code(status: &ExitStatus, custom_success: bool) -> i32 {
-    if status.timed_out() {
+pub fn exit_code(status: &ExitStatus, custom_success: bool, timed_out: bool) -> i32 {
+    if timed_out {
         return EXIT_TIMED_OUT;
     }
     match status.code() {

@@ -1,42 +1,149 @@
-//! Forwarding SIGINT, SIGTERM and SIGHUP from procession to the program.
+//! Forwarding the signals procession receives to the program (and, unless
+//! `--foreground`, to the rest of procession's process group).
 
 use std::io;
 
+use libc::{
+    SIGABRT, SIGALRM, SIGCONT, SIGHUP, SIGINT, SIGIO, SIGPIPE, SIGPROF, SIGPWR, SIGQUIT, SIGSTKFLT,
+    SIGSYS, SIGTERM, SIGURG, SIGUSR1, SIGUSR2, SIGVTALRM, SIGWINCH, SIGXCPU, SIGXFSZ,
+};
 use procession::{Signal, Signaller};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::low_level::siginfo::Cause;
 
-/// The signals procession forwards.
-pub const FORWARDED: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
+use crate::group::{Group, Reached};
+
+/// The signals procession catches and forwards: every catchable one except
+///
+/// - SIGCHLD (the library's business),
+/// - SIGTSTP, SIGTTIN and SIGTTOU, which keep their default action so that
+///   Ctrl-Z stops procession together with its job, as with GNU `timeout`,
+/// - SIGBUS and SIGTRAP, and SIGILL, SIGFPE and SIGSEGV (which signal-hook
+///   refuses): a real fault or breakpoint in procession must not be caught,
+/// - SIGKILL and SIGSTOP, which cannot be.
+pub fn forwarded() -> Vec<i32> {
+    let mut signals = vec![
+        SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT,
+        SIGCONT, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR, SIGSYS,
+    ];
+    signals.extend(libc::SIGRTMIN()..=libc::SIGRTMAX());
+    signals.retain(|s| !signal_hook::consts::FORBIDDEN.contains(s));
+    signals
+}
+
+/// The caught signals, with who sent each.
+pub type Caught = SignalsInfo<WithOrigin>;
 
 /// Installs the handlers. Call it before spawning the program: from then on a
 /// signal no longer ends procession, and one that arrives before the
 /// forwarding thread runs is kept and forwarded once it does. (The program
 /// itself starts with default dispositions: the library resets them.)
-pub fn catch() -> io::Result<Signals> {
-    Signals::new(FORWARDED)
+pub fn catch() -> io::Result<Caught> {
+    SignalsInfo::<WithOrigin>::new(forwarded())
 }
 
-/// Forwards every signal caught by `signals` to the program (to its process
-/// group when `group`), on a background thread that never ends on its own;
-/// procession ends it by exiting.
-pub fn forward(mut signals: Signals, to: Signaller, group: bool) -> io::Result<()> {
+/// Whether a caught signal is forwarded: only when a process other than
+/// procession sent it (`kill`, `sigqueue`, ...). One the kernel generated is
+/// not: a terminal's Ctrl-C, Ctrl-\, SIGWINCH or hang-up went to its whole
+/// foreground group, the program included, already; and one that procession
+/// caused itself (SIGPIPE from a write of its own) is nobody else's business.
+fn should_forward(cause: Cause, sender: Option<i32>, me: i32) -> bool {
+    matches!(cause, Cause::Sent(_)) && sender.is_some_and(|pid| pid != me)
+}
+
+/// Forwards every signal caught by `caught` that [`should_forward`] to the
+/// program, and with `group` to every other member of procession's group,
+/// on a background thread that never ends on its own; procession ends it by
+/// exiting.
+pub fn forward(mut caught: Caught, to: Signaller, group: Option<Group>) -> io::Result<()> {
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
     std::thread::Builder::new()
         .name("signal-forwarder".into())
         .spawn(move || {
-            for raw in signals.forever() {
-                let Some(signal) = Signal::new(raw) else {
+            for origin in caught.forever() {
+                if !should_forward(origin.cause, origin.process.map(|p| p.pid), me) {
+                    continue;
+                }
+                let Some(signal) = Signal::new(origin.signal) else {
                     continue;
                 };
                 // Fails only once the program has been reaped (nothing left
                 // to signal) or if the kernel refuses; neither is worth more
                 // than a dropped signal.
-                let _ = if group {
-                    to.signal_group(signal)
-                } else {
-                    to.signal(signal)
-                };
+                let _ = to.signal(signal);
+                if let Some(group) = group {
+                    group.signal(&[signal], Some(to.pid()), &mut Reached::default());
+                }
             }
         })
         .map(drop)
+}
+
+/// Reaps, on every SIGCHLD, the zombies re-parented to procession while
+/// the program runs (see [`crate::group::reap_adopted`]), on a background
+/// thread that never ends on its own. Without it they would pile up until
+/// procession exits.
+pub fn reap_adopted_orphans(program: u32) -> io::Result<()> {
+    let mut chld = signal_hook::iterator::Signals::new([libc::SIGCHLD])?;
+    std::thread::Builder::new()
+        .name("orphan-reaper".into())
+        .spawn(move || {
+            for _ in chld.forever() {
+                crate::group::reap_adopted(program);
+            }
+        })
+        .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signal_hook::low_level::siginfo::Sent;
+
+    #[test]
+    fn only_signals_from_other_processes_are_forwarded() {
+        let me = 100;
+        // kill(2), tgkill(2), sigqueue(3) from another process.
+        assert!(should_forward(Cause::Sent(Sent::User), Some(7), me));
+        assert!(should_forward(Cause::Sent(Sent::TKill), Some(7), me));
+        assert!(should_forward(Cause::Sent(Sent::Queue), Some(7), me));
+        // The terminal (Ctrl-C, Ctrl-\, SIGWINCH, hang-up): the kernel.
+        assert!(!should_forward(Cause::Kernel, None, me));
+        assert!(!should_forward(Cause::Unknown, None, me));
+        // procession's own doing, e.g. SIGPIPE from one of its writes.
+        assert!(!should_forward(Cause::Sent(Sent::User), Some(me), me));
+    }
+
+    #[test]
+    fn the_caught_set() {
+        let caught = forwarded();
+        for sig in [
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGWINCH,
+            libc::SIGCONT,
+            libc::SIGRTMIN(),
+            libc::SIGRTMAX(),
+        ] {
+            assert!(caught.contains(&sig), "{sig} not caught");
+        }
+        for sig in [
+            libc::SIGCHLD,
+            libc::SIGTSTP,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGTRAP,
+        ] {
+            assert!(!caught.contains(&sig), "{sig} caught");
+        }
+    }
 }

@@ -12,7 +12,14 @@
 //! closed stdin, signal dispositions) that `fds`, `stdin-state` and `sigstate`
 //! report. SIGPIPE is set to SIG_IGN by hand, as the runtime would do, for
 //! every subcommand except `sigstate`, which reports the inherited state.
+//!
+//! `pt pty [OPTIONS] -- PROGRAM ARGS...` is different: it runs PROGRAM as the
+//! foreground job of a fresh pseudo-terminal, as an interactive shell would,
+//! relays the terminal's output to stdout, scripts its input, and exits with
+//! PROGRAM's status (124 on its `--timeout`). See `pty::cmd_pty`.
 #![no_main]
+
+mod pty;
 
 use std::ffi::{CStr, OsStr, OsString, c_char, c_int};
 use std::io::{self, Write};
@@ -48,8 +55,11 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     let rest = &args[2..];
     let (min, max) = match sub.as_str() {
         "argv" | "print" | "eprint" => (0, usize::MAX),
+        "catch" => (2, usize::MAX),
         "write" => (1, 2),
         "spawn-grandchild" => (0, 1),
+        // At least `--` and PROGRAM; `pty` parses the rest itself.
+        "pty" => (2, usize::MAX),
         "interleave" | "exit" | "kill-self" | "sleep" | "loop-print" => (1, 1),
         _ => (0, 0),
     };
@@ -79,6 +89,10 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         "sleep" => cmd_sleep(num(&rest[0], "SECS")),
         "ignore-term" => cmd_ignore_term(),
         "pgid" => cmd_pgid(),
+        "catch" => {
+            let signals: Vec<c_int> = rest[1..].iter().map(|s| num(s, "SIGNUM")).collect();
+            cmd_catch(num(&rest[0], "COUNT"), &signals);
+        }
         // `pt ppid`: `<ppid>\n`.
         "ppid" => {
             // SAFETY: getppid has no preconditions.
@@ -98,6 +112,7 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         }
         "hold-stdout" => out(format!("{}\n", spawn_sleeper(false, true)).as_bytes()),
         "loop-print" => cmd_loop_print(&rest[0]),
+        "pty" => pty::cmd_pty(rest),
         _ => usage(&format!("unknown subcommand {sub:?}")),
     }
     0
@@ -244,6 +259,39 @@ fn cmd_ignore_term() -> ! {
     unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
     out(b"ready\n");
     sleep_forever()
+}
+
+/// `pt catch COUNT SIGNUM...`: blocks those signals, writes `ready\n`, then
+/// COUNT times waits for one of them and writes `caught <signum>\n` (of two
+/// pending at once, the lower number first); exits 0.
+fn cmd_catch(count: u32, signals: &[c_int]) {
+    // SAFETY: `set` is plain data initialised by sigemptyset before use; the
+    // program is single-threaded.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &sig in signals {
+            if libc::sigaddset(&mut set, sig) != 0 {
+                usage(&format!("bad SIGNUM {sig}"));
+            }
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    out(b"ready\n");
+    for _ in 0..count {
+        let sig = loop {
+            // SAFETY: `set` is a valid signal set; no siginfo is asked for.
+            match unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) } {
+                -1 => match io::Error::last_os_error() {
+                    e if e.kind() == io::ErrorKind::Interrupted => {}
+                    e => fail("sigwaitinfo", e),
+                },
+                sig => break sig,
+            }
+        };
+        out(format!("caught {sig}\n").as_bytes());
+    }
 }
 
 /// `pt pgid`: `<pid> <pgid> <sid>\n`.

@@ -51,6 +51,10 @@ fn stop(line: &str) -> Result<(), procession::Error> {
     }
     say(first.trim_end());
     let status = child.stop()?;
-    say(&format!("status: {} ended: {:?}", status.shell_code(), status.ended()));
+    say(&format!(
+        "status: {} ended: {:?}",
+        status.shell_code(),
+        status.ended()
+    ));
     Ok(())
 }

@@ -1,0 +1,354 @@
+//! procession's own process group, which the program and everything it
+//! starts share (unless `--foreground`): signalling every member except
+//! procession, and waiting for them to end.
+//!
+//! A member is a live (not zombie) process of the group that descends from
+//! procession. Other processes can be in the group too: started from an
+//! interactive shell as `procession run ... | tee log`, procession leads the
+//! pipeline's group, and `tee` (the shell's child) is in it; it is left
+//! alone. procession is a child subreaper, so what the program started stays
+//! a descendant when its parent dies.
+//!
+//! Members are found by scanning `/proc/[pid]/stat`. Each candidate is
+//! opened as a pidfd and checked again after that, so the signal (sent
+//! through the pidfd) never reaches a process that merely reused a member's
+//! pid.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use procession::Signal;
+
+/// How many scans one signalling pass makes at most: each scan after the
+/// first only looks for members that appeared meanwhile (forked by a member
+/// before it got the signal).
+const MAX_SCANS: usize = 64;
+
+/// How long a SIGKILL pass waits for the killed members to end before it
+/// scans again.
+const KILL_WAIT: Duration = Duration::from_millis(500);
+
+/// How many SIGKILL passes before giving up on members that cannot be
+/// killed (another user's setuid program, for example).
+const KILL_PASSES: usize = 10;
+
+/// How far up the parent chain a member may be from procession.
+const MAX_DEPTH: usize = 1024;
+
+/// The process group that procession leads.
+#[derive(Clone, Copy, Debug)]
+pub struct Group {
+    /// procession's pid, which is also the group id.
+    me: i32,
+}
+
+/// The members one signalling pass has reached so far, so that each gets
+/// the signal once, kept as pidfds to wait on.
+#[derive(Debug, Default)]
+pub struct Reached {
+    members: Vec<(i32, OwnedFd)>,
+}
+
+impl Reached {
+    /// Whether `pid` is a member reached already (and still the same
+    /// process: a reached member that has ended may have left its pid to a
+    /// new one).
+    fn contains(&self, pid: i32) -> bool {
+        self.members
+            .iter()
+            .any(|(p, fd)| *p == pid && !exited(fd, Duration::ZERO))
+    }
+
+    /// Waits until every reached member has ended, or until `deadline`.
+    /// Returns whether they all have.
+    fn wait(&self, deadline: Instant) -> bool {
+        loop {
+            let Some((_, fd)) = self
+                .members
+                .iter()
+                .find(|(_, fd)| !exited(fd, Duration::ZERO))
+            else {
+                return true;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            exited(fd, left);
+        }
+    }
+}
+
+impl Group {
+    /// Makes procession the leader of a process group, if it is not one
+    /// already: from an interactive shell it leads its job's group (the
+    /// terminal's foreground group) and stays there; elsewhere it gets a new
+    /// group of its own, so that it can signal everything the program starts
+    /// without hitting its caller.
+    pub fn lead() -> io::Result<Group> {
+        // SAFETY: getpid/getpgrp/setpgid/prctl take and return plain integers.
+        unsafe {
+            let me = libc::getpid();
+            if libc::getpgrp() != me && libc::setpgid(0, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Group { me })
+        }
+    }
+
+    /// Sends `signals`, in order, to every member not in `reached` yet
+    /// except procession and `except` (the program, which is signalled
+    /// through the library), scanning again until a scan finds no new member.
+    /// Returns how many members were reached.
+    pub fn signal(&self, signals: &[Signal], except: Option<u32>, reached: &mut Reached) -> usize {
+        let mut count = 0;
+        for _ in 0..MAX_SCANS {
+            let mut new = 0;
+            for pid in self.live_members(except) {
+                if reached.contains(pid) {
+                    continue;
+                }
+                let Ok(fd) = pidfd_open(pid) else {
+                    continue; // ended meanwhile
+                };
+                // Opened after the scan: still a member?
+                if !self.is_member(pid) {
+                    continue;
+                }
+                for &signal in signals {
+                    // Fails if the member has ended since, or with EPERM (a
+                    // setuid program): nothing more can be done either way.
+                    let _ = pidfd_send_signal(&fd, signal);
+                }
+                reached.members.push((pid, fd));
+                new += 1;
+            }
+            if new == 0 {
+                break;
+            }
+            count += new;
+        }
+        count
+    }
+
+    /// Stops every member except procession (the program has ended): the
+    /// stop signal and SIGCONT to each (only the members not in `reached`,
+    /// which had them already), a wait until they have all ended or until
+    /// `deadline`, then SIGKILL to what is left. Returns once no member is
+    /// left, or once members that cannot be killed have had their chances.
+    pub fn stop(&self, stop_signal: Signal, deadline: Instant, mut reached: Reached) {
+        let signals = stop_sequence(stop_signal);
+        loop {
+            // Members that appeared since the last scan get the signals too.
+            let new = self.signal(&signals, None, &mut reached);
+            if self.live_members(None).is_empty() {
+                self.reap_orphans();
+                return;
+            }
+            // Live members that were neither reached now nor before cannot
+            // be reached (no pidfd): waiting for them is no use.
+            if new == 0 && reached.wait(Instant::now()) {
+                break;
+            }
+            if !reached.wait(deadline) {
+                break;
+            }
+        }
+        self.kill(None);
+        self.reap_orphans();
+    }
+
+    /// SIGKILLs every member except procession and `except`, until a scan
+    /// finds none alive (a bounded number of times).
+    pub fn kill(&self, except: Option<u32>) {
+        for _ in 0..KILL_PASSES {
+            let mut killed = Reached::default();
+            self.signal(&[Signal::KILL], except, &mut killed);
+            killed.wait(Instant::now() + KILL_WAIT);
+            if self.live_members(except).is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// The live members except procession and `except`.
+    fn live_members(&self, except: Option<u32>) -> Vec<i32> {
+        let Ok(dir) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let except = except.and_then(|p| i32::try_from(p).ok());
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| pid != self.me && Some(pid) != except && self.is_member(pid))
+            .collect()
+    }
+
+    /// Whether `pid` is a live process of the group that descends from
+    /// procession.
+    fn is_member(&self, pid: i32) -> bool {
+        match stat(pid) {
+            Some(s) if s.pgrp == self.me && !s.zombie => {}
+            _ => return false,
+        }
+        // Up the parent chain (bounded, should it change under us).
+        let mut at = pid;
+        for _ in 0..MAX_DEPTH {
+            match stat(at) {
+                Some(s) if s.ppid == self.me => return true,
+                Some(s) if s.ppid > 1 => at = s.ppid,
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// Reaps the zombies of the group that were re-parented to procession
+    /// (as a subreaper); the program has been reaped by the library already.
+    fn reap_orphans(&self) {
+        let Ok(dir) = fs::read_dir("/proc") else {
+            return;
+        };
+        for pid in dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        {
+            if let Some(s) = stat(pid)
+                && s.zombie
+                && s.ppid == self.me
+                && s.pgrp == self.me
+            {
+                // SAFETY: waitpid on a zombie child of ours by pid, without
+                // a status pointer; WNOHANG so that it never blocks.
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            }
+        }
+    }
+}
+
+/// Set while a child that the library must reap itself (the stop command)
+/// may exist besides the program: [`reap_adopted`] then leaves every zombie
+/// alone, so that it never takes a status the library waits for.
+pub static HOLD_REAPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Reaps the zombies re-parented to procession (a child subreaper) while the
+/// program runs: descendants whose parent died before them. Every zombie
+/// child of procession except `program` is one, unless [`HOLD_REAPING`] is
+/// set (the library's other children, the stop command, run only then).
+pub fn reap_adopted(program: u32) {
+    use std::sync::atomic::Ordering;
+    if HOLD_REAPING.load(Ordering::SeqCst) {
+        return;
+    }
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return;
+    };
+    for pid in dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    {
+        if u32::try_from(pid).ok() == Some(program) || HOLD_REAPING.load(Ordering::SeqCst) {
+            continue;
+        }
+        if let Some(s) = stat(pid)
+            && s.zombie
+            && s.ppid == me
+        {
+            // SAFETY: waitpid on a zombie child of ours by pid, without a
+            // status pointer; WNOHANG so that it never blocks.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        }
+    }
+}
+
+/// The stop signal, then SIGCONT so that a suspended process can act on it
+/// (not after SIGKILL or SIGCONT itself).
+pub fn stop_sequence(stop_signal: Signal) -> Vec<Signal> {
+    if stop_signal == Signal::KILL || stop_signal == Signal::CONT {
+        vec![stop_signal]
+    } else {
+        vec![stop_signal, Signal::CONT]
+    }
+}
+
+/// What procession needs of /proc/PID/stat.
+struct Stat {
+    zombie: bool,
+    ppid: i32,
+    pgrp: i32,
+}
+
+/// Fields 3-5 of /proc/PID/stat, or None if the process is gone.
+fn stat(pid: i32) -> Option<Stat> {
+    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain anything, ')' included: the
+    // fields after it start after the last ')'.
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    Some(Stat {
+        zombie: state == "Z" || state == "X",
+        ppid: fields.next()?.parse().ok()?,
+        pgrp: fields.next()?.parse().ok()?,
+    })
+}
+
+fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // (close-on-exec) or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    match i32::try_from(fd) {
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        Ok(fd) if fd >= 0 => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+fn pidfd_send_signal(fd: &OwnedFd, signal: Signal) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal on a valid pidfd, without a siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal.as_raw(),
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether the process behind the pidfd has ended, waiting up to `timeout`
+/// (a pidfd becomes readable when its process exits).
+fn exited(fd: &OwnedFd, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        // SAFETY: `pfd` is one valid pollfd.
+        match unsafe { libc::poll(&mut pfd, 1, ms) } {
+            1 => return true,
+            0 => return false,
+            // EINTR (a caught signal): poll again with what is left.
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            // Cannot happen with a valid pidfd; do not spin on it.
+            _ => return true,
+        }
+    }
+}
