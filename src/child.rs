@@ -165,6 +165,14 @@ impl Child {
     /// # Errors
     ///
     /// As [`read`](Child::read).
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::shell("echo oops >&2").stderr(Stdio::piped()).spawn()?;
+    /// assert_eq!(child.read_stderr()?.as_deref(), Some(&b"oops\n"[..]));
+    /// child.wait()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn read_stderr(&mut self) -> Result<Option<Bytes>, Error> {
         read_pipe(
             &mut self.stderr,
@@ -194,7 +202,7 @@ impl Child {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn read_any(&mut self) -> Result<Option<OutputChunk>, Error> {
-        let program = self.process.program().to_owned();
+        let program = self.process.program();
         loop {
             let out = self.stdout.as_ref().map(|f| f.as_fd());
             let err = self.stderr.as_ref().map(|f| f.as_fd());
@@ -206,7 +214,7 @@ impl Child {
                 events: libc::POLLIN,
                 revents: 0,
             });
-            fd::poll_many(&mut fds, None).map_err(|e| Error::os(&program, Step::Wait, e))?;
+            fd::poll_many(&mut fds, None).map_err(|e| Error::os(program, Step::Wait, e))?;
             let order = if self.prefer_stderr { [1, 0] } else { [0, 1] };
             for i in order {
                 if fds[i].fd < 0 || fds[i].revents == 0 {
@@ -236,7 +244,7 @@ impl Child {
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(Error::os(&program, Step::Read, e)),
+                    Err(e) => return Err(Error::os(program, Step::Read, e)),
                 }
             }
         }
@@ -250,15 +258,25 @@ impl Child {
     /// [`ErrorKind::InvalidInput`] when stdin is not piped; a [`Step::Write`]
     /// error with the OS error `EPIPE` (`io::ErrorKind::BrokenPipe`) once the
     /// child no longer reads.
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    /// let n = child.write(b"abc")?;
+    /// assert!(n > 0 && n <= 3);
+    /// child.close_stdin();
+    /// assert!(child.wait()?.success());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn write(&mut self, data: &[u8]) -> Result<usize, Error> {
-        let program = self.process.program().to_owned();
+        let program = self.process.program();
         let stdin = self
             .stdin
             .as_mut()
             .ok_or_else(|| not_piped(self.process.program(), "stdin"))?;
         stdin
             .write(data)
-            .map_err(|e| Error::os(&program, Step::Write, e))
+            .map_err(|e| Error::os(program, Step::Write, e))
     }
 
     /// Writes all of `data` to the child's stdin, waiting while the pipe is
@@ -278,14 +296,14 @@ impl Child {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn write_all(&mut self, data: &[u8]) -> Result<(), Error> {
-        let program = self.process.program().to_owned();
+        let program = self.process.program();
         let stdin = self
             .stdin
             .as_mut()
             .ok_or_else(|| not_piped(self.process.program(), "stdin"))?;
         stdin
             .write_all(data)
-            .map_err(|e| Error::os(&program, Step::Write, e))
+            .map_err(|e| Error::os(program, Step::Write, e))
     }
 
     /// The child's process id. It names the child until it is reaped; use
@@ -302,6 +320,15 @@ impl Child {
     }
 
     /// Closes the stdin pipe, so the child reads end-of-file. Idempotent.
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::new("cat").stdin(Stdio::piped()).spawn()?;
+    /// child.close_stdin(); // same as `drop(child.stdin.take())`
+    /// assert!(child.stdin.is_none());
+    /// assert!(child.wait()?.success());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn close_stdin(&mut self) {
         self.stdin = None;
     }
@@ -336,6 +363,14 @@ impl Child {
     /// reaping (the group id might since name another group), and
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the
     /// child stays in our own group.
+    ///
+    /// ```
+    /// use procession::{Command, Signal};
+    /// let mut child = Command::shell("sleep 100 & sleep 100").stop_group(true).spawn()?;
+    /// child.signal_group(Signal::INT)?; // both sleeps
+    /// assert_eq!(child.wait()?.signal(), Some(Signal::INT));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn signal_group(&self, signal: Signal) -> Result<(), Error> {
         self.process.signal_group(signal)
     }
@@ -347,6 +382,15 @@ impl Child {
     /// # Errors
     ///
     /// [`ErrorKind::AlreadyReaped`](crate::ErrorKind::AlreadyReaped) after reaping.
+    ///
+    /// ```
+    /// use procession::{Command, Ended, Signal};
+    /// let mut child = Command::new("sleep").arg("100").spawn()?;
+    /// child.kill()?;
+    /// let status = child.wait()?;
+    /// assert_eq!((status.signal(), status.ended()), (Some(Signal::KILL), Ended::Requested));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn kill(&self) -> Result<(), Error> {
         self.process.kill()
     }
@@ -376,6 +420,14 @@ impl Child {
 
     /// Starts the stop sequence without waiting for it; the background reaper
     /// sends SIGKILL after `stop_timeout` if needed.
+    ///
+    /// ```
+    /// use procession::{Command, Signal};
+    /// let mut child = Command::new("sleep").arg("100").spawn()?;
+    /// child.start_stop(); // returns at once
+    /// assert_eq!(child.wait()?.signal(), Some(Signal::TERM));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn start_stop(&self) {
         self.process.start_stop(Ended::Requested);
         reaper::adopt(self.process.clone());
@@ -394,6 +446,14 @@ impl Child {
     ///
     /// [`Step::Wait`](crate::Step::Wait) errors from `poll`/`waitid`, or when
     /// something else reaped the child (a `SIGCHLD` set to `SIG_IGN`).
+    ///
+    /// ```
+    /// let mut child = procession::Command::new("sh").args(["-c", "exit 7"]).spawn()?;
+    /// assert_eq!(child.wait()?.code(), Some(7));
+    /// // Waiting again gives the same status.
+    /// assert_eq!(child.wait()?.code(), Some(7));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn wait(&mut self) -> Result<ExitStatus, Error> {
         self.close_stdin();
         match self.process.wait_until(None)? {
@@ -451,6 +511,15 @@ impl Child {
     /// # Errors
     ///
     /// As [`wait`](Child::wait).
+    ///
+    /// ```
+    /// let mut child = procession::Command::new("sleep").arg("100").spawn()?;
+    /// assert_eq!(child.try_wait()?, None);
+    /// child.kill()?;
+    /// child.wait()?;
+    /// assert!(child.try_wait()?.is_some());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, Error> {
         self.process.try_wait()
     }
@@ -475,6 +544,13 @@ impl Child {
     /// Lets the child run on after the handle is dropped, without the stop
     /// sequence. It is still reaped in the background when it exits, and a
     /// `timeout` set on the command still applies.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // Runs on for 50 ms after the handle is gone, then is reaped.
+    /// procession::Command::new("sleep").arg("0.05").spawn()?.detach();
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn detach(mut self) {
         self.stop_on_drop = false;
     }

@@ -209,6 +209,12 @@ impl Command {
 
     /// Adds one argument, passed to the program exactly as given (spaces,
     /// quotes, unicode and non-UTF-8 bytes included).
+    ///
+    /// ```
+    /// let out = procession::Command::new("echo").arg("a b").arg("c").run()?;
+    /// assert_eq!(out.stdout, b"a b c\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
         self.args.push(arg.as_ref().to_owned());
         self
@@ -271,6 +277,12 @@ impl Command {
     }
 
     /// Sets several environment variables.
+    ///
+    /// ```
+    /// let out = procession::Command::shell("echo $A$B").envs([("A", "1"), ("B", "2")]).run()?;
+    /// assert_eq!(out.stdout, b"12\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
     where
         I: IntoIterator<Item = (K, V)>,
@@ -327,12 +339,27 @@ impl Command {
     }
 
     /// Where the child's stdin comes from ([`Stdio::inherit`] by default).
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// // cat reads /dev/null: end of file at once.
+    /// let out = Command::new("cat").stdin(Stdio::null()).run()?;
+    /// assert!(out.stdout.is_empty());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn stdin(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
         self.stdin = Some(stdio.into());
         self
     }
 
     /// Where the child's stdout goes ([`Stdio::inherit`] by default).
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let status = Command::new("echo").arg("hidden").stdout(Stdio::null()).status()?;
+    /// assert!(status.success());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn stdout(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
         self.stdout = Some(stdio.into());
         self
@@ -410,6 +437,13 @@ impl Command {
     /// The first signal of the stop sequence (SIGTERM by default). SIGCONT
     /// follows it at once, so that a suspended child (SIGSTOP, or SIGTTIN
     /// from a terminal) can act on it, as GNU `timeout` and systemd do.
+    ///
+    /// ```
+    /// use procession::{Command, Signal};
+    /// let mut child = Command::new("sleep").arg("100").stop_signal(Signal::INT).spawn()?;
+    /// assert_eq!(child.stop()?.signal(), Some(Signal::INT));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn stop_signal(&mut self, signal: Signal) -> &mut Command {
         self.stop_signal = signal;
         self
@@ -457,6 +491,14 @@ impl Command {
     /// then reports [`Ended::TimedOut`](crate::Ended::TimedOut). The deadline
     /// holds whether or not anyone is waiting (the background reaper enforces
     /// it).
+    ///
+    /// ```
+    /// use procession::{Command, Ended};
+    /// use std::time::Duration;
+    /// let status = Command::new("sleep").arg("10").timeout(Duration::from_millis(50)).status()?;
+    /// assert_eq!(status.ended(), Ended::TimedOut);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn timeout(&mut self, timeout: Duration) -> &mut Command {
         self.timeout = Some(timeout);
         self
@@ -467,12 +509,27 @@ impl Command {
     /// [`drop_timeout`](Command::drop_timeout)). Either way the child is
     /// reaped in the background and the drop does not block. (tokio's
     /// `kill_on_drop` sends SIGKILL; this runs the graceful stop sequence.)
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let child = Command::new("sleep").arg("0.05").stop_on_drop(false).spawn()?;
+    /// drop(child); // sleep runs to its end, then is reaped in the background
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn stop_on_drop(&mut self, on: bool) -> &mut Command {
         self.stop_on_drop = on;
         self
     }
 
     /// The exit codes that count as success (`[0]` by default).
+    ///
+    /// ```
+    /// // grep exits 1 when nothing matched: not a failure here.
+    /// let out = procession::Command::new("grep").arg("x").input(["abc\n"])
+    ///     .success_exit_codes([0, 1]).run()?;
+    /// assert!(out.stdout.is_empty());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn success_exit_codes(&mut self, codes: impl IntoIterator<Item = i32>) -> &mut Command {
         self.success_codes = codes.into_iter().collect();
         self
@@ -485,12 +542,25 @@ impl Command {
     /// `fs.pipe-max-size`, and an unprivileged user over
     /// `fs.pipe-user-pages-soft` keeps the default size; a spawn never fails
     /// because of it.
+    ///
+    /// ```
+    /// let out = procession::Command::new("echo").arg("hi").pipe_capacity(None).run()?;
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn pipe_capacity(&mut self, bytes: Option<usize>) -> &mut Command {
         self.pipe_capacity = bytes;
         self
     }
 
     /// The program, as given.
+    ///
+    /// ```
+    /// let cmd = procession::Command::shell("true");
+    /// assert_eq!(cmd.get_program(), "/bin/sh");
+    /// assert_eq!(cmd.get_args().collect::<Vec<_>>(), ["-c", "true"]);
+    /// assert_eq!(cmd.get_current_dir(), None);
+    /// ```
     pub fn get_program(&self) -> &OsStr {
         &self.program
     }
@@ -511,6 +581,9 @@ impl Command {
     /// [`input`](Command::input) is honoured: stdin is then a pipe that a
     /// helper thread feeds from the input (so [`Child::stdin`] is `None`);
     /// [`input_file`](Command::input_file) is given to the child directly.
+    /// The thread ends when the input does or when the child stops reading;
+    /// an input that fails (a reader's error) just ends early here, and
+    /// [`status`](Command::status) reports it.
     ///
     /// # Errors
     ///

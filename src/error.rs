@@ -273,6 +273,13 @@ impl Error {
     }
 
     /// The program the error is about, as given to the command.
+    ///
+    /// ```
+    /// use procession::{Command, ErrorKind, Step};
+    /// let err = Command::new("no-such-program-here").arg("x").spawn().unwrap_err();
+    /// assert_eq!(err.program(), "no-such-program-here");
+    /// assert_eq!((err.step(), err.kind()), (Step::Resolve, ErrorKind::NotFound));
+    /// ```
     pub fn program(&self) -> &OsStr {
         &self.inner.program
     }
@@ -326,6 +333,11 @@ impl Error {
     /// The child's exit status: for errors of kind [`ErrorKind::Exit`], and
     /// for any error that happened once the child had ended (a broken input
     /// pipe reported at the end of a run). The status is never lost.
+    ///
+    /// ```
+    /// let err = procession::Command::new("false").run().unwrap_err();
+    /// assert_eq!(err.exit_status().unwrap().code(), Some(1));
+    /// ```
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.inner.status
     }
@@ -347,12 +359,22 @@ impl Error {
 
     /// Takes the collected output out of the error (see
     /// [`output`](Error::output)).
+    ///
+    /// ```
+    /// let err = procession::Command::shell("echo kept; exit 1").run().unwrap_err();
+    /// assert_eq!(err.into_output().unwrap().stdout, b"kept\n");
+    /// ```
     pub fn into_output(self) -> Option<Output> {
         self.inner.output.map(|o| *o)
     }
 
     /// The last bytes the child wrote to stderr (up to 8 KiB), for errors of
     /// kind [`ErrorKind::Exit`] from a stream whose stderr was captured.
+    ///
+    /// ```
+    /// let err = procession::Command::shell("echo why >&2; exit 1").run().unwrap_err();
+    /// assert_eq!(err.stderr_tail(), Some(&b"why\n"[..]));
+    /// ```
     pub fn stderr_tail(&self) -> Option<&[u8]> {
         self.inner.stderr.as_deref()
     }

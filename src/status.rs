@@ -5,6 +5,14 @@ use std::fmt;
 use crate::Signal;
 
 /// Who or what ended a child.
+///
+/// ```
+/// use procession::{Command, Ended};
+/// assert_eq!(Command::new("true").status()?.ended(), Ended::OnItsOwn);
+/// let mut child = Command::new("sleep").arg("10").spawn()?;
+/// assert_eq!(child.stop()?.ended(), Ended::Requested);
+/// # Ok::<(), procession::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Ended {
     /// The child exited, or was killed by a signal, without procession

@@ -38,11 +38,25 @@ pub(crate) enum Kind {
 
 impl Stdio {
     /// The child shares the parent's stream (the default for [`Command::spawn`](crate::Command::spawn)).
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// // The child writes straight to our stderr.
+    /// Command::shell("echo to-our-stderr >&2").stderr(Stdio::inherit()).status()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn inherit() -> Stdio {
         Stdio(Kind::Inherit)
     }
 
     /// `/dev/null`.
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let out = Command::shell("echo gone >&2").stderr(Stdio::null()).output()?;
+    /// assert!(out.stderr.is_empty());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn null() -> Stdio {
         Stdio(Kind::Null)
     }
@@ -51,12 +65,28 @@ impl Stdio {
     /// The parent's end is close-on-exec (and non-blocking where a stream or
     /// the async API multiplexes it); its capacity is
     /// [`Command::pipe_capacity`](crate::Command::pipe_capacity).
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::new("echo").arg("hi").stdout(Stdio::piped()).spawn()?;
+    /// assert_eq!(child.read()?.as_deref(), Some(&b"hi\n"[..]));
+    /// child.wait()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn piped() -> Stdio {
         Stdio(Kind::Piped)
     }
 
     /// The descriptor is closed in the child: reads and writes there fail
     /// with `EBADF`, and the next file the child opens takes the number.
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// // Writing to a closed stdout fails in the child.
+    /// let status = Command::shell("echo x").stdout(Stdio::closed()).stderr(Stdio::null()).status()?;
+    /// assert!(!status.success());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn closed() -> Stdio {
         Stdio(Kind::Closed)
     }
@@ -92,11 +122,25 @@ impl Stdio {
     }
 
     /// For stderr: the same place as stdout (`2>&1`).
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let out = Command::shell("echo out; echo err >&2").stderr(Stdio::to_stdout()).run()?;
+    /// assert_eq!(out.stdout, b"out\nerr\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn to_stdout() -> Stdio {
         Stdio(Kind::ToStdout)
     }
 
     /// For stdout: the same place as stderr (`1>&2`).
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let out = Command::shell("echo to-err").stdout(Stdio::to_stderr()).stderr(Stdio::piped()).output()?;
+    /// assert_eq!(out.stderr, b"to-err\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn to_stderr() -> Stdio {
         Stdio(Kind::ToStderr)
     }

@@ -20,6 +20,14 @@ use crate::{ChildStdin, Command, Error, ExitStatus};
 
 /// A chunk of a child's output, tagged with the pipe it came from
 /// ([`Child::read_any`](crate::Child::read_any)).
+///
+/// ```
+/// use procession::{Command, OutputChunk, Stdio};
+/// let mut child = Command::shell("echo err >&2").stderr(Stdio::piped()).spawn()?;
+/// assert_eq!(child.read_any()?, Some(OutputChunk::Stderr("err\n".into())));
+/// child.wait()?;
+/// # Ok::<(), procession::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutputChunk {
     /// A chunk of stdout.
@@ -29,6 +37,14 @@ pub enum OutputChunk {
 }
 
 /// One item of [`Command::events`].
+///
+/// ```
+/// use procession::{Command, Event};
+/// let events: Vec<Event> = Command::new("echo").arg("hi").events()?.collect::<Result<_, _>>()?;
+/// assert_eq!(events[0], Event::Stdout("hi\n".into()));
+/// assert!(matches!(events[1], Event::Exit(s) if s.success()));
+/// # Ok::<(), procession::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A chunk of stdout (at most `max_chunk_size` bytes).
@@ -40,6 +56,12 @@ pub enum Event {
 }
 
 /// The result of [`Command::output`].
+///
+/// ```
+/// let out = procession::Command::shell("echo o; echo e >&2; exit 1").output()?;
+/// assert_eq!((&out.stdout[..], &out.stderr[..], out.status.code()), (&b"o\n"[..], &b"e\n"[..], Some(1)));
+/// # Ok::<(), procession::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Output {
     /// How the child ended (a failure is not an error here).
@@ -426,6 +448,15 @@ impl Collect {
 /// The checked stream of a child's stdout: see [`Command::stream`].
 ///
 /// `Iterator<Item = Result<Bytes, Error>>`. After an `Err` the iterator ends.
+///
+/// ```
+/// let mut chunks = procession::Command::new("echo").arg("hi").stream()?;
+/// assert!(chunks.pid() > 0);
+/// assert_eq!(chunks.next().unwrap()?, "hi\n");
+/// assert!(chunks.next().is_none());
+/// assert!(chunks.status().unwrap().success());
+/// # Ok::<(), procession::Error>(())
+/// ```
 pub struct Chunks {
     driver: Driver,
     done: bool,
@@ -520,6 +551,14 @@ impl Iterator for Chunks {
 ///
 /// `Iterator<Item = Result<Event, Error>>`; the last item is always
 /// `Ok(Event::Exit(status))` unless reading the output failed.
+///
+/// ```
+/// let mut events = procession::Command::new("true").events()?;
+/// assert!(events.pid() > 0);
+/// let output = events.collect_output()?;
+/// assert!(output.status.success());
+/// # Ok::<(), procession::Error>(())
+/// ```
 pub struct Events {
     driver: Driver,
     state: EventsState,

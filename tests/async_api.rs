@@ -803,3 +803,13 @@ fn async_types_offer_the_blocking_types_methods() {
         assert!(matches!(items[2], Ok(Event::Exit(s)) if s.success()));
     });
 }
+
+#[test]
+fn spawn_async_refuses_an_input_it_would_not_feed() {
+    let _g = guard();
+    current().block_on(async {
+        let err = Command::new("cat").input(["x"]).spawn_async().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("`input`"), "{err}");
+    });
+}

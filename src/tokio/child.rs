@@ -124,6 +124,14 @@ impl Command {
 }
 
 /// One chunk from a piped end of the handle (`None` at end of file).
+/// The stdin pipe, or the error for a handle without one.
+fn piped<'a>(
+    stdin: &'a mut Option<AsyncChildStdin>,
+    program: &crate::error::Who,
+) -> Result<&'a mut AsyncChildStdin, Error> {
+    stdin.as_mut().ok_or_else(|| not_piped(program, "stdin"))
+}
+
 async fn read_end(
     end: Option<&Registered>,
     program: &crate::error::Who,
@@ -277,7 +285,7 @@ impl AsyncChild {
     /// [`Step::Read`] OS errors.
     pub async fn read_any(&mut self) -> Result<Option<OutputChunk>, Error> {
         let max = self.max_chunk;
-        let program = self.process.program().to_owned();
+        let program = self.process.program();
         poll_fn(|cx| {
             loop {
                 if self.stdout.is_none() && self.stderr.is_none() {
@@ -315,7 +323,7 @@ impl AsyncChild {
                             progressed = true;
                         }
                         Some(Poll::Ready(Err(e))) => {
-                            return Poll::Ready(Err(Error::os(&program, Step::Read, e)));
+                            return Poll::Ready(Err(Error::os(program, Step::Read, e)));
                         }
                     }
                 }
@@ -335,11 +343,11 @@ impl AsyncChild {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when stdin is not piped; a [`Step::Write`]
     /// error (`BrokenPipe`) once the child no longer reads.
     pub async fn write_all(&mut self, data: &[u8]) -> Result<(), Error> {
-        let program = self.process.program().to_owned();
-        self.piped_stdin()?
+        let program = self.process.program();
+        piped(&mut self.stdin, program)?
             .write_all(data)
             .await
-            .map_err(|e| Error::os(&program, Step::Write, e))
+            .map_err(|e| Error::os(program, Step::Write, e))
     }
 
     /// Writes some of `data` to stdin once the pipe can take it; returns how
@@ -349,18 +357,11 @@ impl AsyncChild {
     ///
     /// As [`write_all`](AsyncChild::write_all).
     pub async fn write(&mut self, data: &[u8]) -> Result<usize, Error> {
-        let program = self.process.program().to_owned();
-        self.piped_stdin()?
+        let program = self.process.program();
+        piped(&mut self.stdin, program)?
             .write(data)
             .await
-            .map_err(|e| Error::os(&program, Step::Write, e))
-    }
-
-    fn piped_stdin(&mut self) -> Result<&mut AsyncChildStdin, Error> {
-        let program = self.process.program();
-        self.stdin
-            .as_mut()
-            .ok_or_else(|| not_piped(program, "stdin"))
+            .map_err(|e| Error::os(program, Step::Write, e))
     }
 
     /// Lets the child run on after the handle is dropped (it is still
