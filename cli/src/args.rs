@@ -249,7 +249,7 @@ Example: procession run --env-clear --env HOME=/tmp -- env"
     )]
     pub env_clear: bool,
 
-    /// The name the program sees as argv[0].
+    /// The name the program sees as `argv[0]`.
     #[arg(
         long,
         value_name = "NAME",
