@@ -537,8 +537,9 @@ impl Command {
 
     /// The capacity asked for each pipe ([`DEFAULT_PIPE_CAPACITY`], 1 MiB, by
     /// default; `None` keeps the kernel's 64 KiB). A larger pipe means fewer
-    /// wakeups: on a 2-vCPU VM a 1 MiB pipe streams about 3 times faster
-    /// than the default one. Best effort: the kernel caps it at
+    /// wakeups: on the 2-vCPU VM of BENCHMARKS.md (scenario 1) a read loop
+    /// on a 1 MiB pipe moves 1.2 to 1.5 times as much per second as on the
+    /// default one. Best effort: the kernel caps it at
     /// `fs.pipe-max-size`, and an unprivileged user over
     /// `fs.pipe-user-pages-soft` keeps the default size; a spawn never fails
     /// because of it.

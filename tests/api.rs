@@ -127,7 +127,7 @@ fn in_a_terminal_ctrl_c_reaches_the_child() {
     // group and `sleep` ran on; the guard then finds it alive.
     let (code, out) = on_a_terminal(
         &["--timeout", "10", "--send-after-line", "ready", "\\x03"],
-        &["status", "echo pid:$$ ready; exec sleep 300"],
+        &["status", "echo pid:$$ ready; exec sleep 300 2>/dev/null"],
     );
     let pid: i32 = out
         .split("pid:")
@@ -142,13 +142,12 @@ fn in_a_terminal_ctrl_c_reaches_the_child() {
     );
 }
 
-#[test]
-fn on_a_server_stop_reaches_everything_the_child_started() {
-    let _g = Guard::new();
-    // No controlling terminal (a service, a CI job): no option needed for
-    // stop() to reach the grandchild.
+/// Runs `ptlib ARGS` in a session of its own, without a controlling
+/// terminal (a service, a CI job), and returns the grandchild's pid (its
+/// first line) and everything it printed.
+fn on_a_server(args: &[&str]) -> (i32, String) {
     let mut app = StdCommand::new(ptlib());
-    app.args(["stop", "sleep 300 >/dev/null & echo $!; wait"]);
+    app.args(args);
     // SAFETY: setsid is async-signal-safe; it detaches ptlib from any
     // controlling terminal the test runner may have.
     unsafe {
@@ -158,12 +157,46 @@ fn on_a_server_stop_reaches_everything_the_child_started() {
         });
     }
     let out = app.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let grandchild: i32 = text.lines().next().unwrap().trim().parse().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let grandchild = text.lines().next().unwrap().trim().parse().unwrap();
+    (grandchild, text)
+}
+
+/// The line every server test runs: a grandchild in the background (its
+/// pid on the first line), then the shell waits.
+const WITH_GRANDCHILD: &str = "sleep 300 >/dev/null 2>&1 & echo $!; wait";
+
+#[test]
+fn on_a_server_stop_reaches_everything_the_child_started() {
+    let _g = Guard::new();
+    // No option needed for stop() to reach the grandchild.
+    let (grandchild, text) = on_a_server(&["stop", WITH_GRANDCHILD]);
     assert!(text.contains("status: 143 ended: Requested"), "{text:?}");
     assert!(
         wait_dead(grandchild, Duration::from_secs(5)),
         "the grandchild {grandchild} survived stop()"
+    );
+}
+
+#[test]
+fn on_a_server_a_timeout_reaches_everything_the_child_started() {
+    let _g = Guard::new();
+    let (grandchild, text) = on_a_server(&["timeout", "200", WITH_GRANDCHILD]);
+    assert!(text.contains("status: 143 ended: TimedOut"), "{text:?}");
+    assert!(
+        wait_dead(grandchild, Duration::from_secs(5)),
+        "the grandchild {grandchild} survived the timeout"
+    );
+}
+
+#[test]
+fn on_a_server_dropping_the_handle_reaches_everything_the_child_started() {
+    let _g = Guard::new();
+    let (grandchild, text) = on_a_server(&["drop", WITH_GRANDCHILD]);
+    assert!(text.ends_with("dropped\n"), "{text:?}");
+    assert!(
+        wait_dead(grandchild, Duration::from_secs(5)),
+        "the grandchild {grandchild} survived the drop"
     );
 }
 

@@ -409,3 +409,45 @@ fn a_reaped_childs_handles_never_signal_the_process_that_reuses_its_pid() {
     assert_eq!(status.signal(), Some(Signal::TERM));
     assert_eq!(status.ended(), procession::Ended::Requested);
 }
+
+/// A host that reaps our child itself (its own `waitpid(-1)` or SIGCHLD
+/// handler) leaves the library's bookkeeping saying "not reaped". Group
+/// signals must then check through the pidfd, not trust the flag: the old
+/// pid may already be the id of an unrelated group.
+#[test]
+fn group_signals_refuse_a_leader_reaped_elsewhere() {
+    let _g = Guard::new();
+    let old = pt_cmd(["sleep", "100"])
+        .process_group(procession::ProcessGroup::New)
+        .stop_group(true)
+        .spawn()
+        .unwrap();
+    let old_pid = old.pid();
+    // The "host" kills and reaps it behind the library's back.
+    // SAFETY: signalling and reaping our own child by pid, as a host would.
+    unsafe {
+        libc::kill(old_pid as i32, libc::SIGKILL);
+        assert_eq!(
+            libc::waitpid(old_pid as i32, std::ptr::null_mut(), 0),
+            old_pid as i32
+        );
+    }
+    let new = spawn_with_pid(old_pid);
+    let err = old.signal_group(Signal::USR1).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyReaped, "{err}");
+    // The stop sequence of the old handle sends nothing either.
+    old.signaller().start_stop();
+    drop(old);
+    if let Some(mut new) = new {
+        // The new process leads its own group, whose id is the old pid.
+        assert_eq!(new.pid(), old_pid);
+        // Had USR1 or TERM reached it, it would end with that signal. No
+        // event tells that a signal did not come: give one 300 ms.
+        let hit = new.wait_timeout(Duration::from_millis(300)).unwrap();
+        assert_eq!(hit, None, "the new process was hit");
+        new.kill().unwrap();
+        assert_eq!(new.wait().unwrap().signal(), Some(Signal::KILL));
+    } else {
+        eprintln!("note: could not reuse pid {old_pid}; only the error result is checked");
+    }
+}

@@ -430,8 +430,7 @@ fn markdown(report: &Report, chart_files: &[(String, String)], chart_rel: &str) 
     let wake = match (rt("roundtrip-S"), rt("roundtrip-X")) {
         (Some(s1), Some(x)) => format!(
             " In this run a 32-byte round trip with std took {s1:.1} µs on one vCPU and {x:.1} µs \
-             across two, i.e. about {:.1} µs per cross-vCPU wakeup (`shared/MEASUREMENTS.md` \
-             measured ~25 µs on its machine, where the default 64 KiB pipe suffered far more in X).",
+             across two, i.e. about {:.1} µs per cross-vCPU wakeup.",
             (x - s1) / 2.0
         ),
         _ => String::new(),

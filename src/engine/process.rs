@@ -10,14 +10,12 @@
 //! behind a mutex, so the drivers can race and each step still happens once.
 
 use std::ffi::{OsStr, OsString};
-
-use crate::error::Who;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, ErrorKind, Step};
+use crate::error::{Error, ErrorKind, Step, Who};
 use crate::status::{Ended, ExitStatus};
 use crate::sys::fd::{self, Interest};
 use crate::sys::pidfd::{self, RawExit, Target};
@@ -200,9 +198,25 @@ impl Process {
     /// group id can have been reused. `ESRCH` (already exiting) is ignored.
     fn send(&self, sig: Signal) {
         let _ = match (self.policy.stop_group, self.pgid) {
-            (true, Some(g)) => pidfd::kill(-g, sig.as_raw()),
+            (true, Some(g)) if self.leader_unreaped() => pidfd::kill(-g, sig.as_raw()),
+            // Reaped by someone else (a host's own `waitpid(-1)`): the
+            // group id may name another group by now. The child is gone.
+            (true, Some(_)) => Ok(()),
             _ => self.send_to_child(sig),
         };
+    }
+
+    /// Whether the child is provably not reaped yet, by us or by anyone
+    /// else, so that its pid, and the id of the group it leads, cannot have
+    /// been reused: `waitid(P_PIDFD, WEXITED | WNOHANG | WNOWAIT)` answers
+    /// while the child runs or is a zombie, and fails with `ECHILD` once
+    /// something reaped it. Without a pidfd (Linux < 5.3) only our own
+    /// bookkeeping can tell.
+    fn leader_unreaped(&self) -> bool {
+        match &self.pidfd {
+            Some(fd) => pidfd::wait_exit(Target::Pidfd(fd.as_fd()), false, false).is_ok(),
+            None => true,
+        }
     }
 
     fn send_to_child(&self, sig: Signal) -> std::io::Result<()> {
@@ -510,7 +524,13 @@ impl Process {
             return;
         }
         if stop {
-            this.start_stop(Ended::Requested);
+            if this.policy.stop_command.is_some() {
+                // Starting the stop command is a whole spawn: leave it to
+                // the reaper, so that the drop stays cheap.
+                this.stop_after(Duration::ZERO, Ended::Requested);
+            } else {
+                this.start_stop(Ended::Requested);
+            }
         }
         super::reaper::adopt(this.clone());
     }
@@ -528,10 +548,13 @@ impl Process {
     pub(crate) fn stop_after(&self, grace: Duration, reason: Ended) {
         let mut st = self.lock();
         let now = Instant::now();
-        if grace.is_zero() {
+        if grace.is_zero() && self.policy.stop_command.is_none() {
             self.begin_stop(&mut st, reason, now);
-        } else if st.stop_at.is_none() {
-            st.stop_at = Some((now + grace, reason));
+        } else if let Some(at) = now.checked_add(grace) {
+            // (A grace too long to represent means never.)
+            if st.stop_at.is_none_or(|(t, _)| at < t) {
+                st.stop_at = Some((at, reason));
+            }
         }
     }
 
@@ -577,6 +600,12 @@ impl Process {
                 None,
             ));
         };
+        if !self.leader_unreaped() {
+            return Err(Error::reaped(&self.who).with_detail(
+                "the child was reaped outside procession (is SIGCHLD ignored, or does \
+                 something call waitpid(-1)?): its group id may name another group now",
+            ));
+        }
         pidfd::kill(-pgid, sig.as_raw()).map_err(|e| Error::os(&self.who, Step::Signal, e))
     }
 }

@@ -8,6 +8,12 @@
 //! - `ptlib stop LINE`: spawns `Command::shell(LINE)` with stdout piped,
 //!   relays its first line (the test's synchronisation point), calls
 //!   `stop()` and prints `status: <shell code> ended: <Ended>`.
+//! - `ptlib timeout MS LINE`: `Command::shell(LINE).timeout(MS ms)` with
+//!   stdout piped: relays the first line, then waits and prints the status
+//!   as `stop` does.
+//! - `ptlib drop LINE`: as `stop`, but drops the handle instead, then waits
+//!   until the library has reaped the child (its pid is gone from /proc)
+//!   and prints `dropped`.
 //!
 //! Exit code: 0 after a report, 2 on bad usage, 1 when the library failed.
 
@@ -28,9 +34,17 @@ fn main() -> ExitCode {
         ["status", line] => Command::shell(line)
             .status()
             .map(|s| say(&format!("status: {}", s.shell_code()))),
-        ["stop", line] => stop(line),
+        ["stop", line] => stop(line, End::Stop),
+        ["drop", line] => stop(line, End::Drop),
+        ["timeout", ms, line] => match ms.parse() {
+            Ok(ms) => stop(line, End::Timeout(ms)),
+            Err(_) => {
+                eprintln!("ptlib: bad milliseconds {ms:?}");
+                return ExitCode::from(2);
+            }
+        },
         _ => {
-            eprintln!("usage: ptlib status LINE | ptlib stop LINE");
+            eprintln!("usage: ptlib status LINE | stop LINE | drop LINE | timeout MS LINE");
             return ExitCode::from(2);
         }
     };
@@ -43,14 +57,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn stop(line: &str) -> Result<(), procession::Error> {
-    let mut child = Command::shell(line).stdout(Stdio::piped()).spawn()?;
+/// How `stop` ends the child.
+enum End {
+    Stop,
+    Drop,
+    Timeout(u64),
+}
+
+fn stop(line: &str, end: End) -> Result<(), procession::Error> {
+    let mut cmd = Command::shell(line);
+    cmd.stdout(Stdio::piped());
+    if let End::Timeout(ms) = end {
+        cmd.timeout(std::time::Duration::from_millis(ms));
+    }
+    let mut child = cmd.spawn()?;
     let mut first = String::new();
     if let Some(out) = child.stdout.take() {
         let _ = BufReader::new(out).read_line(&mut first);
     }
     say(first.trim_end());
-    let status = child.stop()?;
+    let status = match end {
+        End::Stop => child.stop()?,
+        End::Timeout(_) => child.wait()?,
+        End::Drop => {
+            let pid = child.pid();
+            drop(child);
+            // The library reaps it in the background; /proc tells when.
+            while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            say("dropped");
+            return Ok(());
+        }
+    };
     say(&format!(
         "status: {} ended: {:?}",
         status.shell_code(),

@@ -67,8 +67,7 @@ fn build_pt() -> PathBuf {
             "--quiet",
             "--package",
             "procession-testkit",
-            "--bin",
-            "pt",
+            "--bins",
         ])
         .arg("--profile")
         .arg(&profile)
