@@ -440,7 +440,7 @@ fn detached_child_runs_to_its_end_and_is_reaped() {
 }
 
 #[test]
-fn kill_on_drop_false_lets_the_child_finish() {
+fn stop_on_drop_false_lets_the_child_finish() {
     let _g = Guard::new();
     let t = Instant::now();
     let child = pt_cmd(["sleep", "0.2"])

@@ -329,7 +329,7 @@ fn grep_over_a_thousand_lines() {
 // 9. Early stop.
 
 #[test]
-fn early_drop_of_a_term_ignoring_child_kills_it_after_exit_and_stop_timeouts() {
+fn early_drop_of_a_term_ignoring_child_kills_it_after_drop_and_stop_timeouts() {
     let _g = Guard::new();
     let mut stream = pt_cmd(["ignore-term"])
         .drop_timeout(Duration::from_millis(200))

@@ -44,7 +44,7 @@ pub(crate) struct Policy {
 #[derive(Clone, Copy, Debug)]
 enum Stop {
     NotStarted,
-    /// The first signal (or kill command) went out; SIGKILL follows at `kill_at`.
+    /// The first signal (or stop command) went out; SIGKILL follows at `kill_at`.
     Signalled {
         reason: Ended,
         kill_at: Instant,
@@ -79,7 +79,7 @@ struct State {
     group: GroupCleanup,
     /// `waitid` failed (`ECHILD`: someone else reaped our child).
     lost: Option<i32>,
-    /// The kill command's process, while the stop sequence uses one: the
+    /// The stop command's process, while the stop sequence uses one: the
     /// child is not finished until it is.
     helper: Option<Arc<Process>>,
 }
@@ -226,9 +226,9 @@ impl Process {
         }
     }
 
-    /// Runs the kill command with `CHILD_PID` set; the reaper enforces its
+    /// Runs the stop command with `CHILD_PID` set; the reaper enforces its
     /// deadline and reaps it, and waits on the child also wait for it.
-    fn run_kill_command(&self, st: &mut State, line: &OsStr) -> Result<(), Error> {
+    fn run_stop_command(&self, st: &mut State, line: &OsStr) -> Result<(), Error> {
         let mut cmd = Command::shell(line);
         cmd.env("CHILD_PID", self.pid.to_string())
             .stdin(Stdio::null())
@@ -250,7 +250,7 @@ impl Process {
             return;
         }
         let by_command = match &self.policy.stop_command {
-            Some(line) => self.run_kill_command(st, line).is_ok(),
+            Some(line) => self.run_stop_command(st, line).is_ok(),
             None => false,
         };
         if !by_command {
@@ -492,7 +492,7 @@ impl Process {
             };
             let timeout = until.map(|u| u.saturating_duration_since(now));
             if reaped {
-                // Only the kill command is left.
+                // Only the stop command is left.
                 if let Some(h) = helper {
                     h.wait_until(deadline)?;
                 }

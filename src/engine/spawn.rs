@@ -90,7 +90,7 @@ pub(crate) fn spawn_with_ends(
     })
 }
 
-/// Starts a child nobody talks to (the kill command): only the process.
+/// Starts a child nobody talks to (the stop command): only the process.
 pub(crate) fn spawn(cmd: &Command) -> Result<Arc<Process>, Error> {
     let inherit = Stdio::inherit();
     let stdio = [

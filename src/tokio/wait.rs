@@ -105,7 +105,7 @@ impl Watch {
             }
             let exit_seen = process.exit_seen();
             let next = if exit_seen {
-                // Group cleanup or the kill command: deadlines only.
+                // Group cleanup or the stop command: deadlines only.
                 let t = Instant::now() + RECHECK;
                 Some(progress.next.map_or(t, |n| n.min(t)))
             } else {
