@@ -221,9 +221,14 @@ impl crate::Command {
     ///
     /// ```
     /// use procession::Command;
-    /// let out = Command::new("wc").arg("-c").input_file("/dev/null").stream()?.collect_string()?;
-    /// assert_eq!(out.trim(), "0");
-    /// # Ok::<(), procession::Error>(())
+    /// # let dir = std::env::temp_dir().join(format!("procession-doc-input-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("words.txt");
+    /// std::fs::write(&path, "b\na\n")?;
+    /// let out = Command::new("sort").input_file(&path).stream()?.collect_string()?;
+    /// assert_eq!(out, "a\nb\n");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn input_file(&mut self, path: impl Into<PathBuf>) -> &mut crate::Command {
         self.input = Some(InputSpec::File(path.into()));

@@ -153,11 +153,14 @@ impl Command {
     /// use procession::Command;
     /// use std::time::{Duration, Instant};
     /// let start = Instant::now();
-    /// let out = Command::new("sh").args(["-c", "sleep 30 & echo done"])
-    ///     .pipe_drain_timeout(Duration::from_millis(200)).stop_group(true)
+    /// // The background `sleep` keeps stdout open for 3 s; the stream ends
+    /// // 200 ms after the shell exited. (stop_group(false): nothing stops
+    /// // the sleep, so only the drain timeout can end the stream early.)
+    /// let out = Command::new("sh").args(["-c", "sleep 3 & echo done"])
+    ///     .pipe_drain_timeout(Duration::from_millis(200)).stop_group(false)
     ///     .stream()?.collect_string()?;
     /// assert_eq!(out, "done\n");
-    /// assert!(start.elapsed() < Duration::from_secs(5));
+    /// assert!(start.elapsed() < Duration::from_secs(2));
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn pipe_drain_timeout(&mut self, timeout: Duration) -> &mut Command {

@@ -103,14 +103,35 @@ fn one_shot_input_is_refused_on_second_run() {
 #[test]
 fn cat_without_input_ends_at_once() {
     let _g = Guard::new();
+    // The test runner gives us /dev/null as stdin already, so make our own
+    // stdin a pipe that never ends: a child that inherited it would block.
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two-element array; dup/dup2 on descriptors we
+    // own; fd 0 is restored below before anything else can use it.
+    let saved = unsafe {
+        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        let saved = libc::dup(0);
+        assert!(saved >= 0);
+        assert_eq!(libc::dup2(fds[0], 0), 0);
+        saved
+    };
     let start = Instant::now();
-    let out = Command::new("cat")
+    let out = Command::new("cat").stream().unwrap().collect_bytes();
+    let stdin_of_child = Command::new("readlink")
+        .arg("/proc/self/fd/0")
         .stream()
         .unwrap()
-        .collect_bytes()
-        .unwrap();
-    assert!(out.is_empty());
+        .collect_string();
+    // SAFETY: restoring fd 0 and closing what this test opened.
+    unsafe {
+        libc::dup2(saved, 0);
+        libc::close(saved);
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    assert!(out.unwrap().is_empty());
     assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(stdin_of_child.unwrap(), "/dev/null\n");
 }
 
 #[test]
@@ -355,8 +376,20 @@ fn early_drop_of_a_term_ignoring_child_kills_it_after_drop_and_stop_timeouts() {
 fn early_drop_never_reports_an_error() {
     let _g = Guard::new();
     let mut stream = Command::new("cat").arg("/dev/zero").stream().unwrap();
-    assert!(stream.next().unwrap().is_ok());
+    let pid = stream.pid() as i32;
+    // The consumer takes three chunks and walks away: nothing it read is an
+    // error, and the drop itself reports nothing (it cannot fail).
+    let chunks: Vec<Bytes> = stream.by_ref().take(3).collect::<Result<_, _>>().unwrap();
+    assert_eq!(chunks.len(), 3);
+    assert!(
+        chunks
+            .iter()
+            .all(|c| !c.is_empty() && c.iter().all(|&b| b == 0))
+    );
     drop(stream);
+    // ... and the child does not run on: cat dies of SIGPIPE (or the stop
+    // sequence) in the background.
+    assert!(wait_dead(pid, Duration::from_secs(10)), "cat {pid} runs on");
 }
 
 // 10. A grandchild keeps stdout open.
@@ -389,16 +422,27 @@ fn grandchild_holding_stdout_does_not_hang_the_stream() {
 fn grandchild_holding_stdout_default_drain_timeout() {
     let _g = Guard::new();
     let start = Instant::now();
+    // Without group stop, only the default drain timeout (1 s) can end the
+    // stream while the background sleep holds stdout.
     let mut stream = Command::new("sh")
-        .args(["-c", "sleep 30 & echo done"])
-        .stop_group(true)
-        .stop_timeout(Duration::from_millis(100))
+        .args(["-c", "sleep 30 & echo $!"])
+        .stop_group(false)
         .stream()
         .unwrap();
-    assert_eq!(stream.next().unwrap().unwrap(), Bytes::from("done\n"));
+    let first = stream.next().unwrap().unwrap();
+    let grandchild: i32 = std::str::from_utf8(&first).unwrap().trim().parse().unwrap();
     assert!(stream.next().is_none());
+    let took = start.elapsed();
     assert_eq!(stream.status().unwrap().code(), Some(0));
-    assert!(start.elapsed() < Duration::from_secs(3));
+    assert!(
+        alive(grandchild),
+        "the drain timeout ended it, not a signal"
+    );
+    assert!(took >= procession::DEFAULT_PIPE_DRAIN_TIMEOUT, "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // SAFETY: killing the leftover grandchild (re-parented to us).
+    unsafe { libc::kill(grandchild, libc::SIGKILL) };
+    assert!(wait_dead(grandchild, Duration::from_secs(5)));
 }
 
 // 11. Back-pressure.
