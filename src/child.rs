@@ -193,9 +193,11 @@ impl Child {
     ///
     /// ```
     /// use procession::{Command, OutputChunk, Stdio};
-    /// let mut child = Command::shell("echo err >&2; exec 2>&-; sleep 0.1; echo out")
-    ///     .stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    /// // stdout comes only once we answer on stdin: the order is certain.
+    /// let mut child = Command::shell("echo err >&2; exec 2>&-; read go; echo out")
+    ///     .stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     /// assert_eq!(child.read_any()?, Some(OutputChunk::Stderr("err\n".into())));
+    /// child.write_all(b"go\n")?;
     /// assert_eq!(child.read_any()?, Some(OutputChunk::Stdout("out\n".into())));
     /// assert_eq!(child.read_any()?, None);
     /// child.wait()?;

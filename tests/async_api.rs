@@ -440,6 +440,7 @@ fn group_alive(pgid: i32) -> bool {
 #[test]
 fn thousand_concurrent_cats_on_a_current_thread_runtime() {
     let _g = guard();
+    raise_fd_limit(); // up to 4 descriptors per child; the usual soft limit is 1024
     current().block_on(async {
         let mut set = tokio::task::JoinSet::new();
         for i in 0..1000u32 {
@@ -476,6 +477,7 @@ fn thousand_concurrent_cats_on_a_current_thread_runtime() {
 #[test]
 fn thousand_sleeping_children_dropped_together_are_reaped_within_two_seconds() {
     let _g = guard();
+    raise_fd_limit(); // 2 descriptors per child; the usual soft limit is 1024
     current().block_on(async {
         let children: Vec<_> = (0..1000)
             .map(|_| {
@@ -686,11 +688,18 @@ fn stream_to_tcp_example_runs() {
 #[test]
 fn drain_timeout_never_cuts_output_already_in_the_pipe_async() {
     let _g = guard();
+    let dir = tempdir();
     current().block_on(async {
         let total = 900_000;
-        let script = format!("(sleep 0.1; '{}' write {total}) & exit 0", pt().display());
+        // See the blocking twin: everything is in the pipe before the
+        // shell exits, and a background sleep keeps the pipe open.
+        let script = format!(
+            "'{}' write {total}; sleep 30 & echo $! >&2; exit 0",
+            pt().display()
+        );
         let mut s = Command::new("sh")
             .args(["-c", &script])
+            .stderr(Stdio::file(dir.join("pid")))
             .pipe_drain_timeout(Duration::from_millis(300))
             .stop_group(false)
             .max_chunk_size(100_000)
@@ -705,6 +714,16 @@ fn drain_timeout_never_cuts_output_already_in_the_pipe_async() {
         assert_eq!(got.len(), total);
         assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
     });
+    let sleep: i32 = std::fs::read_to_string(dir.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(sleep), "the stream ended by the drain timer, not EOF");
+    // SAFETY: killing the leftover background sleep (re-parented to us).
+    unsafe { libc::kill(sleep, libc::SIGKILL) };
+    assert!(wait_dead(sleep, Duration::from_secs(5)));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A runtime built without its I/O or time driver used to make the async

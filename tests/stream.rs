@@ -662,20 +662,40 @@ fn timeout_ends_a_stream_with_timed_out_status() {
 #[test]
 fn drain_timeout_never_cuts_output_already_in_the_pipe() {
     let _g = Guard::new();
+    let dir = tempdir();
     let total = 900_000;
-    let script = format!("(sleep 0.1; '{}' write {total}) & exit 0", pt().display());
+    // The shell writes everything (it fits in the 1 MiB pipe), leaves a
+    // background `sleep` holding stdout and exits: no timing window, the
+    // drain timer is what must end the stream, after every byte.
+    let script = format!(
+        "'{}' write {total}; sleep 30 & echo $! >&2; exit 0",
+        pt().display()
+    );
     let stream = Command::new("sh")
         .args(["-c", &script])
+        .stderr(Stdio::file(dir.join("pid")))
         .pipe_drain_timeout(Duration::from_millis(300))
-        .stop_group(false) // the writer is meant to outlive the shell
+        .stop_group(false) // the sleep is meant to outlive the shell
         .max_chunk_size(100_000)
         .stream()
         .unwrap();
     let mut got = Vec::new();
     for chunk in stream {
         got.extend_from_slice(&chunk.unwrap());
-        std::thread::sleep(Duration::from_millis(60)); // slower than the drain timeout
+        // The subject of the test: a consumer slower than the drain
+        // timeout over the whole output (9 chunks x 60 ms).
+        std::thread::sleep(Duration::from_millis(60));
     }
     assert_eq!(got.len(), total);
     assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    let sleep: i32 = std::fs::read_to_string(dir.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(sleep), "the stream ended by the drain timer, not EOF");
+    // SAFETY: killing the leftover background sleep (re-parented to us).
+    unsafe { libc::kill(sleep, libc::SIGKILL) };
+    assert!(wait_dead(sleep, Duration::from_secs(5)));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -392,3 +392,18 @@ pub fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create a test directory");
     dir
 }
+
+/// Raises this process's soft `RLIMIT_NOFILE` to the hard limit, for tests
+/// that hold a thousand children at once (the usual soft limit is 1024).
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+}
