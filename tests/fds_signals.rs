@@ -435,6 +435,9 @@ fn group_signals_refuse_a_leader_reaped_elsewhere() {
     let new = spawn_with_pid(old_pid);
     let err = old.signal_group(Signal::USR1).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyReaped, "{err}");
+    // kill() goes to the group too (group stop): refused the same way.
+    let err = old.kill().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyReaped, "{err}");
     // The stop sequence of the old handle sends nothing either.
     old.signaller().start_stop();
     drop(old);

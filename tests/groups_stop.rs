@@ -525,3 +525,38 @@ fn kill_with_stop_group_kills_the_whole_group_at_once() {
     assert_eq!(status.ended(), Ended::Requested);
     assert!(wait_dead(grandchild, Duration::from_secs(5)));
 }
+
+/// The stop signal must reach the whole group while the leader is still
+/// running: a leader that catches SIGTERM and goes on must not shield its
+/// children until the SIGKILL (nor until its own exit, when the rest of the
+/// group is stopped anyway, which would hide a stop signal sent to the
+/// leader alone).
+#[test]
+fn group_stop_reaches_the_members_while_a_term_catching_leader_runs_on() {
+    let _g = Guard::new();
+    let script = format!(
+        "'{pt}' sleep 300 & echo $!; exec '{pt}' catch 2 15",
+        pt = pt().display()
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stop_group(true)
+        .stop_timeout(Duration::from_secs(3))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let member: i32 = read_line(&mut out).trim().parse().unwrap();
+    assert_eq!(read_line(&mut out), "ready\n"); // TERM is caught from now on
+    child.start_stop();
+    assert_eq!(read_line(&mut out), "caught 15\n");
+    // The member got the TERM too, while the leader still runs (it waits
+    // for a second TERM until the SIGKILL, 3 s later).
+    assert!(
+        wait_dead(member, Duration::from_secs(2)),
+        "the member {member} did not get the stop signal"
+    );
+    assert_eq!(child.try_wait().unwrap(), None, "the leader ended early");
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(Signal::KILL));
+}

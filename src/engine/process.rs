@@ -196,12 +196,13 @@ impl Process {
     /// Sends `sig` to the child, or to its group with `stop_group`.
     /// Only called while the child is not reaped, so neither its pid nor its
     /// group id can have been reused. `ESRCH` (already exiting) is ignored.
+    ///
+    /// "Not reaped" includes by anyone else: every caller has just looked
+    /// through the pidfd (`advance_locked`'s `waitid`, which notices a
+    /// child reaped elsewhere, or [`leader_unreaped`](Self::leader_unreaped)).
     fn send(&self, sig: Signal) {
         let _ = match (self.policy.stop_group, self.pgid) {
-            (true, Some(g)) if self.leader_unreaped() => pidfd::kill(-g, sig.as_raw()),
-            // Reaped by someone else (a host's own `waitpid(-1)`): the
-            // group id may name another group by now. The child is gone.
-            (true, Some(_)) => Ok(()),
+            (true, Some(g)) => pidfd::kill(-g, sig.as_raw()),
             _ => self.send_to_child(sig),
         };
     }
@@ -561,7 +562,7 @@ impl Process {
     /// SIGKILL now (to the group with `stop_group`).
     pub(crate) fn kill(&self) -> Result<(), Error> {
         let mut st = self.lock();
-        if st.reaped || st.exit.is_some() {
+        if st.reaped || st.exit.is_some() || !self.leader_unreaped() {
             return Err(Error::reaped(&self.who));
         }
         self.send(Signal::KILL);
