@@ -560,3 +560,61 @@ fn group_stop_reaches_the_members_while_a_term_catching_leader_runs_on() {
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(Signal::KILL));
 }
+
+/// When the leader exits on its own, the rest of its group gets the stop
+/// signal at once, then SIGCONT (so a suspended member acts on it), and a
+/// member that needs a moment to exit gets the whole stop timeout before
+/// SIGKILL.
+#[test]
+fn group_cleanup_after_the_leader_exits_sends_term_and_cont_and_waits_the_stop_timeout() {
+    let _g = Guard::new();
+    let stop_timeout = Duration::from_secs(5);
+    let script = format!(
+        "'{pt}' sleep 300 & echo a:$!; \
+         sh -c 'trap \"sleep 0.2; echo bye; exit 0\" TERM; echo ready; \
+                while :; do sleep 0.05; done' & \
+         read x; exit 0",
+        pt = pt().display()
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stop_group(true)
+        .stop_timeout(stop_timeout)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let a: i32 = read_line(&mut out)
+        .trim()
+        .strip_prefix("a:")
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Member A is suspended: only SIGCONT lets it act on SIGTERM.
+    // SAFETY: stopping our own grandchild by pid (alive: it runs `sleep 300`).
+    unsafe { libc::kill(a, libc::SIGSTOP) };
+    while stat(a).map(|s| s.0) != Some('T') {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(read_line(&mut out), "ready\n"); // member B's trap is set
+    let start = Instant::now();
+    // wait() closes stdin: the leader's `read` returns and it exits.
+    let status = child.wait().unwrap();
+    let took = start.elapsed();
+    assert_eq!(status.code(), Some(0));
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    // B exited by itself 200 ms after its SIGTERM, not by an early SIGKILL.
+    assert_eq!(rest, "bye\n");
+    assert!(
+        took < stop_timeout,
+        "someone waited for the SIGKILL: {took:?}"
+    );
+    // A (re-parented to us) died of the SIGTERM, not of the SIGKILL.
+    let mut raw = 0;
+    // SAFETY: reaping our own re-parented grandchild by pid.
+    assert_eq!(unsafe { libc::waitpid(a, &mut raw, 0) }, a);
+    assert!(libc::WIFSIGNALED(raw));
+    assert_eq!(libc::WTERMSIG(raw), libc::SIGTERM);
+}
