@@ -618,3 +618,47 @@ fn group_cleanup_after_the_leader_exits_sends_term_and_cont_and_waits_the_stop_t
     assert!(libc::WIFSIGNALED(raw));
     assert_eq!(libc::WTERMSIG(raw), libc::SIGTERM);
 }
+
+/// A member that ignores SIGTERM is SIGKILLed, as a group, once the stop
+/// timeout after the leader's own exit has passed.
+#[test]
+fn group_cleanup_sigkills_members_that_ignore_the_stop_signal() {
+    let _g = Guard::new();
+    let script = format!("'{pt}' ignore-term & read x; exit 0", pt = pt().display());
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stop_group(true)
+        .stop_timeout(Duration::from_millis(300))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    assert_eq!(read_line(&mut out), "ready\n"); // SIGTERM is ignored from now on
+    let start = Instant::now();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    // wait() returned: the member is gone (its end closed our pipe).
+    let mut rest = Vec::new();
+    out.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}
+
+/// wait() (and so stop()) returns only once a stop command has ended too.
+#[test]
+fn stop_waits_for_the_stop_command_to_end() {
+    let _g = Guard::new();
+    let dir = tempdir();
+    let done = dir.join("done");
+    let mut child = pt_cmd(["sleep", "100"])
+        .stop_command(format!(
+            "kill -TERM $CHILD_PID; sleep 0.3; echo done > '{}'",
+            done.display()
+        ))
+        .spawn()
+        .unwrap();
+    let status = child.stop().unwrap();
+    assert_eq!(status.signal(), Some(Signal::TERM));
+    assert_eq!(std::fs::read_to_string(&done).unwrap(), "done\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
