@@ -454,3 +454,21 @@ fn group_signals_refuse_a_leader_reaped_elsewhere() {
         eprintln!("note: could not reuse pid {old_pid}; only the error result is checked");
     }
 }
+
+/// wait() on a child that something else reaped (a host's `waitpid(-1)`)
+/// is an error naming the step and the cause, not a status made up.
+#[test]
+fn wait_after_a_host_reaped_the_child_is_an_error() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["exit", "3"]).spawn().unwrap();
+    let pid = child.pid() as i32;
+    // SAFETY: reaping our own child by pid, as a host would.
+    assert_eq!(unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) }, pid);
+    let err = child.wait().unwrap_err();
+    assert_eq!(err.step(), Step::Wait);
+    assert_eq!(
+        err.os_error().and_then(|e| e.raw_os_error()),
+        Some(libc::ECHILD)
+    );
+    assert!(err.to_string().contains("reaped elsewhere"), "{err}");
+}
