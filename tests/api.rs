@@ -5,7 +5,7 @@
 mod support;
 use support::*;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::Command as StdCommand;
 use std::time::{Duration, Instant};
@@ -238,13 +238,7 @@ fn spawn_and_status_feed_the_input() {
         .spawn()
         .unwrap();
     assert!(child.stdin.is_none(), "the input thread owns stdin");
-    let mut out = String::new();
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = read_to_end_string(child.stdout.as_mut().unwrap());
     assert_eq!(out, "hello world");
     assert!(child.wait().unwrap().success());
 

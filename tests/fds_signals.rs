@@ -5,7 +5,6 @@
 mod support;
 use support::*;
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use procession::__test_support::Disposition;
@@ -156,13 +155,7 @@ fn piped_streams_are_the_only_fds_the_child_gets() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = read_to_end_string(child.stdout.as_mut().unwrap());
     assert_eq!(out, "0 1 2\n");
     assert!(child.wait().unwrap().success());
 }

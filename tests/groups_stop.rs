@@ -52,13 +52,7 @@ fn stop_ends_in_sigkill_after(child: &mut Child, at_least: Duration) {
 /// `pt pgid` output: (pid, pgid, sid).
 fn pgid_of(cmd: &mut Command) -> (u32, (i32, i32, i32)) {
     let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = read_to_end_string(child.stdout.as_mut().unwrap());
     assert!(child.wait().unwrap().success());
     let f: Vec<i32> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
     assert_eq!(f.len(), 3, "{out:?}");

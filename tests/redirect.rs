@@ -133,13 +133,7 @@ fn stderr_to_stdout_keeps_the_write_order() {
         .spawn()
         .unwrap();
     assert!(child.stderr.is_none());
-    let mut out = String::new();
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = read_to_end_string(child.stdout.as_mut().unwrap());
     assert!(child.wait().unwrap().success());
     let expected: String = (0..10).map(|i| format!("out {i}\nerr {i}\n")).collect();
     assert_eq!(out, expected);
@@ -170,13 +164,7 @@ fn stdout_to_stderr_sends_both_to_the_stderr_pipe() {
         .spawn()
         .unwrap();
     assert!(child.stdout.is_none());
-    let mut err = String::new();
-    child
-        .stderr
-        .as_mut()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = read_to_end_string(child.stderr.as_mut().unwrap());
     assert!(child.wait().unwrap().success());
     assert_eq!(err, "out 0\nerr 0\nout 1\nerr 1\nout 2\nerr 2\n");
 }
@@ -246,13 +234,7 @@ fn closed_stdout_makes_writes_fail_with_ebadf() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .as_mut()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = read_to_end_string(child.stderr.as_mut().unwrap());
     assert_eq!(child.wait().unwrap().code(), Some(1));
     assert!(err.contains("Bad file descriptor"), "{err:?}");
 }

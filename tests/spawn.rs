@@ -435,13 +435,7 @@ fn wait_closes_stdin_so_a_reader_can_finish() {
     let status = child.wait().unwrap();
     assert_eq!(status.ended(), Ended::OnItsOwn);
     assert_eq!(status.code(), Some(0));
-    let mut out = String::new();
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = read_to_end_string(child.stdout.as_mut().unwrap());
     assert_eq!(out, "open 0\n");
 }
 

@@ -407,3 +407,10 @@ pub fn raise_fd_limit() {
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
 }
+
+/// Everything left on a pipe end of the child, as text.
+pub fn read_to_end_string(r: &mut impl std::io::Read) -> String {
+    let mut out = String::new();
+    r.read_to_string(&mut out).expect("read the child's output");
+    out
+}
