@@ -656,3 +656,46 @@ fn stop_waits_for_the_stop_command_to_end() {
     assert_eq!(std::fs::read_to_string(&done).unwrap(), "done\n");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// signal_group() reaches every member of the group, not only the leader.
+#[test]
+fn signal_group_reaches_a_member_while_the_leader_runs_on() {
+    let _g = Guard::new();
+    let script = format!(
+        "'{pt}' catch 1 10 & echo $!; exec '{pt}' catch 2 10",
+        pt = pt().display()
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stop_group(true)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    // The member's pid and two `ready` lines (member and leader, in either
+    // order): both block USR1 from then on.
+    let mut member = None;
+    let mut ready = 0;
+    while member.is_none() || ready < 2 {
+        let line = read_line(&mut out);
+        match line.trim().parse::<i32>() {
+            Ok(pid) => member = Some(pid),
+            Err(_) => {
+                assert_eq!(line, "ready\n");
+                ready += 1;
+            }
+        }
+    }
+    let member = member.unwrap();
+    child.signal_group(Signal::USR1).unwrap();
+    // The member caught it and exited; the leader waits for a second one.
+    assert!(
+        wait_dead(member, Duration::from_secs(5)),
+        "the member missed it"
+    );
+    assert_eq!(read_line(&mut out), "caught 10\n");
+    assert_eq!(read_line(&mut out), "caught 10\n");
+    assert_eq!(child.try_wait().unwrap(), None);
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(Signal::KILL));
+}
