@@ -392,15 +392,17 @@ impl Command {
     /// ```
     pub fn run(&self) -> Result<Output, Error> {
         let output = self.output()?;
-        check(&self.who(), output)
+        check(self, output)
     }
 }
 
-/// `output` if it succeeded, else the exit error carrying it.
-pub(crate) fn check(who: &crate::error::Who, output: Output) -> Result<Output, Error> {
+/// `output` if it succeeded, else the exit error carrying it (the command
+/// line for it is made only then).
+pub(crate) fn check(cmd: &Command, output: Output) -> Result<Output, Error> {
     if output.status.success() {
         return Ok(output);
     }
+    let who = &cmd.who();
     let tail = &output.stderr[output.stderr.len().saturating_sub(STDERR_TAIL)..];
     let tail = Bytes::copy_from_slice(tail);
     Err(Error::exit(who, output.status, Some(tail)).with_output(output))

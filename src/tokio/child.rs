@@ -80,8 +80,7 @@ impl Command {
     /// # }
     /// ```
     pub fn spawn_async(&self) -> Result<AsyncChild, Error> {
-        let who = self.who();
-        super::check_runtime(&who)?;
+        super::check_runtime(self.get_program()).map_err(|e| e.with_who(&self.who()))?;
         if self.input.is_some() {
             return Err(self.invalid(
                 "`input` is fed by stream_async/events_async/output_async; with spawn_async, \
@@ -97,7 +96,9 @@ impl Command {
         let spawned = spawn_with_ends(self, stdio, Ends::NonBlocking)?;
         let process = spawned.process;
         let ends = spawned.ends;
-        let register = |fd| Registered::new(fd).map_err(|e| Error::os(&who, Step::Pipe, e));
+        let owner = Arc::clone(&process);
+        let register =
+            |fd| Registered::new(fd).map_err(|e| Error::os(owner.program(), Step::Pipe, e));
         // Build the handle first, so that a failure below drops it (which
         // stops and reaps the child) instead of leaking it.
         let mut child = AsyncChild {

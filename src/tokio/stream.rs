@@ -6,6 +6,7 @@
 use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -72,12 +73,14 @@ struct Core {
 
 impl Core {
     fn start(cmd: &Command, stderr_default: Stdio, mode: StderrMode) -> Result<Core, Error> {
-        let who = cmd.who();
-        let program = &who;
-        super::check_runtime(program)?;
+        // The command line for errors is made only if one happens; after
+        // the spawn the process has it.
+        super::check_runtime(cmd.get_program()).map_err(|e| e.with_who(&cmd.who()))?;
         let (spawned, source, opts) = cmd.spawn_streaming(Stdio::piped(), stderr_default, mode)?;
         let ends = spawned.ends;
         let process = spawned.process;
+        let owner = Arc::clone(&process);
+        let program = owner.program();
         let mut stdin = ends.stdin;
         let register = |fd| Registered::new(fd).map_err(|e| Error::os(program, Step::Pipe, e));
         let stdout = ends.stdout.map(register).transpose();
@@ -689,7 +692,7 @@ impl Command {
     /// ```
     pub async fn run_async(&self) -> Result<Output, Error> {
         let output = self.output_async().await?;
-        crate::stream::check(&self.who(), output)
+        crate::stream::check(self, output)
     }
 
     /// Feeds stdin from a `futures` stream of chunks, polled only while the
