@@ -315,13 +315,7 @@ fn stdin_pipe_carries_5_mib_exactly_through_echo() {
         stdin.write_all(&to_write).unwrap();
         // Dropping `stdin` closes the pipe: EOF for the child.
     });
-    let mut out = Vec::new();
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_to_end(&mut out)
-        .unwrap();
+    let out = read_to_end_bytes(child.stdout.as_mut().unwrap());
     writer.join().unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(out.len(), data.len());
@@ -336,13 +330,7 @@ fn stdout_pipe_carries_10_mib_exactly() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = Vec::new();
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_to_end(&mut out)
-        .unwrap();
+    let out = read_to_end_bytes(child.stdout.as_mut().unwrap());
     assert!(child.wait().unwrap().success());
     assert_pattern(&out, len);
 }

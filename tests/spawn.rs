@@ -5,7 +5,6 @@ mod support;
 use support::*;
 
 use std::ffi::{OsStr, OsString};
-use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::time::{Duration, Instant};
 
@@ -401,13 +400,7 @@ fn try_wait_returns_none_while_running_then_the_same_status_as_wait() {
     assert_eq!(child.try_wait().unwrap(), None);
     child.close_stdin();
     // EOF on stdout: the child is exiting; no event tells when it is done.
-    let mut rest = Vec::new();
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_to_end(&mut rest)
-        .unwrap();
+    let rest = read_to_end_bytes(child.stdout.as_mut().unwrap());
     assert!(rest.is_empty());
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {

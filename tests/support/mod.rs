@@ -414,3 +414,10 @@ pub fn read_to_end_string(r: &mut impl std::io::Read) -> String {
     r.read_to_string(&mut out).expect("read the child's output");
     out
 }
+
+/// Everything left on a pipe end of the child, as bytes.
+pub fn read_to_end_bytes(r: &mut impl std::io::Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).expect("read the child's output");
+    out
+}
