@@ -212,6 +212,26 @@ impl Drop for Guard {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             self.check();
+            return;
+        }
+        // The test failed: report nothing more, but leave nothing running
+        // on the machine (what the failing code left is re-parented to us).
+        // Killing a child re-parents its own children to us: repeat until
+        // none is left (bounded).
+        for _ in 0..100 {
+            let kids = children();
+            if kids.is_empty() {
+                break;
+            }
+            for k in kids {
+                // SAFETY: killing and reaping our own children by pid.
+                unsafe {
+                    if k.state != 'Z' {
+                        libc::kill(k.pid, libc::SIGKILL);
+                    }
+                    libc::waitpid(k.pid, std::ptr::null_mut(), 0);
+                }
+            }
         }
     }
 }
