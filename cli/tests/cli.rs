@@ -119,6 +119,37 @@ fn run_cmd(cmd: &mut StdCommand) -> Out {
     }
 }
 
+/// Runs the CLI with `--timeout T` put in front of `args`, for a program
+/// that prints `ready` once it has set itself up (installed a signal trap,
+/// say) and only then may meet the timeout.
+///
+/// A timeout can fire before a slow machine has even started the shell, so
+/// a fixed timeout would race the program's start-up. Instead the first
+/// try uses a short timeout (quick on a normal machine), and a run whose
+/// program never printed `ready` proves nothing either way: it is run again
+/// with a longer one. The run returned is one where `ready` came first,
+/// with the timeout it had.
+fn run_timed_after_ready(args: &[&str]) -> (Out, Duration) {
+    run_cmd_timed_after_ready(|timeout| {
+        let mut cmd = procession();
+        cmd.args(["run", "--timeout", timeout]).args(args);
+        cmd
+    })
+}
+
+/// [`run_timed_after_ready`] for a prepared command; `make` puts the given
+/// timeout in the command line.
+fn run_cmd_timed_after_ready(mut make: impl FnMut(&str) -> StdCommand) -> (Out, Duration) {
+    for (timeout, ms) in [("300ms", 300), ("1s", 1000), ("3s", 3000), ("10s", 10_000)] {
+        let out = run_cmd(&mut make(timeout));
+        if out.stdout.starts_with(b"ready\n") {
+            return (out, Duration::from_millis(ms));
+        }
+        eprintln!("the program was not ready within {timeout}; trying a longer timeout");
+    }
+    panic!("the program never printed `ready` before the timeout fired, even with 10 s");
+}
+
 /// Reads `r` to the end on a thread; the bytes arrive on the channel.
 fn read_in_background(r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel();
@@ -318,10 +349,7 @@ fn timeout_wins_over_the_programs_own_exit() {
     // The program exits 0 when the stop signal arrives: still 124, even with
     // 0 listed as a success code.
     let script = r#"trap "exit 0" TERM; echo ready; while :; do "$0" sleep 0.02; done"#;
-    let out = run(&[
-        "run",
-        "--timeout",
-        "300ms",
+    let (out, _) = run_timed_after_ready(&[
         "--success-exit-code",
         "0",
         "--",
@@ -1218,18 +1246,8 @@ fn stop_signal_int_with_timeout_exits_124() {
         ("2", "INT"),
         ("term", "TERM"),
     ] {
-        let out = run(&[
-            "run",
-            "--timeout",
-            "300ms",
-            "--stop-signal",
-            sig,
-            "--",
-            "sh",
-            "-c",
-            script,
-            &pt,
-        ]);
+        let (out, _) =
+            run_timed_after_ready(&["--stop-signal", sig, "--", "sh", "-c", script, &pt]);
         out.expect_code(124);
         assert_eq!(
             out.stdout,
@@ -1243,26 +1261,15 @@ fn stop_signal_int_with_timeout_exits_124() {
 fn stop_timeout_sends_sigkill() {
     let _g = Guard::new();
     // SIGTERM is ignored; SIGKILL follows 300 ms later (not the default 5 s).
-    let out = run(&[
-        "run",
-        "--timeout",
-        "1s",
-        "--stop-timeout",
-        "300ms",
-        "--",
-        &pt_path(),
-        "ignore-term",
-    ]);
+    let (out, timeout) =
+        run_timed_after_ready(&["--stop-timeout", "300ms", "--", &pt_path(), "ignore-term"]);
     out.expect_code(124);
     // `ready` proves SIGTERM was ignored by then, so SIGKILL ended it.
     assert_eq!(out.stdout, b"ready\n");
+    let sigkill_at = timeout + Duration::from_millis(300);
+    assert!(out.elapsed >= sigkill_at, "{:?}", out.elapsed);
     assert!(
-        out.elapsed >= Duration::from_millis(1300),
-        "{:?}",
-        out.elapsed
-    );
-    assert!(
-        out.elapsed < Duration::from_millis(4500),
+        out.elapsed < sigkill_at + Duration::from_secs(3),
         "{:?}",
         out.elapsed
     );
@@ -1271,24 +1278,34 @@ fn stop_timeout_sends_sigkill() {
 #[test]
 fn stop_command_replaces_the_signal() {
     let _g = Guard::new();
-    let out = run_cmd(procession().env("SHELL", "/bin/sh").args([
-        "run",
-        "--timeout",
-        "300ms",
-        "--stop-command",
-        r#"echo "stopping $CHILD_PID"; kill -INT $CHILD_PID"#,
-        "--",
-        "sh",
-        "-c",
-        r#"echo $$; exec "$0" sleep 100"#,
-        &pt_path(),
-    ]));
+    let pt = pt_path();
+    let (out, timeout) = run_cmd_timed_after_ready(|timeout| {
+        let mut cmd = procession();
+        cmd.env("SHELL", "/bin/sh").args([
+            "run",
+            "--timeout",
+            timeout,
+            "--stop-command",
+            r#"echo "stopping $CHILD_PID"; kill -INT $CHILD_PID"#,
+            "--",
+            "sh",
+            "-c",
+            r#"printf 'ready\n%s\n' $$; exec "$0" sleep 100"#,
+            &pt,
+        ]);
+        cmd
+    });
     out.expect_code(124);
     assert_eq!(out.stderr, b"");
     let text = String::from_utf8(out.stdout.clone()).unwrap();
-    let pid = text.lines().next().expect("pid line");
-    assert_eq!(text, format!("{pid}\nstopping {pid}\n"));
-    assert!(out.elapsed < Duration::from_secs(4), "{:?}", out.elapsed);
+    let pid = text.lines().nth(1).expect("pid line");
+    assert_eq!(text, format!("ready\n{pid}\nstopping {pid}\n"));
+    // SIGINT ended it, not SIGKILL after the default 5 s stop timeout.
+    assert!(
+        out.elapsed < timeout + Duration::from_secs(4),
+        "{:?}",
+        out.elapsed
+    );
 }
 
 #[test]
