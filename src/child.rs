@@ -11,6 +11,7 @@ use crate::engine::process::Process;
 use crate::engine::reaper;
 use crate::engine::spawn::Spawned;
 use crate::error::{ErrorKind, Step, Subject, Who};
+use crate::input::InputThread;
 use crate::pipe::{ChildStderr, ChildStdin, ChildStdout};
 use crate::status::Ended;
 use crate::sys::fd::{self, Interest};
@@ -108,6 +109,12 @@ pub struct Child {
     max_chunk: usize,
     /// `read_any` alternates which stream it looks at first.
     prefer_stderr: bool,
+    /// The thread feeding the command's `input`, until its result is taken.
+    input: Option<InputThread>,
+    /// Whether a broken pipe on that input is not an error.
+    ignore_epipe: bool,
+    /// How long `wait` gives that thread to report after the exit.
+    drain_timeout: Duration,
 }
 
 impl std::fmt::Debug for Process {
@@ -130,6 +137,49 @@ impl Child {
             stop_on_drop,
             max_chunk,
             prefer_stderr: false,
+            input: None,
+            ignore_epipe: true,
+            drain_timeout: Duration::ZERO,
+        }
+    }
+
+    /// The child, fed by `thread` (the command's `input`): its failure is
+    /// reported by the wait that sees the exit.
+    pub(crate) fn fed_by(
+        mut self,
+        thread: InputThread,
+        ignore_epipe: bool,
+        drain_timeout: Duration,
+    ) -> Child {
+        self.input = Some(thread);
+        self.ignore_epipe = ignore_epipe;
+        self.drain_timeout = drain_timeout;
+        self
+    }
+
+    /// `status`, or the error of an input that failed (carrying `status`).
+    /// The input thread reports before it closes stdin, so a failure that
+    /// led to the exit (end-of-file) is always there by now. A thread still
+    /// feeding gets up to `limit` (the drain timeout for `wait`; nothing
+    /// for the non-blocking calls): one blocked writing to the exited child
+    /// gets its broken pipe at once. After that it is left to end on its
+    /// own (it holds the only stdin end).
+    fn with_input_result(
+        &mut self,
+        status: ExitStatus,
+        limit: Duration,
+    ) -> Result<ExitStatus, Error> {
+        let Some(result) = self.input.as_ref().and_then(|t| t.wait_result(limit)) else {
+            return Ok(status);
+        };
+        self.input = None;
+        match result {
+            Err(e) if !(self.ignore_epipe && e.kind() == io::ErrorKind::BrokenPipe) => {
+                Err(Error::os(self.process.program(), Step::Write, e)
+                    .with_detail("feeding the input")
+                    .with_status(status))
+            }
+            _ => Ok(status),
         }
     }
 
@@ -459,7 +509,7 @@ impl Child {
     pub fn wait(&mut self) -> Result<ExitStatus, Error> {
         self.close_stdin();
         match self.process.wait_until(None)? {
-            Some(s) => Ok(s),
+            Some(s) => self.with_input_result(s, self.drain_timeout),
             None => unreachable!("wait_until(None) returns only with a status"),
         }
     }
@@ -523,7 +573,10 @@ impl Child {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, Error> {
-        self.process.try_wait()
+        match self.process.try_wait()? {
+            Some(s) => self.with_input_result(s, Duration::ZERO).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Waits at most `timeout` for the child to exit; `Ok(None)` if it is
@@ -540,7 +593,10 @@ impl Child {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
-        self.process.wait_until(Some(Instant::now() + timeout))
+        match self.process.wait_until(Some(Instant::now() + timeout))? {
+            Some(s) => self.with_input_result(s, Duration::ZERO).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Lets the child run on after the handle is dropped, without the stop

@@ -2,16 +2,14 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::engine::spawn::Ends;
 use crate::error::{Step, Who};
-use crate::input::{InputSpec, Source};
+use crate::input::{InputSpec, InputThread, Source};
 use crate::stdio::Stdio;
-use crate::{Child, ChildStdin, Error, ExitStatus, InputSink, Signal};
+use crate::{Child, Error, ExitStatus, Signal};
 
 /// Which process group a child runs in.
 ///
@@ -601,11 +599,6 @@ impl Command {
     /// assert_eq!((err.step(), err.kind()), (Step::Chdir, ErrorKind::NotFound));
     /// ```
     pub fn spawn(&self) -> Result<Child, Error> {
-        self.spawn_fed().map(|(child, _)| child)
-    }
-
-    /// [`spawn`](Command::spawn), plus the thread feeding the input, if any.
-    fn spawn_fed(&self) -> Result<(Child, Option<Feeder>), Error> {
         let (stdin, source) = self.stdin_and_source(Stdio::inherit())?;
         if source.as_ref().is_some_and(Source::is_async) {
             return Err(self.invalid(
@@ -621,17 +614,13 @@ impl Command {
         let spawned = crate::engine::spawn::spawn_with_ends(self, stdio, Ends::Blocking)?;
         let mut child = Child::new(spawned, self.stop_on_drop, self.max_chunk);
         let Some(source) = source else {
-            return Ok((child, None));
+            return Ok(child);
         };
         let Some(pipe) = child.stdin.take() else {
-            return Ok((child, None));
+            return Ok(child);
         };
-        let max_chunk = self.max_chunk;
-        let feeder = std::thread::Builder::new()
-            .name("procession-input".into())
-            .spawn(move || feed(source, pipe, max_chunk));
-        match feeder {
-            Ok(handle) => Ok((child, Some(handle))),
+        match InputThread::start(source, pipe, self.max_chunk) {
+            Ok(thread) => Ok(child.fed_by(thread, self.ignore_epipe, self.drain_timeout)),
             // Dropping `child` runs its stop sequence in the background.
             Err(e) => Err(Error::os(self.program.as_os_str(), Step::Write, e)
                 .with_detail("cannot start the input thread")
@@ -659,25 +648,7 @@ impl Command {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn status(&self) -> Result<ExitStatus, Error> {
-        let (mut child, feeder) = self.spawn_fed()?;
-        let status = child.wait()?;
-        // The feeder ends once the child's stdin is closed (the child has
-        // exited); a descendant still holding the pipe could keep it
-        // writing, so only a finished feeder is asked for its result.
-        if let Some(feeder) = feeder.filter(|f| f.is_finished()) {
-            let result = feeder
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the input callback panicked")));
-            if let Err(e) = result {
-                if !(self.ignore_epipe && e.kind() == io::ErrorKind::BrokenPipe) {
-                    return Err(Error::os(self.program.as_os_str(), Step::Write, e)
-                        .with_detail("feeding the input")
-                        .with_who(&self.who())
-                        .with_status(status));
-                }
-            }
-        }
-        Ok(status)
+        self.spawn()?.wait()
     }
 
     /// stdin for a run: a pipe plus the source to feed it from when an
@@ -792,24 +763,8 @@ pub fn which(program: impl AsRef<OsStr>) -> Result<PathBuf, Error> {
     crate::engine::plan::resolve(program, std::env::var_os("PATH").as_deref())
 }
 
-/// The thread feeding a spawned child's input, with its result.
-type Feeder = JoinHandle<io::Result<()>>;
-
 /// The shell of [`Command::shell`] and of stop commands.
 pub(crate) const DEFAULT_SHELL: &str = "/bin/sh";
-
-/// Feeds `source` into the child's stdin with blocking writes, on the input
-/// thread of [`Command::spawn`]; stdin is closed when it returns.
-fn feed(source: Source, mut pipe: ChildStdin, max_chunk: usize) -> io::Result<()> {
-    let mut source = match source {
-        Source::Callback(f) => return f(&mut InputSink::new(pipe)),
-        other => other,
-    };
-    while let Some(chunk) = source.next_chunk(max_chunk) {
-        pipe.write_all(&chunk?)?;
-    }
-    Ok(())
-}
 
 /// Writes `s` quoted the way `std`'s `Debug` for `Command` does.
 fn quoted(f: &mut fmt::Formatter<'_>, s: &OsStr) -> fmt::Result {

@@ -3,8 +3,10 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -39,6 +41,71 @@ impl Write for InputSink {
 }
 
 pub(crate) type Callback = Box<dyn FnOnce(&mut InputSink) -> io::Result<()> + Send>;
+
+/// A helper thread feeding a child's stdin with blocking writes: a
+/// callback in every API, any source for [`spawn`](crate::Command::spawn).
+///
+/// The thread hands over its result *before* it closes stdin. The child
+/// can see end-of-file, and exit because of it, only after that, so whoever
+/// notices the exit and then asks for the result finds it there: an input
+/// that failed is never lost to the race between the thread's end and the
+/// exit. (Joining the thread instead would miss a result whose thread had
+/// closed stdin but not yet finished.)
+#[derive(Debug)]
+pub(crate) struct InputThread {
+    result: mpsc::Receiver<io::Result<()>>,
+}
+
+impl InputThread {
+    /// Starts the thread; it owns `stdin` and closes it when it is done.
+    pub(crate) fn start(
+        source: Source,
+        stdin: ChildStdin,
+        max_chunk: usize,
+    ) -> io::Result<InputThread> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("procession-input".into())
+            .spawn(move || {
+                let mut sink = InputSink::new(stdin);
+                let result =
+                    panic::catch_unwind(AssertUnwindSafe(|| feed(source, &mut sink, max_chunk)))
+                        .unwrap_or_else(|_| Err(io::Error::other("the input callback panicked")));
+                // The receiver may be gone (the run is over): nothing to tell.
+                let _ = tx.send(result);
+                drop(sink);
+            })?;
+        Ok(InputThread { result: rx })
+    }
+
+    /// The feeding's result once it has ended, `None` while the thread still
+    /// feeds (it holds the only stdin end, so it ends on a broken pipe once
+    /// nobody reads) or after the result was taken.
+    pub(crate) fn result(&self) -> Option<io::Result<()>> {
+        self.result.try_recv().ok()
+    }
+
+    /// [`result`](InputThread::result), waiting for it at most `limit`.
+    /// For after the child's exit: once its stdin has no reader left, a
+    /// thread blocked writing to it is woken at once with a broken pipe, so
+    /// this normally returns in microseconds; `limit` bounds the wait for a
+    /// callback busy with something else (its own source, say).
+    pub(crate) fn wait_result(&self, limit: Duration) -> Option<io::Result<()>> {
+        self.result.recv_timeout(limit).ok()
+    }
+}
+
+/// Writes `source` into the sink (a callback writes for itself).
+fn feed(source: Source, sink: &mut InputSink, max_chunk: usize) -> io::Result<()> {
+    let mut source = match source {
+        Source::Callback(f) => return f(sink),
+        other => other,
+    };
+    while let Some(chunk) = source.next_chunk(max_chunk) {
+        sink.write_all(&chunk?)?;
+    }
+    Ok(())
+}
 
 /// An async input callback: given the sink, returns the future that feeds it.
 #[cfg(feature = "tokio")]

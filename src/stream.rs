@@ -14,7 +14,7 @@ use bytes::Bytes;
 use crate::engine::driver::{Chunk, Driver, Feed, Options, Progress, STDERR_TAIL, StderrMode};
 use crate::engine::spawn::{Ends, Spawned, spawn_with_ends};
 use crate::error::Step;
-use crate::input::{InputSink, Source};
+use crate::input::{InputThread, Source};
 use crate::stdio::{Kind, Stdio};
 use crate::{ChildStdin, Command, Error, ExitStatus};
 
@@ -98,6 +98,19 @@ impl Command {
     /// On by default, as Python's `communicate()` and Go's `os/exec` do: a
     /// child may stop reading on purpose (`head`, `grep -q`), and its exit
     /// status says whether it succeeded.
+    ///
+    /// # Caveats
+    ///
+    /// A callback input ([`input_fn`](Command::input_fn),
+    /// `input_async_fn`) sees the broken pipe itself, and the run can end
+    /// before it does. The blocking API waits for the callback's result up
+    /// to the [`pipe_drain_timeout`](Command::pipe_drain_timeout) after the
+    /// exit (a callback blocked writing to the exited child gets its broken
+    /// pipe at once). The async API does not wait (it would block the
+    /// runtime): there, a broken pipe that a callback meets after the exit
+    /// was seen is not reported. Inputs the library writes itself (bytes,
+    /// iterators, readers, streams) meet the broken pipe in the run itself,
+    /// when they still had data to write.
     ///
     /// ```
     /// use procession::{Command, Step};
@@ -219,9 +232,11 @@ impl Command {
                 // The callback writes with blocking writes of its own, so it
                 // runs on a helper thread that owns the stdin pipe.
                 Some(fd) => {
-                    let thread = std::thread::Builder::new()
-                        .name("procession-input".into())
-                        .spawn(move || f(&mut InputSink::new(ChildStdin::new(fd))));
+                    let thread = InputThread::start(
+                        Source::Callback(f),
+                        ChildStdin::new(fd),
+                        opts.max_chunk,
+                    );
                     match thread {
                         Ok(h) => Feed::Thread(h),
                         Err(e) => {

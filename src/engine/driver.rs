@@ -20,7 +20,6 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -29,7 +28,7 @@ use super::process::Process;
 use super::reaper;
 use crate::ExitStatus;
 use crate::error::{Error, Step};
-use crate::input::Source;
+use crate::input::{InputThread, Source};
 use crate::status::Ended;
 use crate::sys::fd;
 
@@ -107,7 +106,7 @@ pub(crate) enum Feed {
     Push,
     /// Another thread owns stdin and writes to it (a callback); its result
     /// is reported at the end.
-    Thread(JoinHandle<io::Result<()>>),
+    Thread(InputThread),
 }
 
 /// Options for a streaming run.
@@ -475,30 +474,32 @@ impl<F: AsFd> Driver<F> {
 
     /// The error to report at the end of the run, if any: a failed input.
     pub(crate) fn take_input_error(&mut self) -> Option<Error> {
-        // A callback thread's result, if it is over; one still running is
-        // left alone (it holds the only stdin end and ends on EPIPE).
-        if let Feed::Thread(h) = &self.feed {
-            if h.is_finished() {
-                let Feed::Thread(h) = std::mem::replace(&mut self.feed, Feed::Nothing) else {
-                    unreachable!()
-                };
-                match h.join() {
-                    Ok(result) => self.input_result(result),
-                    Err(_) => {
-                        self.input_error.get_or_insert_with(|| {
-                            Error::new(
-                                self.process.program(),
-                                Step::Write,
-                                crate::ErrorKind::Os,
-                                Some("the input callback panicked".into()),
-                                None,
-                            )
-                        });
-                    }
-                }
+        // A callback thread's result, if it is over (it hands it over
+        // before closing stdin); one still feeding is left alone: it holds
+        // the only stdin end and ends on EPIPE.
+        if let Feed::Thread(t) = &self.feed {
+            if let Some(result) = t.result() {
+                self.feed = Feed::Nothing;
+                self.input_result(result);
             }
         }
         self.input_error.take()
+    }
+
+    /// At the end of a blocking run: a callback thread still feeding gets
+    /// what is left of the drain timeout to report its result (see
+    /// [`InputThread::wait_result`]), so that a broken pipe it is about to
+    /// see is not lost. Not for the async driver, which must not block.
+    fn settle_input(&mut self, now: Instant) {
+        if let Feed::Thread(t) = &self.feed {
+            let left = self.exited_at.map_or(Duration::ZERO, |at| {
+                (at + self.opts.drain_timeout).saturating_duration_since(now)
+            });
+            if let Some(result) = t.wait_result(left) {
+                self.feed = Feed::Nothing;
+                self.input_result(result);
+            }
+        }
     }
 
     /// Marks the run as complete (its end was reported).
@@ -516,6 +517,7 @@ impl Driver<OwnedFd> {
                 Progress::Pending(interest) => ready = self.wait(interest)?,
                 done_or_data => {
                     if let Progress::Done(_) = done_or_data {
+                        self.settle_input(Instant::now());
                         self.set_finished();
                     }
                     return Ok(done_or_data);

@@ -18,7 +18,7 @@ use super::pipe::{AsyncChildStdin, Registered};
 use super::wait::Watch;
 use crate::engine::driver::{Chunk, Driver, Feed, Progress, Ready, StderrMode};
 use crate::error::Step;
-use crate::input::{InputSink, InputSpec, Source};
+use crate::input::{InputSpec, InputThread, Source};
 use crate::stream::{Collect, Event, Output};
 use crate::{ChildStdin, Command, Error, Stdio};
 
@@ -136,9 +136,11 @@ impl Core {
             Some(Source::Callback(f)) => match stdin.take() {
                 // A blocking callback gets a thread, as in the blocking API.
                 Some(fd) => {
-                    let thread = std::thread::Builder::new()
-                        .name("procession-input".into())
-                        .spawn(move || f(&mut InputSink::new(ChildStdin::new(fd))));
+                    let thread = InputThread::start(
+                        Source::Callback(f),
+                        ChildStdin::new(fd),
+                        opts.max_chunk,
+                    );
                     match thread {
                         Ok(h) => Feed::Thread(h),
                         Err(e) => {
