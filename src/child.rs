@@ -497,7 +497,13 @@ impl Child {
     /// # Errors
     ///
     /// [`Step::Wait`](crate::Step::Wait) errors from `poll`/`waitid`, or when
-    /// something else reaped the child (a `SIGCHLD` set to `SIG_IGN`).
+    /// something else reaped the child (a `SIGCHLD` set to `SIG_IGN`). When
+    /// the command had an [`input`](crate::Command::input) that failed (a
+    /// reader's error; a broken pipe with
+    /// [`ignore_epipe(false)`](crate::Command::ignore_epipe)), the wait that
+    /// sees the exit returns a [`Step::Write`](crate::Step::Write) error
+    /// carrying the status ([`Error::exit_status`]); later waits return the
+    /// status.
     ///
     /// ```
     /// let mut child = procession::Command::new("sh").args(["-c", "exit 7"]).spawn()?;

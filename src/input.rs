@@ -225,7 +225,8 @@ impl crate::Command {
     /// [`output`](crate::Command::output) and [`run`](crate::Command::run)
     /// from the consumer's thread; [`spawn`](crate::Command::spawn) and
     /// [`status`](crate::Command::status) from a helper thread (the
-    /// handle's `stdin` is then `None`); the async API refuses it for
+    /// handle's `stdin` is then `None`, and [`Child::wait`](crate::Child::wait)
+    /// reports a failed input); the async API refuses it for
     /// `spawn_async`. Setting [`stdin`](crate::Command::stdin) as well is
     /// refused. A one-shot input (iterator, reader, callback) is consumed
     /// by the first run (a second run gets
