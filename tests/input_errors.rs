@@ -88,7 +88,10 @@ fn stream_ends_with_the_callbacks_error() {
     for _ in 0..RUNS {
         let results: Vec<_> = cat_with_failing_callback().stream().unwrap().collect();
         let (last, data) = results.split_last().unwrap();
-        let data: Vec<u8> = data.iter().flat_map(|r| r.as_ref().unwrap().to_vec()).collect();
+        let data: Vec<u8> = data
+            .iter()
+            .flat_map(|r| r.as_ref().unwrap().to_vec())
+            .collect();
         assert_eq!(data, b"abc");
         let err = last.as_ref().expect_err("the callback's error comes last");
         assert_input_error(err, io::ErrorKind::InvalidData, "bad record 7");
@@ -202,8 +205,10 @@ fn a_broken_pipe_is_an_error_only_when_asked_for() {
     // The callback writes until the pipe breaks (`head` stops reading
     // after 5 bytes) and returns that error.
     let endless = |cmd: &mut Command| {
-        cmd.input_fn(|sink| loop {
-            sink.write_all(b"data\n")?;
+        cmd.input_fn(|sink| {
+            loop {
+                sink.write_all(b"data\n")?;
+            }
         });
     };
     let mut cmd = Command::new("head");
