@@ -1,0 +1,96 @@
+//! The blocking `Child` handle: what its methods report when used wrongly,
+//! how it shows itself, and reads on a pipe someone else made non-blocking.
+
+mod support;
+use support::*;
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use procession::{Command, ErrorKind, Stdio, Step};
+
+#[test]
+fn using_a_stream_that_is_not_piped_names_the_stream_and_the_step() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["exit", "0"]).spawn().unwrap();
+    let err = child.write_all(b"x").unwrap_err();
+    assert_eq!(
+        (err.kind(), err.step()),
+        (ErrorKind::InvalidInput, Step::Write)
+    );
+    assert!(err.to_string().contains("stdin is not piped"), "{err}");
+    let err = child.read().unwrap_err();
+    assert_eq!(
+        (err.kind(), err.step()),
+        (ErrorKind::InvalidInput, Step::Read)
+    );
+    assert!(err.to_string().contains("stdout is not piped"), "{err}");
+    let err = child.read_stderr().unwrap_err();
+    assert_eq!(
+        (err.kind(), err.step()),
+        (ErrorKind::InvalidInput, Step::Read)
+    );
+    assert!(err.to_string().contains("stderr is not piped"), "{err}");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn debug_of_a_child_shows_its_pid_and_program() {
+    let _g = Guard::new();
+    let mut child = Command::new("sleep").arg("100").spawn().unwrap();
+    let shown = format!("{child:?}");
+    assert!(shown.contains(&format!("pid: {}", child.pid())), "{shown}");
+    assert!(shown.contains("sleep"), "{shown}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The system call the thread `tid` of this process is blocked in, if any.
+fn blocked_in(tid: i32) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+    text.split(' ').next()?.parse().ok()
+}
+
+#[test]
+fn read_waits_even_when_the_pipe_was_made_non_blocking_elsewhere() {
+    let _g = Guard::new();
+    // The read end's file description is shared (a descendant, or code
+    // that got the fd through as_fd, may set O_NONBLOCK on it): read()
+    // must still wait for data rather than fail with WouldBlock.
+    let mut child = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let fd = child.stdout.as_ref().unwrap().as_raw_fd();
+    // SAFETY: fcntl on a descriptor the child handle keeps open.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) },
+        0
+    );
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        let got = child.read();
+        (child, got)
+    });
+    let tid = tid_rx.recv().unwrap();
+    // Write only once the reader is blocked waiting (in poll), so the data
+    // cannot already be there when it first reads. A reader that gave up
+    // at once has finished instead.
+    let waiting = [libc::SYS_poll, libc::SYS_ppoll];
+    while !reader.is_finished() && !blocked_in(tid).is_some_and(|n| waiting.contains(&n)) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    stdin.write_all(b"late data").unwrap();
+    drop(stdin);
+    let (mut child, got) = reader.join().unwrap();
+    assert_eq!(got.unwrap().as_deref(), Some(&b"late data"[..]));
+    assert!(child.wait().unwrap().success());
+}
