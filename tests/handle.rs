@@ -94,3 +94,50 @@ fn read_waits_even_when_the_pipe_was_made_non_blocking_elsewhere() {
     assert_eq!(got.unwrap().as_deref(), Some(&b"late data"[..]));
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn read_stderr_gives_the_exact_bytes_then_end_of_file() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["eprint", "to", "stderr"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(chunk) = child.read_stderr().unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got, b"to stderr\n");
+    assert_eq!(child.read_stderr().unwrap(), None);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn read_any_reads_a_pipe_that_got_descriptor_0() {
+    let _g = Guard::new();
+    // A process that closed its stdin (a daemon) gets fd 0 for the next
+    // pipe it makes: read_any must treat it as any other descriptor.
+    // (nextest runs each test in a process of its own; fd 0 is restored
+    // to /dev/null at the end.)
+    // SAFETY: closing our own stdin; nothing in this test process reads it.
+    assert_eq!(unsafe { libc::close(0) }, 0);
+    let mut child = pt_cmd(["print", "on", "fd", "zero"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let on_zero = child.stdout.as_ref().unwrap().as_raw_fd() == 0;
+    let mut out = Vec::new();
+    while let Some(chunk) = child.read_any().unwrap() {
+        match chunk {
+            procession::OutputChunk::Stdout(b) => out.extend_from_slice(&b),
+            procession::OutputChunk::Stderr(b) => panic!("stderr: {b:?}"),
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    drop(child);
+    let null = std::fs::File::open("/dev/null").unwrap();
+    assert_eq!(null.as_raw_fd(), 0, "fd 0 restored");
+    std::mem::forget(null);
+    assert!(on_zero, "the test did not get fd 0 for the stdout pipe");
+    assert_eq!(out, b"on fd zero\n");
+}
