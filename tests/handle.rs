@@ -141,3 +141,32 @@ fn read_any_reads_a_pipe_that_got_descriptor_0() {
     assert!(on_zero, "the test did not get fd 0 for the stdout pipe");
     assert_eq!(out, b"on fd zero\n");
 }
+
+#[test]
+fn write_returns_how_much_the_pipe_took() {
+    let _g = Guard::new();
+    let mut child = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .pipe_capacity(Some(4096))
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || read_to_end_bytes(&mut stdout));
+    // More than the pipe holds: each write takes at least a byte, never
+    // more than asked, and the parts add up to the data, in order. (On a
+    // blocking pipe the kernel usually takes it all in one write(2), waiting
+    // as cat drains it; a signal can cut that short.)
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let (mut sent, mut writes) = (0, 0);
+    while sent < data.len() {
+        let n = child.write(&data[sent..]).unwrap();
+        assert!(n > 0 && n <= data.len() - sent, "write took {n}");
+        sent += n;
+        writes += 1;
+    }
+    assert!(writes >= 1);
+    child.close_stdin();
+    assert!(reader.join().unwrap() == data);
+    assert!(child.wait().unwrap().success());
+}
