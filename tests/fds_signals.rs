@@ -426,6 +426,11 @@ fn group_signals_refuse_a_leader_reaped_elsewhere() {
         );
     }
     let new = spawn_with_pid(old_pid);
+    // The library's flag still says "not reaped": only the pidfd knows.
+    // A signal by pid (kill(2)) would reach the new process.
+    let err = old.signal(Signal::USR1).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyReaped, "{err}");
+    assert!(err.to_string().contains("reaped outside"), "{err}");
     let err = old.signal_group(Signal::USR1).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyReaped, "{err}");
     // kill() goes to the group too (group stop): refused the same way.

@@ -170,3 +170,23 @@ fn write_returns_how_much_the_pipe_took() {
     assert!(reader.join().unwrap() == data);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn signaller_start_stop_stops_the_child_a_waiter_waits_for() {
+    let _g = Guard::new();
+    let mut child = pt_cmd(["ignore-term"])
+        .stdout(Stdio::piped())
+        .stop_timeout(Duration::from_millis(200))
+        .spawn()
+        .unwrap();
+    assert_eq!(child.read().unwrap().as_deref(), Some(&b"ready\n"[..]));
+    let signaller = child.signaller();
+    // Another thread starts the stop sequence while this one waits: TERM is
+    // ignored, so it ends with SIGKILL after the stop timeout.
+    std::thread::spawn(move || signaller.start_stop())
+        .join()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(procession::Signal::KILL));
+    assert_eq!(status.ended(), procession::Ended::Requested);
+}

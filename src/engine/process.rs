@@ -582,8 +582,15 @@ impl Process {
         if st.reaped || st.exit.is_some() {
             return Err(Error::reaped(&self.who));
         }
-        self.send_to_child(sig)
-            .map_err(|e| Error::os(&self.who, Step::Signal, e))
+        self.send_to_child(sig).map_err(|e| {
+            // Through the pidfd, ESRCH means reaped (a zombie still takes
+            // signals): by someone else, since our flag says not yet.
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                Error::reaped(&self.who).with_detail(REAPED_ELSEWHERE)
+            } else {
+                Error::os(&self.who, Step::Signal, e)
+            }
+        })
     }
 
     /// Sends `sig` to the child's process group.
@@ -602,14 +609,16 @@ impl Process {
             ));
         };
         if !self.leader_unreaped() {
-            return Err(Error::reaped(&self.who).with_detail(
-                "the child was reaped outside procession (is SIGCHLD ignored, or does \
-                 something call waitpid(-1)?): its group id may name another group now",
-            ));
+            return Err(Error::reaped(&self.who).with_detail(format!(
+                "{REAPED_ELSEWHERE}: its group id may name another group now"
+            )));
         }
         pidfd::kill(-pgid, sig.as_raw()).map_err(|e| Error::os(&self.who, Step::Signal, e))
     }
 }
+
+/// Why a child our bookkeeping still counts as running is gone.
+const REAPED_ELSEWHERE: &str = "the child was reaped outside procession (is SIGCHLD ignored, or does something call waitpid(-1)?)";
 
 /// Whether group `pgid` still has a live member other than `leader` (which
 /// has been reaped): one `kill(-pgid, 0)`, and only when that answers, a
