@@ -286,3 +286,65 @@ fn async_events_as_a_futures_stream() {
         assert_eq!((&out[..], &err[..]), (&b"out\n"[..], &b"err\n"[..]));
     });
 }
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) },
+        0
+    );
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Regression guard for the edge-triggered readiness of the async driver:
+/// a poll that finds nothing to read must clear the readiness it consumed
+/// and return `Pending`. One that keeps a stale readiness polls again and
+/// again (tokio's cooperative budget makes it yield now and then, so other
+/// tasks still run, but the thread burns its CPU while the child is quiet).
+/// The child here writes, is quiet for 300 ms, until another task of the
+/// runtime gives it more input, and writes again: that wait must cost the
+/// runtime's thread almost no CPU time. (The 300 ms sleep is the subject:
+/// an idle period.)
+#[test]
+fn a_stream_waiting_for_output_lets_other_tasks_run_without_spinning() {
+    let _g = Guard::new();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = rt();
+        let cpu = thread_cpu();
+        let got = rt.block_on(async {
+            let (read_end, write_end) = std::io::pipe().unwrap();
+            let mut chunks = Command::new("cat")
+                .stdin(std::os::fd::OwnedFd::from(read_end))
+                .stream_async()
+                .unwrap();
+            // The input comes from another task of this runtime, which
+            // runs only if the stream's poll gives the thread back.
+            tokio::spawn(async move {
+                let mut w = write_end;
+                std::io::Write::write_all(&mut w, b"from the ").unwrap();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                std::io::Write::write_all(&mut w, b"other task").unwrap();
+            });
+            let mut got = Vec::new();
+            while let Some(chunk) = chunks.next_chunk().await {
+                got.extend_from_slice(&chunk.unwrap());
+            }
+            got
+        });
+        done_tx.send((got, thread_cpu() - cpu)).unwrap();
+    });
+    let (got, cpu) = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the stream's poll never gave the runtime back");
+    assert_eq!(got, b"from the other task");
+    assert!(
+        cpu < Duration::from_millis(50),
+        "{cpu:?} of CPU for a 300 ms wait"
+    );
+}
