@@ -252,6 +252,26 @@ fn exit_error_carries_the_stderr_tail() {
     assert!(err.to_string().contains("something broke"), "{err}");
 }
 
+#[test]
+fn the_stderr_tail_is_exactly_the_last_8_kib() {
+    let _g = Guard::new();
+    // 20,000 bytes on stderr (byte i is i % 251), then a failing exit.
+    let script = format!("'{}' write 20000 >&2; exit 3", pt().display());
+    let want: Vec<u8> = (20_000 - 8192..20_000u32).map(|i| (i % 251) as u8).collect();
+    let err = Command::new("sh")
+        .args(["-c", &script])
+        .stderr(Stdio::piped())
+        .stream()
+        .unwrap()
+        .collect_bytes()
+        .unwrap_err();
+    assert!(err.stderr_tail() == Some(&want[..]), "stream: wrong tail");
+    // run() keeps all of stderr in the output, and the same tail.
+    let err = Command::new("sh").args(["-c", &script]).run().unwrap_err();
+    assert!(err.stderr_tail() == Some(&want[..]), "run: wrong tail");
+    assert_eq!(err.output().unwrap().stderr.len(), 20_000);
+}
+
 // 6. Infinite input and broken pipes.
 
 #[test]
