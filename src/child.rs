@@ -303,7 +303,9 @@ impl Child {
     }
 
     /// Writes some of `data` to the child's stdin, waiting until the pipe
-    /// takes at least one byte; returns how many it took.
+    /// takes at least one byte; returns how many it took. (The pipe is
+    /// blocking: `write(2)` usually returns only once all of `data` is in,
+    /// waiting while the child drains the pipe; a signal can cut it short.)
     ///
     /// # Errors
     ///

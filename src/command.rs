@@ -565,11 +565,31 @@ impl Command {
     }
 
     /// The arguments (without `argv[0]`).
+    ///
+    /// ```
+    /// let mut cmd = procession::Command::new("printf");
+    /// cmd.arg("%s|").args(["a b", "c"]);
+    /// assert_eq!(cmd.get_args().len(), 3);
+    /// assert_eq!(cmd.get_args().collect::<Vec<_>>(), ["%s|", "a b", "c"]);
+    /// assert_eq!(cmd.run()?.stdout, b"a b|c|");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn get_args(&self) -> impl ExactSizeIterator<Item = &OsStr> {
         self.args.iter().map(|a| a.as_os_str())
     }
 
     /// The working directory, if set.
+    ///
+    /// ```
+    /// use procession::Command;
+    /// use std::path::Path;
+    /// let mut cmd = Command::new("pwd");
+    /// assert_eq!(cmd.get_current_dir(), None); // the child starts in ours
+    /// cmd.current_dir("/");
+    /// assert_eq!(cmd.get_current_dir(), Some(Path::new("/")));
+    /// assert_eq!(cmd.run()?.stdout, b"/\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn get_current_dir(&self) -> Option<&Path> {
         self.cwd.as_deref()
     }

@@ -299,11 +299,31 @@ impl Error {
     }
 
     /// The step that failed.
+    ///
+    /// ```
+    /// use procession::{Command, Step};
+    /// let err = Command::new("true").current_dir("/no/such/dir").spawn().unwrap_err();
+    /// assert_eq!(err.step(), Step::Chdir);
+    /// // An unsuccessful exit is reported by the wait that saw it.
+    /// let err = Command::new("false").run().unwrap_err();
+    /// assert_eq!(err.step(), Step::Wait);
+    /// ```
     pub fn step(&self) -> Step {
         self.inner.step
     }
 
     /// The kind of failure.
+    ///
+    /// ```
+    /// use procession::{Command, ErrorKind};
+    /// let err = Command::new("no-such-program-here").spawn().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::NotFound);
+    /// assert_eq!(Command::new("false").run().unwrap_err().kind(), ErrorKind::Exit);
+    /// let mut child = Command::new("true").spawn()?;
+    /// assert!(child.wait()?.success());
+    /// assert_eq!(child.kill().unwrap_err().kind(), ErrorKind::AlreadyReaped);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind
     }

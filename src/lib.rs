@@ -313,17 +313,56 @@ pub mod __test_support {
     pub use crate::sys::signal::Disposition;
 
     /// Children spawned by this process and not yet reaped.
+    ///
+    /// ```
+    /// use procession::__test_support::unreaped_children;
+    /// let before = unreaped_children();
+    /// let mut child = procession::Command::new("sleep").arg("100").spawn()?;
+    /// assert_eq!(unreaped_children(), before + 1);
+    /// child.kill()?;
+    /// assert_eq!(unreaped_children(), before + 1); // dead, but not reaped yet
+    /// child.wait()?;
+    /// assert_eq!(unreaped_children(), before);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn unreaped_children() -> usize {
         crate::engine::process::unreaped()
     }
 
     /// Starts the background reaper so that its descriptors exist before a
     /// test takes its descriptor snapshot.
+    ///
+    /// ```
+    /// use procession::__test_support::start_reaper;
+    /// let open_fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    /// assert!(start_reaper());
+    /// let fds = open_fds();
+    /// // It starts once: a second call opens nothing, and neither does a
+    /// // child's life from spawn to reaping.
+    /// assert!(start_reaper());
+    /// assert_eq!(open_fds(), fds);
+    /// let mut child = procession::Command::new("true").spawn()?;
+    /// assert!(child.wait()?.success());
+    /// drop(child); // its pidfd closes with the handle
+    /// assert_eq!(open_fds(), fds);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn start_reaper() -> bool {
         crate::engine::reaper::start()
     }
 
     /// The disposition of signal `sig` in this process.
+    ///
+    /// ```
+    /// use procession::__test_support::{Disposition, disposition};
+    /// // SAFETY: no other thread of this example touches SIGUSR2.
+    /// unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
+    /// assert_eq!(disposition(libc::SIGUSR2)?, Disposition::Ignore);
+    /// unsafe { libc::signal(libc::SIGUSR2, libc::SIG_DFL) };
+    /// assert_eq!(disposition(libc::SIGUSR2)?, Disposition::Default);
+    /// assert_eq!(disposition(0).unwrap_err().raw_os_error(), Some(libc::EINVAL));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn disposition(sig: i32) -> std::io::Result<Disposition> {
         crate::sys::signal::disposition(sig)
     }

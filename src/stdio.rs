@@ -94,6 +94,22 @@ impl Stdio {
     /// A file. As stdin it is opened for reading; as stdout or stderr it is
     /// created if missing (with [`mode`](Stdio::mode), `0o666` minus the
     /// umask by default) and truncated.
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let dir = std::env::temp_dir().join(format!("procession-doc-file-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("out.txt");
+    /// std::fs::write(&path, "old contents, longer than the new ones\n")?;
+    /// let status = Command::new("echo").arg("new").stdout(Stdio::file(&path)).status()?;
+    /// assert!(status.success());
+    /// assert_eq!(std::fs::read_to_string(&path)?, "new\n"); // truncated first
+    /// // As stdin, the file is read.
+    /// let out = Command::new("cat").stdin(Stdio::file(&path)).run()?;
+    /// assert_eq!(out.stdout, b"new\n");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn file(path: impl Into<PathBuf>) -> Stdio {
         Stdio(Kind::File {
             path: path.into(),
@@ -103,6 +119,21 @@ impl Stdio {
     }
 
     /// A file opened for appending (created if missing), for stdout or stderr.
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let dir = std::env::temp_dir().join(format!("procession-doc-append-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let log = dir.join("app.log");
+    /// std::fs::write(&log, "kept\n")?;
+    /// // stdout and stderr both append: neither overwrites the other.
+    /// let status = Command::shell("echo out; echo err >&2")
+    ///     .stdout(Stdio::append(&log)).stderr(Stdio::append(&log)).status()?;
+    /// assert!(status.success());
+    /// assert_eq!(std::fs::read_to_string(&log)?, "kept\nout\nerr\n");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn append(path: impl Into<PathBuf>) -> Stdio {
         Stdio(Kind::File {
             path: path.into(),
@@ -114,6 +145,21 @@ impl Stdio {
     /// Sets the permission bits a [`file`](Stdio::file) or
     /// [`append`](Stdio::append) target is created with (the umask still
     /// applies); no effect on other kinds.
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let dir = std::env::temp_dir().join(format!("procession-doc-mode-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let secret = dir.join("secret.txt");
+    /// let status = Command::new("echo").arg("s3cr3t")
+    ///     .stdout(Stdio::file(&secret).mode(0o600)).status()?;
+    /// assert!(status.success());
+    /// assert_eq!(std::fs::metadata(&secret)?.permissions().mode() & 0o777, 0o600);
+    /// assert_eq!(std::fs::read_to_string(&secret)?, "s3cr3t\n");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn mode(mut self, mode: u32) -> Stdio {
         if let Kind::File { mode: m, .. } = &mut self.0 {
             *m = mode;

@@ -493,11 +493,30 @@ impl std::fmt::Debug for Chunks {
 
 impl Chunks {
     /// The child's pid.
+    ///
+    /// ```
+    /// let chunks = procession::Command::shell("echo $$").stream()?;
+    /// let pid = chunks.pid(); // the shell prints its own pid
+    /// assert_eq!(chunks.collect_string()?, format!("{pid}\n"));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.driver.pid()
     }
 
     /// The exit status, once the stream has ended.
+    ///
+    /// ```
+    /// use procession::{Command, ErrorKind};
+    /// let mut chunks = Command::shell("echo hi; exit 3").stream()?;
+    /// assert_eq!(chunks.status(), None);
+    /// assert_eq!(chunks.next().unwrap()?, "hi\n");
+    /// assert_eq!(chunks.status(), None); // the stream has not ended yet
+    /// assert_eq!(chunks.next().unwrap().unwrap_err().kind(), ErrorKind::Exit);
+    /// assert!(chunks.next().is_none());
+    /// assert_eq!(chunks.status().unwrap().code(), Some(3));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn status(&self) -> Option<ExitStatus> {
         self.status
     }
@@ -507,6 +526,16 @@ impl Chunks {
     /// # Errors
     ///
     /// The first error of the stream (an unsuccessful exit, a broken pipe).
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let out = Command::new("printf").arg(r"a\000\377b").stream()?.collect_bytes()?;
+    /// assert_eq!(out, b"a\x00\xffb"); // any bytes, not only UTF-8
+    ///
+    /// let err = Command::shell("printf partial; exit 2").stream()?.collect_bytes().unwrap_err();
+    /// assert_eq!(err.exit_status().unwrap().code(), Some(2));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn collect_bytes(self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
         for chunk in self {
@@ -520,6 +549,13 @@ impl Chunks {
     /// # Errors
     ///
     /// As [`collect_bytes`](Chunks::collect_bytes).
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let out = Command::new("printf").arg(r"caf\303\251 \377").stream()?.collect_string()?;
+    /// assert_eq!(out, "café \u{FFFD}"); // the lone 0xff byte is replaced
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn collect_string(self) -> Result<String, Error> {
         let bytes = self.collect_bytes()?;
         Ok(match String::from_utf8(bytes) {
@@ -530,6 +566,22 @@ impl Chunks {
 
     #[doc(hidden)]
     /// The most bytes the library held for this stream at once.
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let mut chunks = Command::new("echo").arg("hi").stream()?;
+    /// assert_eq!(chunks.buffered_high_water(), 0); // nothing read yet
+    /// assert_eq!(chunks.by_ref().collect::<Result<Vec<_>, _>>()?, ["hi\n"]);
+    /// assert_eq!(chunks.buffered_high_water(), 3);
+    ///
+    /// // A megabyte goes through, at most one 4 KiB chunk held at a time.
+    /// let mut chunks = Command::new("head").args(["-c", "1000000", "/dev/zero"])
+    ///     .max_chunk_size(4096).stream()?;
+    /// let total: usize = chunks.by_ref().map(|c| c.map(|c| c.len())).sum::<Result<_, _>>()?;
+    /// assert_eq!(total, 1_000_000);
+    /// assert!(chunks.buffered_high_water() <= 4096);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn buffered_high_water(&self) -> usize {
         self.driver.high_water()
     }
@@ -604,6 +656,13 @@ impl std::fmt::Debug for Events {
 
 impl Events {
     /// The child's pid.
+    ///
+    /// ```
+    /// let events = procession::Command::shell("echo $$").events()?;
+    /// let pid = events.pid(); // the shell prints its own pid
+    /// assert_eq!(events.collect_output()?.stdout, format!("{pid}\n").as_bytes());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.driver.pid()
     }
@@ -628,6 +687,15 @@ impl Events {
     /// # Errors
     ///
     /// As [`Command::output`].
+    ///
+    /// ```
+    /// use procession::{Command, Stdio};
+    /// let events = Command::shell("echo out; echo err >&2; exit 4").stderr(Stdio::piped()).events()?;
+    /// let output = events.collect_output()?; // a failing exit is not an error
+    /// assert_eq!((&output.stdout[..], &output.stderr[..]), (&b"out\n"[..], &b"err\n"[..]));
+    /// assert_eq!(output.status.code(), Some(4));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn collect_output(self) -> Result<Output, Error> {
         let mut collect = Collect::default();
         for ev in self {

@@ -147,11 +147,39 @@ async fn read_end(
 
 impl AsyncChild {
     /// The child's process id.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::shell("echo $$").stdout(Stdio::piped()).spawn_async()?;
+    /// let pid = child.pid(); // the shell prints its own pid
+    /// assert_eq!(child.read().await?, Some(format!("{pid}\n").into()));
+    /// assert!(child.wait().await?.success());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pid(&self) -> u32 {
         self.process.pid() as u32
     }
 
     /// Closes stdin: the child reads end-of-file. Idempotent.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn_async()?;
+    /// child.write_all(b"abc").await?;
+    /// child.close_stdin(); // same as `drop(child.stdin.take())`
+    /// child.close_stdin();
+    /// assert!(child.stdin.is_none());
+    /// assert_eq!(child.read().await?.as_deref(), Some(&b"abc"[..]));
+    /// assert_eq!(child.read().await?, None); // cat saw end-of-file and exited
+    /// assert!(child.wait().await?.success());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close_stdin(&mut self) {
         self.stdin = None;
     }
@@ -161,6 +189,18 @@ impl AsyncChild {
     /// # Errors
     ///
     /// As [`Child::signal`](crate::Child::signal).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, ErrorKind, Signal};
+    /// let mut child = Command::new("sleep").arg("100").spawn_async()?;
+    /// child.signal(Signal::USR1)?;
+    /// assert_eq!(child.wait().await?.signal(), Some(Signal::USR1));
+    /// assert_eq!(child.signal(Signal::USR1).unwrap_err().kind(), ErrorKind::AlreadyReaped);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn signal(&self, signal: Signal) -> Result<(), Error> {
         self.process.signal(signal)
     }
@@ -170,6 +210,19 @@ impl AsyncChild {
     /// # Errors
     ///
     /// As [`Child::signal_group`](crate::Child::signal_group).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Signal};
+    /// // stop_group(true): the shell leads a group of its own, with its sleep.
+    /// let mut child = Command::shell("sleep 100 & wait").stop_group(true).spawn_async()?;
+    /// child.signal_group(Signal::TERM)?; // the shell and the sleep
+    /// // The wait returns once the whole group is gone.
+    /// assert_eq!(child.wait().await?.signal(), Some(Signal::TERM));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn signal_group(&self, signal: Signal) -> Result<(), Error> {
         self.process.signal_group(signal)
     }
@@ -179,11 +232,36 @@ impl AsyncChild {
     /// # Errors
     ///
     /// As [`Child::kill`](crate::Child::kill).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Ended, Signal};
+    /// let mut child = Command::new("sleep").arg("100").spawn_async()?;
+    /// child.kill()?;
+    /// let status = child.wait().await?;
+    /// assert_eq!((status.signal(), status.ended()), (Some(Signal::KILL), Ended::Requested));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn kill(&self) -> Result<(), Error> {
         self.process.kill()
     }
 
     /// A handle that signals the child from anywhere.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Signal};
+    /// let mut child = Command::new("sleep").arg("100").spawn_async()?;
+    /// let signaller = child.signaller();
+    /// assert_eq!(signaller.pid(), child.pid());
+    /// std::thread::spawn(move || signaller.signal(Signal::INT));
+    /// assert_eq!(child.wait().await?.signal(), Some(Signal::INT));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn signaller(&self) -> Signaller {
         Signaller::new(self.process.clone())
     }
@@ -195,6 +273,22 @@ impl AsyncChild {
     /// # Errors
     ///
     /// As [`Child::wait`](crate::Child::wait).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::shell("exit 7").spawn_async()?;
+    /// assert_eq!(child.wait().await?.code(), Some(7));
+    /// // Waiting again gives the same status.
+    /// assert_eq!(child.wait().await?.code(), Some(7));
+    ///
+    /// // stdin is closed first: cat reads end-of-file and exits.
+    /// let mut child = Command::new("cat").stdin(Stdio::piped()).spawn_async()?;
+    /// assert_eq!(child.wait().await?.code(), Some(0));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn wait(&mut self) -> Result<ExitStatus, Error> {
         self.close_stdin();
         let process = self.process.clone();
@@ -207,6 +301,19 @@ impl AsyncChild {
     /// # Errors
     ///
     /// As [`Child::try_wait`](crate::Child::try_wait).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Signal};
+    /// let mut child = Command::new("sleep").arg("100").spawn_async()?;
+    /// assert_eq!(child.try_wait()?, None);
+    /// child.kill()?;
+    /// child.wait().await?;
+    /// assert_eq!(child.try_wait()?.and_then(|s| s.signal()), Some(Signal::KILL));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, Error> {
         self.process.try_wait()
     }
@@ -217,6 +324,21 @@ impl AsyncChild {
     /// # Errors
     ///
     /// As [`wait`](AsyncChild::wait).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Signal};
+    /// use std::time::Duration;
+    /// let mut child = Command::new("sleep").arg("100").spawn_async()?;
+    /// assert_eq!(child.wait_timeout(Duration::from_millis(10)).await?, None);
+    /// child.kill()?;
+    /// // Returns as soon as the child is over, long before the limit.
+    /// let status = child.wait_timeout(Duration::from_secs(60)).await?;
+    /// assert_eq!(status.and_then(|s| s.signal()), Some(Signal::KILL));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
         let process = self.process.clone();
         let watch = &mut self.watch.0;
@@ -251,6 +373,18 @@ impl AsyncChild {
     }
 
     /// Starts the stop sequence without waiting for it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Ended, Signal};
+    /// let mut child = Command::new("sleep").arg("100").spawn_async()?;
+    /// child.start_stop(); // returns at once
+    /// let status = child.wait().await?;
+    /// assert_eq!((status.signal(), status.ended()), (Some(Signal::TERM), Ended::Requested));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start_stop(&self) {
         self.process.start_stop(Ended::Requested);
         crate::engine::reaper::adopt(self.process.clone());
@@ -262,6 +396,18 @@ impl AsyncChild {
     ///
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when stdout is not piped; [`Step::Read`]
     /// OS errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::new("echo").arg("hi").stdout(Stdio::piped()).spawn_async()?;
+    /// assert_eq!(child.read().await?.as_deref(), Some(&b"hi\n"[..]));
+    /// assert_eq!(child.read().await?, None);
+    /// assert!(child.wait().await?.success());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn read(&mut self) -> Result<Option<Bytes>, Error> {
         let out = self.stdout.as_ref().map(|p| &p.fd);
         read_end(out, self.process.program(), "stdout", self.max_chunk).await
@@ -272,6 +418,18 @@ impl AsyncChild {
     /// # Errors
     ///
     /// As [`read`](AsyncChild::read).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::shell("echo oops >&2").stderr(Stdio::piped()).spawn_async()?;
+    /// assert_eq!(child.read_stderr().await?.as_deref(), Some(&b"oops\n"[..]));
+    /// assert_eq!(child.read_stderr().await?, None);
+    /// assert!(child.wait().await?.success());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn read_stderr(&mut self) -> Result<Option<Bytes>, Error> {
         let err = self.stderr.as_ref().map(|p| &p.fd);
         read_end(err, self.process.program(), "stderr", self.max_chunk).await
@@ -284,6 +442,22 @@ impl AsyncChild {
     /// # Errors
     ///
     /// [`Step::Read`] OS errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, OutputChunk, Stdio};
+    /// // stdout comes only once we answer on stdin: the order is certain.
+    /// let mut child = Command::shell("echo err >&2; exec 2>&-; read go; echo out")
+    ///     .stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn_async()?;
+    /// assert_eq!(child.read_any().await?, Some(OutputChunk::Stderr("err\n".into())));
+    /// child.write_all(b"go\n").await?;
+    /// assert_eq!(child.read_any().await?, Some(OutputChunk::Stdout("out\n".into())));
+    /// assert_eq!(child.read_any().await?, None);
+    /// assert!(child.wait().await?.success());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn read_any(&mut self) -> Result<Option<OutputChunk>, Error> {
         let max = self.max_chunk;
         let program = self.process.program();
@@ -343,6 +517,18 @@ impl AsyncChild {
     ///
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when stdin is not piped; a [`Step::Write`]
     /// error (`BrokenPipe`) once the child no longer reads.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::new("bc").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn_async()?;
+    /// child.write_all(b"2 ^ 10\n").await?;
+    /// assert_eq!(child.read().await?.as_deref(), Some(&b"1024\n"[..]));
+    /// assert!(child.wait().await?.success()); // bc ends at end-of-file
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn write_all(&mut self, data: &[u8]) -> Result<(), Error> {
         let program = self.process.program();
         piped(&mut self.stdin, program)?
@@ -357,6 +543,20 @@ impl AsyncChild {
     /// # Errors
     ///
     /// As [`write_all`](AsyncChild::write_all).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn_async()?;
+    /// // The pipe is empty, and a write of at most PIPE_BUF bytes is atomic.
+    /// assert_eq!(child.write(b"abc").await?, 3);
+    /// child.close_stdin();
+    /// assert_eq!(child.read().await?.as_deref(), Some(&b"abc"[..]));
+    /// assert!(child.wait().await?.success());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn write(&mut self, data: &[u8]) -> Result<usize, Error> {
         let program = self.process.program();
         piped(&mut self.stdin, program)?
@@ -367,6 +567,27 @@ impl AsyncChild {
 
     /// Lets the child run on after the handle is dropped (it is still
     /// reaped in the background).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use procession::{Command, Stdio};
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn_async()?;
+    /// let (mut stdin, mut stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    /// child.detach(); // the handle is gone, cat is not stopped
+    /// stdin.write_all(b"still here\n").await?;
+    /// drop(stdin); // cat reads end-of-file, and exits on its own
+    /// let mut echoed = Vec::new();
+    /// stdout.read_to_end(&mut echoed).await?;
+    /// assert_eq!(echoed, b"still here\n");
+    /// # // The background reaper reaps it: wait for that, so the example leaves nothing.
+    /// # while procession::__test_support::unreaped_children() > 0 {
+    /// #     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    /// # }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn detach(mut self) {
         self.stop_on_drop = false;
     }

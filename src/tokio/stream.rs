@@ -391,11 +391,36 @@ impl std::fmt::Debug for AsyncChunks {
 
 impl AsyncChunks {
     /// The child's pid.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// let chunks = procession::Command::shell("echo $$").stream_async()?;
+    /// let pid = chunks.pid(); // the shell prints its own pid
+    /// assert_eq!(chunks.collect_string().await?, format!("{pid}\n"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pid(&self) -> u32 {
         self.core.driver.process().pid() as u32
     }
 
     /// The exit status, once the stream has ended.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, ErrorKind};
+    /// let mut chunks = Command::shell("echo hi; exit 3").stream_async()?;
+    /// assert_eq!(chunks.status(), None);
+    /// assert_eq!(chunks.next_chunk().await.unwrap()?, "hi\n");
+    /// assert_eq!(chunks.status(), None); // the stream has not ended yet
+    /// assert_eq!(chunks.next_chunk().await.unwrap().unwrap_err().kind(), ErrorKind::Exit);
+    /// assert!(chunks.next_chunk().await.is_none());
+    /// assert_eq!(chunks.status().unwrap().code(), Some(3));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn status(&self) -> Option<crate::ExitStatus> {
         self.status
     }
@@ -405,6 +430,19 @@ impl AsyncChunks {
     /// # Errors
     ///
     /// The first error of the stream (an unsuccessful exit, a failed input).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::Command;
+    /// let out = Command::new("printf").arg(r"a\000\377b").stream_async()?.collect_bytes().await?;
+    /// assert_eq!(out, b"a\x00\xffb"); // any bytes, not only UTF-8
+    ///
+    /// let err = Command::shell("printf partial; exit 2").stream_async()?.collect_bytes().await.unwrap_err();
+    /// assert_eq!(err.exit_status().unwrap().code(), Some(2));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn collect_bytes(mut self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
         while let Some(chunk) = self.next_chunk().await {
@@ -438,12 +476,49 @@ impl AsyncChunks {
 
     /// The next chunk, with the structured error type (the `Stream` impl
     /// yields `io::Result`). Cancel-safe.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::Command;
+    /// let mut chunks = Command::shell("echo one; exit 3").stream_async()?;
+    /// assert_eq!(chunks.next_chunk().await.unwrap()?, "one\n");
+    /// // The unsuccessful exit is the last item: a procession::Error with the status.
+    /// let err = chunks.next_chunk().await.unwrap().unwrap_err();
+    /// assert_eq!(err.exit_status().unwrap().code(), Some(3));
+    /// assert!(chunks.next_chunk().await.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes, Error>> {
         poll_fn(|cx| self.poll_item(cx)).await
     }
 
     #[doc(hidden)]
     /// The most bytes the library held for this stream at once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::Command;
+    /// let mut chunks = Command::new("echo").arg("hi").stream_async()?;
+    /// assert_eq!(chunks.buffered_high_water(), 0); // nothing read yet
+    /// assert_eq!(chunks.next_chunk().await.unwrap()?, "hi\n");
+    /// assert!(chunks.next_chunk().await.is_none());
+    /// assert_eq!(chunks.buffered_high_water(), 3);
+    ///
+    /// // A megabyte goes through, at most one 4 KiB chunk held at a time.
+    /// let mut chunks = Command::new("head").args(["-c", "1000000", "/dev/zero"])
+    ///     .max_chunk_size(4096).stream_async()?;
+    /// let mut total = 0;
+    /// while let Some(chunk) = chunks.next_chunk().await {
+    ///     total += chunk?.len();
+    /// }
+    /// assert_eq!(total, 1_000_000);
+    /// assert!(chunks.buffered_high_water() <= 4096);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn buffered_high_water(&self) -> usize {
         self.core.driver.high_water()
     }
@@ -521,12 +596,36 @@ impl AsyncEvents {
     }
 
     /// The child's pid.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// let events = procession::Command::shell("echo $$").events_async()?;
+    /// let pid = events.pid(); // the shell prints its own pid
+    /// assert_eq!(events.collect_output().await?.stdout, format!("{pid}\n").as_bytes());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pid(&self) -> u32 {
         self.core.driver.process().pid() as u32
     }
 
     /// The exit status, once the [`Event::Exit`] has been yielded (or is
     /// next, after an input error).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Event};
+    /// let mut events = Command::shell("echo hi; exit 3").events_async()?;
+    /// assert_eq!(events.status(), None);
+    /// assert_eq!(events.next_event().await.unwrap()?, Event::Stdout("hi\n".into()));
+    /// assert_eq!(events.status(), None); // the exit has not been yielded yet
+    /// assert!(matches!(events.next_event().await.unwrap()?, Event::Exit(_)));
+    /// assert_eq!(events.status().unwrap().code(), Some(3));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn status(&self) -> Option<crate::ExitStatus> {
         self.status
     }
@@ -537,6 +636,18 @@ impl AsyncEvents {
     /// # Errors
     ///
     /// As [`Command::output`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Stdio};
+    /// let events = Command::shell("echo out; echo err >&2; exit 4").stderr(Stdio::piped()).events_async()?;
+    /// let output = events.collect_output().await?; // a failing exit is not an error
+    /// assert_eq!((&output.stdout[..], &output.stderr[..]), (&b"out\n"[..], &b"err\n"[..]));
+    /// assert_eq!(output.status.code(), Some(4));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn collect_output(mut self) -> Result<Output, Error> {
         let mut collect = Collect::default();
         while let Some(ev) = self.next_event().await {
@@ -582,6 +693,20 @@ impl AsyncEvents {
 
     /// The next event, with the structured error type (the `Stream` impl
     /// yields `io::Result`). Cancel-safe.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Event};
+    /// let mut events = Command::shell("echo out; exit 5").events_async()?;
+    /// assert_eq!(events.next_event().await.unwrap()?, Event::Stdout("out\n".into()));
+    /// // A failing exit is an event, not an error, and always the last one.
+    /// let Event::Exit(status) = events.next_event().await.unwrap()? else { panic!("not the exit") };
+    /// assert_eq!(status.code(), Some(5));
+    /// assert!(events.next_event().await.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn next_event(&mut self) -> Option<Result<Event, Error>> {
         poll_fn(|cx| self.poll_item(cx)).await
     }
@@ -723,6 +848,18 @@ impl Command {
 
     /// Feeds stdin from a tokio `AsyncRead`, read one chunk at a time while
     /// the child's stdin can take more (async API only).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::Command;
+    /// // Any tokio `AsyncRead`: a file, a socket, a byte slice.
+    /// let reader: &'static [u8] = b"b\na\n";
+    /// let out = Command::new("sort").input_async_read(reader).stream_async()?.collect_bytes().await?;
+    /// assert_eq!(out, b"a\nb\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn input_async_read(&mut self, reader: impl AsyncRead + Send + 'static) -> &mut Command {
         self.input = Some(InputSpec::once(Source::AsyncRead(Box::pin(reader))));
         self
