@@ -82,6 +82,7 @@ fn read_chunk(fd: BorrowedFd<'_>, max: usize) -> io::Result<Option<Bytes>> {
 /// let mut child = Command::new("sleep").arg("100").spawn()?;
 /// assert!(child.try_wait()?.is_none());
 /// drop(child); // SIGTERM now; reaped in the background
+/// # assert!(procession::__test_support::wait_for_reaper());
 /// # Ok::<(), procession::Error>(())
 /// ```
 #[derive(Debug)]
@@ -598,6 +599,8 @@ impl Child {
     /// use std::time::Duration;
     /// let mut child = procession::Command::new("sleep").arg("100").spawn()?;
     /// assert!(child.wait_timeout(Duration::from_millis(10))?.is_none());
+    /// # drop(child);
+    /// # assert!(procession::__test_support::wait_for_reaper());
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
@@ -615,6 +618,7 @@ impl Child {
     /// use std::time::Duration;
     /// // Runs on for 50 ms after the handle is gone, then is reaped.
     /// procession::Command::new("sleep").arg("0.05").spawn()?.detach();
+    /// # assert!(procession::__test_support::wait_for_reaper());
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn detach(mut self) {

@@ -512,6 +512,7 @@ impl Command {
     /// use procession::Command;
     /// let child = Command::new("sleep").arg("0.05").stop_on_drop(false).spawn()?;
     /// drop(child); // sleep runs to its end, then is reaped in the background
+    /// # assert!(procession::__test_support::wait_for_reaper());
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn stop_on_drop(&mut self, on: bool) -> &mut Command {

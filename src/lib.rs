@@ -151,6 +151,7 @@
 //! let chunks: Vec<Bytes> = Command::new("cat").input(std::iter::repeat("data\n"))
 //!     .stream()?.take(3).collect::<Result<_, _>>()?;
 //! assert!(chunks.concat().starts_with(b"data\ndata\n"));
+//! # assert!(procession::__test_support::wait_for_reaper());
 //!
 //! // Exit status handling: stream! raises, stream returns {:exit, {:status, 10}}
 //! let err = Command::new("sh").args(["-c", "exit 10"]).stream()?.collect_bytes().unwrap_err();
@@ -327,6 +328,32 @@ pub mod __test_support {
     /// ```
     pub fn unreaped_children() -> usize {
         crate::engine::process::unreaped()
+    }
+
+    /// Waits up to 10 s for the background reaper to finish with every
+    /// child of this process (the count above reaching zero); `false` if it
+    /// did not. For examples that end by dropping a running child: the
+    /// stop sequence and the reaping run in the background, and a program
+    /// that exits first leaves that work undone. The count has no event to
+    /// wait on, so this looks every millisecond.
+    ///
+    /// ```
+    /// use procession::__test_support::{unreaped_children, wait_for_reaper};
+    /// let child = procession::Command::new("sleep").arg("100").spawn()?;
+    /// drop(child); // SIGTERM now, reaped in the background
+    /// assert!(wait_for_reaper());
+    /// assert_eq!(unreaped_children(), 0);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn wait_for_reaper() -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while unreaped_children() > 0 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        true
     }
 
     /// Starts the background reaper so that its descriptors exist before a

@@ -143,6 +143,7 @@ impl Command {
     /// let start = Instant::now();
     /// drop(chunks); // `yes` dies of EPIPE; a child that did not would be stopped 100 ms later
     /// assert!(start.elapsed() < Duration::from_millis(50));
+    /// # assert!(procession::__test_support::wait_for_reaper());
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn drop_timeout(&mut self, timeout: Duration) -> &mut Command {

@@ -257,7 +257,9 @@ fn the_stderr_tail_is_exactly_the_last_8_kib() {
     let _g = Guard::new();
     // 20,000 bytes on stderr (byte i is i % 251), then a failing exit.
     let script = format!("'{}' write 20000 >&2; exit 3", pt().display());
-    let want: Vec<u8> = (20_000 - 8192..20_000u32).map(|i| (i % 251) as u8).collect();
+    let want: Vec<u8> = (20_000 - 8192..20_000u32)
+        .map(|i| (i % 251) as u8)
+        .collect();
     let err = Command::new("sh")
         .args(["-c", &script])
         .stderr(Stdio::piped())

@@ -582,9 +582,7 @@ impl AsyncChild {
     /// stdout.read_to_end(&mut echoed).await?;
     /// assert_eq!(echoed, b"still here\n");
     /// # // The background reaper reaps it: wait for that, so the example leaves nothing.
-    /// # while procession::__test_support::unreaped_children() > 0 {
-    /// #     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    /// # }
+    /// # assert!(procession::__test_support::wait_for_reaper());
     /// # Ok(())
     /// # }
     /// ```
