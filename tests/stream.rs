@@ -260,14 +260,18 @@ fn the_stderr_tail_is_exactly_the_last_8_kib() {
     let want: Vec<u8> = (20_000 - 8192..20_000u32)
         .map(|i| (i % 251) as u8)
         .collect();
-    let err = Command::new("sh")
-        .args(["-c", &script])
-        .stderr(Stdio::piped())
-        .stream()
-        .unwrap()
-        .collect_bytes()
-        .unwrap_err();
-    assert!(err.stderr_tail() == Some(&want[..]), "stream: wrong tail");
+    for capacity in [None, Some(4096)] {
+        // With a 4 KiB pipe, stderr comes in many reads.
+        let err = Command::new("sh")
+            .args(["-c", &script])
+            .stderr(Stdio::piped())
+            .pipe_capacity(capacity)
+            .stream()
+            .unwrap()
+            .collect_bytes()
+            .unwrap_err();
+        assert!(err.stderr_tail() == Some(&want[..]), "stream: wrong tail");
+    }
     // run() keeps all of stderr in the output, and the same tail.
     let err = Command::new("sh").args(["-c", &script]).run().unwrap_err();
     assert!(err.stderr_tail() == Some(&want[..]), "run: wrong tail");
@@ -720,4 +724,102 @@ fn drain_timeout_never_cuts_output_already_in_the_pipe() {
     unsafe { libc::kill(sleep, libc::SIGKILL) };
     assert!(wait_dead(sleep, Duration::from_secs(5)));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_input_source_is_dropped_once_used_up_not_at_the_end_of_the_run() {
+    let _g = Guard::new();
+    // A source holding resources (a file, a connection) is released when
+    // the child has all of it, while the child runs on.
+    struct Source {
+        data: Option<Bytes>,
+        dropped: std::sync::mpsc::Sender<()>,
+    }
+    impl Iterator for Source {
+        type Item = Bytes;
+        fn next(&mut self) -> Option<Bytes> {
+            self.data.take()
+        }
+    }
+    impl Drop for Source {
+        fn drop(&mut self) {
+            let _ = self.dropped.send(());
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let source = Source {
+        data: Some(Bytes::from("abc")),
+        dropped: tx,
+    };
+    let mut chunks = Command::new("sh")
+        .args(["-c", "cat; echo; echo after-eof"])
+        .input(source)
+        .stream()
+        .unwrap();
+    let mut out = Vec::new();
+    while !out.ends_with(b"after-eof\n") {
+        out.extend_from_slice(&chunks.next().expect("more output").unwrap());
+    }
+    // The child saw end-of-file, so the source had ended: it is gone,
+    // though the stream is not over.
+    assert!(rx.try_recv().is_ok(), "the used-up source is still held");
+    assert_eq!(out, b"abc\nafter-eof\n");
+    assert!(chunks.next().is_none());
+}
+
+#[test]
+fn buffered_high_water_counts_exactly_what_the_stream_held() {
+    let _g = Guard::new();
+    // One read of 3 bytes, nothing else held: 3.
+    let mut chunks = Command::new("echo").arg("hi").stream().unwrap();
+    assert_eq!(chunks.buffered_high_water(), 0);
+    assert_eq!(chunks.next().unwrap().unwrap(), "hi\n");
+    assert_eq!(chunks.buffered_high_water(), 3);
+    assert!(chunks.next().is_none());
+    assert_eq!(chunks.buffered_high_water(), 3);
+    // A 300 kB input is held whole once taken from the source (it is one
+    // chunk); nothing read back can add to it, as cat returns no more than
+    // it was given.
+    let mut chunks = Command::new("cat")
+        .input_bytes(vec![b'x'; 300_000])
+        .pipe_capacity(Some(4096))
+        .stream()
+        .unwrap();
+    let mut total = 0;
+    for chunk in chunks.by_ref() {
+        total += chunk.unwrap().len();
+    }
+    assert_eq!(total, 300_000);
+    assert_eq!(chunks.buffered_high_water(), 300_000);
+}
+
+#[test]
+fn buffered_high_water_adds_the_stderr_tail_held_while_input_is_pending() {
+    let _g = Guard::new();
+    // The child writes 10,000 bytes to stderr through a 4 KiB pipe (so the
+    // stream has read most of it into its tail before the child goes on),
+    // then echoes its input. The first 4 KiB input chunk fills stdin; the
+    // second, 100 kB, is taken only once cat reads, with the tail held.
+    let script = format!("'{}' write 10000 >&2; exec cat", pt().display());
+    let chunks = vec![
+        Bytes::from(vec![b'a'; 4096]),
+        Bytes::from(vec![b'b'; 100_000]),
+    ];
+    let mut stream = Command::new("sh")
+        .args(["-c", &script])
+        .stderr(Stdio::piped())
+        .pipe_capacity(Some(4096))
+        .input(chunks)
+        .stream()
+        .unwrap();
+    let mut total = 0;
+    for chunk in stream.by_ref() {
+        total += chunk.unwrap().len();
+    }
+    assert_eq!(total, 104_096);
+    // At most one input chunk, one read (64 KiB) and the 8 KiB tail; at
+    // least the 100 kB chunk plus what the tail held then (over 5,900).
+    let high = stream.buffered_high_water();
+    assert!(high >= 100_000 + 5_904, "{high}");
+    assert!(high <= 100_000 + 65_536 + 8_192, "{high}");
 }
