@@ -53,7 +53,8 @@ pub(crate) type Callback = Box<dyn FnOnce(&mut InputSink) -> io::Result<()> + Se
 /// closed stdin but not yet finished.)
 #[derive(Debug)]
 pub(crate) struct InputThread {
-    result: mpsc::Receiver<io::Result<()>>,
+    /// In a mutex only to make the handles that hold it `Sync`.
+    result: Mutex<mpsc::Receiver<io::Result<()>>>,
 }
 
 impl InputThread {
@@ -75,14 +76,16 @@ impl InputThread {
                 let _ = tx.send(result);
                 drop(sink);
             })?;
-        Ok(InputThread { result: rx })
+        Ok(InputThread {
+            result: Mutex::new(rx),
+        })
     }
 
     /// The feeding's result once it has ended, `None` while the thread still
     /// feeds (it holds the only stdin end, so it ends on a broken pipe once
     /// nobody reads) or after the result was taken.
     pub(crate) fn result(&self) -> Option<io::Result<()>> {
-        self.result.try_recv().ok()
+        self.receiver().try_recv().ok()
     }
 
     /// [`result`](InputThread::result), waiting for it at most `limit`.
@@ -91,7 +94,11 @@ impl InputThread {
     /// this normally returns in microseconds; `limit` bounds the wait for a
     /// callback busy with something else (its own source, say).
     pub(crate) fn wait_result(&self, limit: Duration) -> Option<io::Result<()>> {
-        self.result.recv_timeout(limit).ok()
+        self.receiver().recv_timeout(limit).ok()
+    }
+
+    fn receiver(&self) -> std::sync::MutexGuard<'_, mpsc::Receiver<io::Result<()>>> {
+        self.result.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
