@@ -287,20 +287,6 @@ fn async_events_as_a_futures_stream() {
     });
 }
 
-/// CPU time this thread has used.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec we pass.
-    assert_eq!(
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) },
-        0
-    );
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 /// Regression guard for the edge-triggered readiness of the async driver:
 /// a poll that finds nothing to read must clear the readiness it consumed
 /// and return `Pending`. One that keeps a stale readiness polls again and
@@ -345,6 +331,48 @@ fn a_stream_waiting_for_output_lets_other_tasks_run_without_spinning() {
         .recv_timeout(Duration::from_secs(20))
         .expect("the stream's poll never gave the runtime back");
     assert_eq!(got, b"from the other task");
+    assert!(
+        cpu < Duration::from_millis(50),
+        "{cpu:?} of CPU for a 300 ms wait"
+    );
+}
+
+/// As above, for the input side: while an async input source has nothing
+/// to give (here for 300 ms), the stream must not wait on stdin being
+/// writable (it always is), which would wake it again and again.
+#[test]
+fn a_stream_waiting_for_its_async_input_does_not_spin() {
+    drop(rt());
+    let _g = Guard::new();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = rt();
+        let cpu = thread_cpu();
+        let out = rt.block_on(async {
+            let input = futures_util::stream::unfold(0, |n| async move {
+                match n {
+                    0 => Some(("first ", 1)),
+                    1 => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        Some(("second", 2))
+                    }
+                    _ => None,
+                }
+            });
+            Command::new("cat")
+                .input_stream(input)
+                .stream_async()
+                .unwrap()
+                .collect_string()
+                .await
+                .unwrap()
+        });
+        done_tx.send((out, thread_cpu() - cpu)).unwrap();
+    });
+    let (out, cpu) = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the stream never ended");
+    assert_eq!(out, "first second");
     assert!(
         cpu < Duration::from_millis(50),
         "{cpu:?} of CPU for a 300 ms wait"

@@ -424,6 +424,7 @@ fn early_drop_never_reports_an_error() {
 fn grandchild_holding_stdout_does_not_hang_the_stream() {
     let _g = Guard::new();
     let start = Instant::now();
+    let cpu = thread_cpu();
     let mut stream = pt_cmd(["hold-stdout"])
         .pipe_drain_timeout(Duration::from_millis(300))
         .stop_group(false) // the grandchild is meant to outlive the child
@@ -433,6 +434,10 @@ fn grandchild_holding_stdout_does_not_hang_the_stream() {
     let grandchild: i32 = std::str::from_utf8(&first).unwrap().trim().parse().unwrap();
     let rest: Vec<Bytes> = stream.by_ref().collect::<Result<_, _>>().unwrap();
     let elapsed = start.elapsed();
+    // The 300 ms of draining were slept through, not spun (the stream
+    // runs on this thread).
+    let cpu = thread_cpu() - cpu;
+    assert!(cpu < Duration::from_millis(100), "{cpu:?} of CPU");
     assert!(rest.is_empty());
     assert!(stream.status().unwrap().success());
     assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");

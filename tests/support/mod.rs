@@ -441,3 +441,16 @@ pub fn read_to_end_bytes(r: &mut impl std::io::Read) -> Vec<u8> {
     r.read_to_end(&mut out).expect("read the child's output");
     out
 }
+
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`): for
+/// tests that a wait sleeps rather than spins.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime: {}", std::io::Error::last_os_error());
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
