@@ -298,38 +298,26 @@ fn async_events_as_a_futures_stream() {
 /// an idle period.)
 #[test]
 fn a_stream_waiting_for_output_lets_other_tasks_run_without_spinning() {
-    // The guard after tokio's process-wide state exists (see `check`).
-    drop(rt());
-    let _g = Guard::new();
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = rt();
-        let cpu = thread_cpu();
-        let got = rt.block_on(async {
-            let (read_end, write_end) = std::io::pipe().unwrap();
-            let mut chunks = Command::new("cat")
-                .stdin(std::os::fd::OwnedFd::from(read_end))
-                .stream_async()
-                .unwrap();
-            // The input comes from another task of this runtime, which
-            // runs only if the stream's poll gives the thread back.
-            tokio::spawn(async move {
-                let mut w = write_end;
-                std::io::Write::write_all(&mut w, b"from the ").unwrap();
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                std::io::Write::write_all(&mut w, b"other task").unwrap();
-            });
-            let mut got = Vec::new();
-            while let Some(chunk) = chunks.next_chunk().await {
-                got.extend_from_slice(&chunk.unwrap());
-            }
-            got
+    let (got, cpu) = block_on_measuring_cpu(async {
+        let (read_end, write_end) = std::io::pipe().unwrap();
+        let mut chunks = Command::new("cat")
+            .stdin(std::os::fd::OwnedFd::from(read_end))
+            .stream_async()
+            .unwrap();
+        // The input comes from another task of this runtime, which runs
+        // only if the stream's poll gives the thread back.
+        tokio::spawn(async move {
+            let mut w = write_end;
+            std::io::Write::write_all(&mut w, b"from the ").unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            std::io::Write::write_all(&mut w, b"other task").unwrap();
         });
-        done_tx.send((got, thread_cpu() - cpu)).unwrap();
+        let mut got = Vec::new();
+        while let Some(chunk) = chunks.next_chunk().await {
+            got.extend_from_slice(&chunk.unwrap());
+        }
+        got
     });
-    let (got, cpu) = done_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the stream's poll never gave the runtime back");
     assert_eq!(got, b"from the other task");
     assert!(
         cpu < Duration::from_millis(50),
@@ -337,41 +325,51 @@ fn a_stream_waiting_for_output_lets_other_tasks_run_without_spinning() {
     );
 }
 
-/// As above, for the input side: while an async input source has nothing
-/// to give (here for 300 ms), the stream must not wait on stdin being
-/// writable (it always is), which would wake it again and again.
-#[test]
-fn a_stream_waiting_for_its_async_input_does_not_spin() {
+/// Runs `fut` on a current-thread runtime of a thread of its own, under
+/// the leak guard; returns its output and the CPU time that thread used.
+/// Fails if it does not end within 20 s (a poll that never returns).
+fn block_on_measuring_cpu<T: Send + 'static>(
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> (T, Duration) {
+    // The guard after tokio's process-wide state exists (see `check`).
     drop(rt());
     let _g = Guard::new();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = rt();
         let cpu = thread_cpu();
-        let out = rt.block_on(async {
-            let input = futures_util::stream::unfold(0, |n| async move {
-                match n {
-                    0 => Some(("first ", 1)),
-                    1 => {
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                        Some(("second", 2))
-                    }
-                    _ => None,
-                }
-            });
-            Command::new("cat")
-                .input_stream(input)
-                .stream_async()
-                .unwrap()
-                .collect_string()
-                .await
-                .unwrap()
-        });
+        let out = rt.block_on(fut);
         done_tx.send((out, thread_cpu() - cpu)).unwrap();
     });
-    let (out, cpu) = done_rx
+    done_rx
         .recv_timeout(Duration::from_secs(20))
-        .expect("the stream never ended");
+        .expect("the runtime's thread never finished")
+}
+
+/// As above, for the input side: while an async input source has nothing
+/// to give (here for 300 ms), the stream must not wait on stdin being
+/// writable (it always is), which would wake it again and again.
+#[test]
+fn a_stream_waiting_for_its_async_input_does_not_spin() {
+    let (out, cpu) = block_on_measuring_cpu(async {
+        let input = futures_util::stream::unfold(0, |n| async move {
+            match n {
+                0 => Some(("first ", 1)),
+                1 => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Some(("second", 2))
+                }
+                _ => None,
+            }
+        });
+        Command::new("cat")
+            .input_stream(input)
+            .stream_async()
+            .unwrap()
+            .collect_string()
+            .await
+            .unwrap()
+    });
     assert_eq!(out, "first second");
     assert!(
         cpu < Duration::from_millis(50),
