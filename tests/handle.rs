@@ -190,3 +190,29 @@ fn signaller_start_stop_stops_the_child_a_waiter_waits_for() {
     assert_eq!(status.signal(), Some(procession::Signal::KILL));
     assert_eq!(status.ended(), procession::Ended::Requested);
 }
+
+#[test]
+fn read_any_with_one_stream_waits_without_spinning_on_a_broken_stdout() {
+    let _g = Guard::new();
+    // Only stdout is piped; the absent stderr must not be polled as our
+    // fd 1, here a pipe with no reader (poll reports it at once).
+    let (out, cpu) = with_broken_stdout(|| {
+        let cpu = thread_cpu();
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 0.3; echo done"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = Vec::new();
+        while let Some(chunk) = child.read_any().unwrap() {
+            match chunk {
+                procession::OutputChunk::Stdout(b) => out.extend_from_slice(&b),
+                procession::OutputChunk::Stderr(b) => panic!("stderr: {b:?}"),
+            }
+        }
+        assert!(child.wait().unwrap().success());
+        (out, thread_cpu() - cpu)
+    });
+    assert_eq!(out, b"done\n");
+    assert!(cpu < Duration::from_millis(100), "{cpu:?} of CPU");
+}

@@ -828,3 +828,21 @@ fn buffered_high_water_adds_the_stderr_tail_held_while_input_is_pending() {
     assert!(high >= 100_000 + 5_904, "{high}");
     assert!(high <= 100_000 + 65_536 + 8_192, "{high}");
 }
+
+#[test]
+fn a_host_whose_stdout_is_a_broken_pipe_still_waits_without_spinning() {
+    let _g = Guard::new();
+    // The stream's waits must not involve our fd 1, here a broken pipe.
+    let (out, cpu) = with_broken_stdout(|| {
+        let cpu = thread_cpu();
+        // The child is quiet for 300 ms (the subject: an idle wait).
+        let out = Command::new("sh")
+            .args(["-c", "sleep 0.3; echo done"])
+            .stream()
+            .unwrap()
+            .collect_string();
+        (out, thread_cpu() - cpu)
+    });
+    assert_eq!(out.unwrap(), "done\n");
+    assert!(cpu < Duration::from_millis(100), "{cpu:?} of CPU");
+}

@@ -454,3 +454,27 @@ pub fn thread_cpu() -> Duration {
     assert_eq!(r, 0, "clock_gettime: {}", std::io::Error::last_os_error());
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
+
+/// Runs `f` with this process's fd 1 replaced by a pipe that has no reader
+/// (as for `host | head -1` once head has exited: poll(2) reports such a
+/// descriptor as an error whatever is asked), then restores fd 1. Only for
+/// tests that run in a process of their own (nextest).
+pub fn with_broken_stdout<T>(f: impl FnOnce() -> T) -> T {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain descriptor calls on descriptors owned here; fd 1 is
+    // saved and put back.
+    let saved = unsafe { libc::dup(1) };
+    assert!(saved >= 0, "dup: {}", std::io::Error::last_os_error());
+    let (read_end, write_end) = std::io::pipe().expect("pipe");
+    drop(read_end);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::dup2(write_end.as_raw_fd(), 1) }, 1);
+    drop(write_end);
+    let out = f();
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(libc::dup2(saved, 1), 1);
+        libc::close(saved);
+    }
+    out
+}
