@@ -112,6 +112,18 @@ fn relative_program_path_is_resolved_from_the_working_directory() {
 }
 
 #[test]
+fn an_unchanged_environment_is_inherited_exactly() {
+    let _g = Guard::new();
+    // No env setting at all: the child gets this process's environment
+    // as it is (passed to execve without a copy).
+    let vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    assert!(!vars.is_empty(), "the test needs an inherited environment");
+    let (out, status) = output(&mut pt_cmd(["env"]));
+    assert!(status.success());
+    assert_eq!(out, env_bytes(&vars));
+}
+
+#[test]
 fn env_is_inherited_with_overrides_in_place_and_new_names_appended() {
     let _g = Guard::new();
     let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
