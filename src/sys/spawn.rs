@@ -325,3 +325,64 @@ fn run_action(action: &Action, shared: &Shared<'_>) -> Result<(), c_int> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many bytes of this thread's clone stack a spawn used: the stack
+    /// is painted first; the child writes from the top down, so the paint
+    /// left at the bottom is what it never touched.
+    fn stack_used_by(spawn_one: impl FnOnce()) -> usize {
+        const PAINT: u8 = 0xA5;
+        let mut stack = STACK
+            .take()
+            .unwrap_or_else(|| Box::new_uninit_slice(STACK_SIZE));
+        for b in stack.iter_mut() {
+            b.write(PAINT);
+        }
+        STACK.set(Some(stack));
+        spawn_one();
+        let stack = STACK.take().expect("the spawn put the stack back");
+        // SAFETY: every byte was written above (painted, or by the child).
+        let untouched = stack
+            .iter()
+            .take_while(|b| unsafe { b.assume_init() } == PAINT)
+            .count();
+        STACK.set(Some(stack));
+        STACK_SIZE - untouched
+    }
+
+    /// The child runs on a stack of our own with no guard page below it:
+    /// an overflow would silently write over the heap. Its use must stay
+    /// far below the size, for the plainest spawn and for one that takes
+    /// every step (pipes, working directory, group, environment, a failed
+    /// exec that reports back).
+    #[test]
+    fn the_child_uses_a_small_part_of_its_stack() {
+        let plain = stack_used_by(|| {
+            let mut child = crate::Command::new("true").spawn().unwrap();
+            assert!(child.wait().unwrap().success());
+        });
+        let busy = stack_used_by(|| {
+            let err = crate::Command::new("/nonexistent/program")
+                .current_dir("/")
+                .env("A", "1")
+                .env_remove("HOME")
+                .process_group(crate::ProcessGroup::New)
+                .stdin(crate::Stdio::piped())
+                .stdout(crate::Stdio::piped())
+                .stderr(crate::Stdio::piped())
+                .spawn()
+                .unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::NotFound);
+        });
+        for used in [plain, busy] {
+            assert!(used > 0, "the child never ran on this stack");
+            assert!(
+                used <= STACK_SIZE / 8,
+                "the child used {used} of {STACK_SIZE} bytes of stack"
+            );
+        }
+    }
+}
