@@ -299,15 +299,15 @@ fn async_events_as_a_futures_stream() {
 #[test]
 fn a_stream_waiting_for_output_lets_other_tasks_run_without_spinning() {
     let (got, cpu) = block_on_measuring_cpu(async {
-        let (read_end, write_end) = std::io::pipe().unwrap();
+        let (read_end, write_end) = pipe();
         let mut chunks = Command::new("cat")
-            .stdin(std::os::fd::OwnedFd::from(read_end))
+            .stdin(read_end)
             .stream_async()
             .unwrap();
         // The input comes from another task of this runtime, which runs
         // only if the stream's poll gives the thread back.
         tokio::spawn(async move {
-            let mut w = write_end;
+            let mut w = std::fs::File::from(write_end);
             std::io::Write::write_all(&mut w, b"from the ").unwrap();
             tokio::time::sleep(Duration::from_millis(300)).await;
             std::io::Write::write_all(&mut w, b"other task").unwrap();

@@ -465,7 +465,7 @@ pub fn with_broken_stdout<T>(f: impl FnOnce() -> T) -> T {
     // saved and put back.
     let saved = unsafe { libc::dup(1) };
     assert!(saved >= 0, "dup: {}", std::io::Error::last_os_error());
-    let (read_end, write_end) = std::io::pipe().expect("pipe");
+    let (read_end, write_end) = pipe();
     drop(read_end);
     // SAFETY: as above.
     assert_eq!(unsafe { libc::dup2(write_end.as_raw_fd(), 1) }, 1);
@@ -477,4 +477,20 @@ pub fn with_broken_stdout<T>(f: impl FnOnce() -> T) -> T {
         libc::close(saved);
     }
     out
+}
+
+/// A pipe (`pipe2` with `O_CLOEXEC`): the read end, then the write end.
+pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned by no one else.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
 }
