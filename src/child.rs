@@ -506,7 +506,11 @@ impl Child {
     /// [`ignore_epipe(false)`](crate::Command::ignore_epipe)), the wait that
     /// sees the exit returns a [`Step::Write`](crate::Step::Write) error
     /// carrying the status ([`Error::exit_status`]); later waits return the
-    /// status.
+    /// status. An input thread still feeding when the child exits gets up to
+    /// the [`pipe_drain_timeout`](crate::Command::pipe_drain_timeout) to
+    /// report (one blocked writing to the exited child gets its broken pipe
+    /// at once; one blocked reading its own source is left to end on its
+    /// own, and its result is then not reported).
     ///
     /// ```
     /// let mut child = procession::Command::new("sh").args(["-c", "exit 7"]).spawn()?;
