@@ -300,10 +300,7 @@ fn async_events_as_a_futures_stream() {
 fn a_stream_waiting_for_output_lets_other_tasks_run_without_spinning() {
     let (got, cpu) = block_on_measuring_cpu(async {
         let (read_end, write_end) = pipe();
-        let mut chunks = Command::new("cat")
-            .stdin(read_end)
-            .stream_async()
-            .unwrap();
+        let mut chunks = Command::new("cat").stdin(read_end).stream_async().unwrap();
         // The input comes from another task of this runtime, which runs
         // only if the stream's poll gives the thread back.
         tokio::spawn(async move {

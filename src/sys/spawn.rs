@@ -353,6 +353,31 @@ mod tests {
         STACK_SIZE - untouched
     }
 
+    /// Kernels before 5.2 refuse `CLONE_PIDFD`; the pidfd then comes from
+    /// `pidfd_open` right after the clone. Forced here (nextest runs each
+    /// test in a process of its own, so the flag stays in this one).
+    #[test]
+    fn without_clone_pidfd_the_child_still_gets_a_pidfd() {
+        NO_CLONE_PIDFD.store(true, Ordering::Relaxed);
+        let pidfds = || {
+            std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|target| target.to_string_lossy().contains("pidfd"))
+                .count()
+        };
+        let before = pidfds();
+        let mut child = crate::Command::new("sleep").arg("100").spawn().unwrap();
+        assert_eq!(pidfds(), before + 1, "no pidfd for the child");
+        child.kill().unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(crate::Signal::KILL));
+        let mut child = crate::Command::new("sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(3));
+    }
+
     /// The child runs on a stack of our own with no guard page below it:
     /// an overflow would silently write over the heap. Its use must stay
     /// far below the size, for the plainest spawn and for one that takes
