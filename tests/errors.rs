@@ -374,3 +374,27 @@ fn redirecting_stderr_into_a_closed_stdout_fails_at_stdio_with_ebadf() {
     assert_eq!(err.step(), Step::Stdio);
     assert_eq!(raw_os(&err), Some(libc::EBADF));
 }
+
+#[test]
+fn clone_refused_at_the_process_limit_is_a_spawn_error() {
+    let _g = Guard::new();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("note: skipped: needs root (it becomes nobody under RLIMIT_NPROC 0)");
+        return;
+    }
+    // A process at its user's process limit (a fork bomb's victim, a
+    // container's pids limit): clone fails with EAGAIN, and spawn must say
+    // so, not take -1 for a pid.
+    let out = std::process::Command::new(ptlib())
+        .arg("spawn-at-nproc-limit")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "error: Spawn EAGAIN\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success());
+}

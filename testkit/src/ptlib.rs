@@ -15,6 +15,11 @@
 //!   until the library has reaped the child (its pid is gone from /proc)
 //!   and prints `dropped`.
 //!
+//! - `ptlib spawn-at-nproc-limit`: (as root) sets `RLIMIT_NPROC` to 0,
+//!   becomes user and group 65534 (nobody), so that the kernel refuses to
+//!   create any process, then spawns `/bin/true` and prints `spawned`, or
+//!   `error: <Step> <errno>` for the error it got.
+//!
 //! Exit code: 0 after a report, 2 on bad usage, 1 when the library failed.
 
 use std::io::{BufRead, BufReader, Write};
@@ -36,6 +41,10 @@ fn main() -> ExitCode {
             .map(|s| say(&format!("status: {}", s.shell_code()))),
         ["stop", line] => stop(line, End::Stop),
         ["drop", line] => stop(line, End::Drop),
+        ["spawn-at-nproc-limit"] => {
+            at_nproc_limit();
+            return ExitCode::SUCCESS;
+        }
         ["timeout", ms, line] => match ms.parse() {
             Ok(ms) => stop(line, End::Timeout(ms)),
             Err(_) => {
@@ -44,7 +53,10 @@ fn main() -> ExitCode {
             }
         },
         _ => {
-            eprintln!("usage: ptlib status LINE | stop LINE | drop LINE | timeout MS LINE");
+            eprintln!(
+                "usage: ptlib status LINE | stop LINE | drop LINE | timeout MS LINE \
+                 | spawn-at-nproc-limit"
+            );
             return ExitCode::from(2);
         }
     };
@@ -96,4 +108,40 @@ fn stop(line: &str, end: End) -> Result<(), procession::Error> {
         status.ended()
     ));
     Ok(())
+}
+
+/// See `spawn-at-nproc-limit` in the module docs.
+fn at_nproc_limit() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on this process's own limits and ids.
+    let dropped = unsafe {
+        libc::setrlimit(libc::RLIMIT_NPROC, &none) == 0
+            && libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setgid(65534) == 0
+            && libc::setuid(65534) == 0
+    };
+    if !dropped {
+        say(&format!(
+            "setup failed: {}",
+            std::io::Error::last_os_error()
+        ));
+        return;
+    }
+    match Command::new("/bin/true").spawn() {
+        Ok(mut child) => {
+            let _ = child.wait();
+            say("spawned");
+        }
+        Err(e) => {
+            let errno = e.os_error().and_then(|e| e.raw_os_error());
+            let name = match errno {
+                Some(libc::EAGAIN) => "EAGAIN".to_string(),
+                other => format!("{other:?}"),
+            };
+            say(&format!("error: {:?} {name}", e.step()));
+        }
+    }
 }
