@@ -251,7 +251,7 @@ impl Plan {
                     let _ = pipe::set_pipe_size(parent.as_fd(), cap);
                 }
                 if self.nonblocking {
-                    fd::set_nonblocking(parent.as_fd(), true)
+                    fd::set_nonblocking(parent.as_fd())
                         .map_err(|e| Error::os(program, Step::Pipe, e))?;
                 }
                 match target {

@@ -29,18 +29,17 @@ pub(crate) fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
-/// `fcntl(F_SETFL)`: turns `O_NONBLOCK` on or off.
-pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+/// `fcntl(F_SETFL)`: turns `O_NONBLOCK` on.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on a descriptor we borrow; no memory is passed.
     unsafe {
         let flags = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
-        let new = if on {
-            flags | libc::O_NONBLOCK
-        } else {
-            flags & !libc::O_NONBLOCK
-        };
-        if new != flags {
-            cvt(libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, new))?;
+        if flags & libc::O_NONBLOCK == 0 {
+            cvt(libc::fcntl(
+                fd.as_raw_fd(),
+                libc::F_SETFL,
+                flags | libc::O_NONBLOCK,
+            ))?;
         }
     }
     Ok(())
