@@ -209,3 +209,61 @@ pub(crate) fn poll_many(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> 
     }
     Ok(n as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn timeout_ms_rounds_up_and_saturates() {
+        assert_eq!(timeout_ms(Duration::ZERO), 0);
+        assert_eq!(timeout_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(timeout_ms(Duration::from_millis(1)), 1);
+        assert_eq!(timeout_ms(Duration::from_micros(1001)), 2);
+        assert_eq!(timeout_ms(Duration::from_millis(1500)), 1500);
+        assert_eq!(timeout_ms(Duration::MAX), libc::c_int::MAX);
+        assert_eq!(
+            timeout_ms(Duration::from_millis(libc::c_int::MAX as u64 + 1)),
+            libc::c_int::MAX
+        );
+    }
+
+    #[test]
+    fn max_fd_is_the_soft_descriptor_limit() {
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `rl` is a valid out pointer.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
+        let want = if rl.rlim_cur == libc::RLIM_INFINITY {
+            1 << 20
+        } else {
+            rl.rlim_cur.min(RawFd::MAX as libc::rlim_t) as RawFd
+        };
+        assert_eq!(read_max_fd(), want);
+        assert_eq!(max_fd(), want);
+    }
+
+    #[test]
+    fn poll_one_times_out_then_sees_data_and_eventfd_wakes() {
+        let efd = eventfd().unwrap();
+        // Nothing yet: a 10 ms poll times out.
+        assert!(!poll_one(efd.as_fd(), Interest::Read, Some(Duration::from_millis(10))).unwrap());
+        eventfd_notify(efd.as_fd());
+        eventfd_notify(efd.as_fd());
+        assert!(poll_one(efd.as_fd(), Interest::Read, None).unwrap());
+        // The counter holds 2; draining resets it to not readable.
+        let mut fds = [libc::pollfd {
+            fd: efd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        assert_eq!(poll_many(&mut fds, Some(Duration::ZERO)).unwrap(), 1);
+        eventfd_drain(efd.as_fd());
+        fds[0].revents = 0;
+        assert_eq!(poll_many(&mut fds, Some(Duration::ZERO)).unwrap(), 0);
+        assert_eq!(fds[0].revents, 0);
+    }
+}
