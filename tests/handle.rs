@@ -216,3 +216,43 @@ fn read_any_with_one_stream_waits_without_spinning_on_a_broken_stdout() {
     assert_eq!(out, b"done\n");
     assert!(cpu < Duration::from_millis(100), "{cpu:?} of CPU");
 }
+
+#[test]
+fn waits_sleep_rather_than_spin() {
+    let _g = Guard::new();
+    // wait() and wait_timeout() on a child that is quiet for 300 ms (the
+    // subject: an idle period) must sleep in poll on the pidfd, costing this
+    // thread almost no CPU time.
+    let mut child = Command::new("sleep").arg("0.3").spawn().unwrap();
+    let cpu = thread_cpu();
+    assert!(child.wait().unwrap().success());
+    let waited = thread_cpu() - cpu;
+    let mut child = Command::new("sleep").arg("100").spawn().unwrap();
+    let cpu = thread_cpu();
+    assert_eq!(
+        child.wait_timeout(Duration::from_millis(300)).unwrap(),
+        None
+    );
+    let timed = thread_cpu() - cpu;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for cpu in [waited, timed] {
+        assert!(cpu < Duration::from_millis(50), "{cpu:?} of CPU");
+    }
+}
+
+#[test]
+fn an_empty_write_takes_nothing_and_is_not_an_error() {
+    let _g = Guard::new();
+    let mut child = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(child.write(b"").unwrap(), 0);
+    child.write_all(b"").unwrap();
+    child.write_all(b"x").unwrap();
+    child.close_stdin();
+    assert_eq!(child.read().unwrap().as_deref(), Some(&b"x"[..]));
+    assert!(child.wait().unwrap().success());
+}
