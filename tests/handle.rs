@@ -256,3 +256,49 @@ fn an_empty_write_takes_nothing_and_is_not_an_error() {
     assert_eq!(child.read().unwrap().as_deref(), Some(&b"x"[..]));
     assert!(child.wait().unwrap().success());
 }
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+#[test]
+fn a_signal_handled_by_the_waiting_thread_does_not_end_the_wait() {
+    let _g = Guard::new();
+    // A host with signal handlers: a signal that lands on the thread blocked
+    // in wait_timeout interrupts its poll (EINTR, never restarted). The
+    // wait must go on, not fail. (nextest runs each test in a process of
+    // its own, so the handler stays in this one.)
+    // SAFETY: installs a handler that does nothing, without SA_RESTART.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    let mut child = Command::new("sleep").arg("100").spawn().unwrap();
+    let signaller = child.signaller();
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        child.wait_timeout(Duration::from_secs(30))
+    });
+    let tid = tid_rx.recv().unwrap();
+    let in_poll =
+        || blocked_in(tid).is_some_and(|n| [libc::SYS_poll, libc::SYS_ppoll].contains(&n));
+    while !in_poll() {
+        assert!(!waiter.is_finished(), "the wait ended early");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: signals a thread of this process, which has a handler for it.
+    assert_eq!(
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) },
+        0
+    );
+    // The wait goes on: back in poll (or, had the signal come just before
+    // it entered poll, never out of it).
+    while !in_poll() {
+        assert!(!waiter.is_finished(), "the signal ended the wait");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    signaller.signal(procession::Signal::KILL).unwrap();
+    let status = waiter.join().unwrap().unwrap().expect("a status");
+    assert_eq!(status.signal(), Some(procession::Signal::KILL));
+}
