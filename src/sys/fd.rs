@@ -249,6 +249,18 @@ mod tests {
     #[test]
     fn poll_one_times_out_then_sees_data_and_eventfd_wakes() {
         let efd = eventfd().unwrap();
+        // Close-on-exec (no child inherits it) and non-blocking (a drain of
+        // an empty counter returns at once).
+        // SAFETY: F_GETFD/F_GETFL on a descriptor we own.
+        let (fd_flags, fl_flags) = unsafe {
+            (
+                libc::fcntl(efd.as_raw_fd(), libc::F_GETFD),
+                libc::fcntl(efd.as_raw_fd(), libc::F_GETFL),
+            )
+        };
+        assert_ne!(fd_flags & libc::FD_CLOEXEC, 0);
+        assert_ne!(fl_flags & libc::O_NONBLOCK, 0);
+        eventfd_drain(efd.as_fd());
         // Nothing yet: a 10 ms poll times out.
         assert!(!poll_one(efd.as_fd(), Interest::Read, Some(Duration::from_millis(10))).unwrap());
         eventfd_notify(efd.as_fd());
