@@ -302,3 +302,45 @@ fn a_signal_handled_by_the_waiting_thread_does_not_end_the_wait() {
     let status = waiter.join().unwrap().unwrap().expect("a status");
     assert_eq!(status.signal(), Some(procession::Signal::KILL));
 }
+
+#[test]
+fn a_signal_handled_by_a_thread_reading_a_stream_does_not_end_the_stream() {
+    let _g = Guard::new();
+    // As above, for the streaming driver's poll.
+    // SAFETY: installs a handler that does nothing, without SA_RESTART.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    let (stdin_read, stdin_write) = pipe();
+    let mut chunks = Command::new("sh")
+        .args(["-c", "read go; echo after"])
+        .stdin(stdin_read)
+        .stream()
+        .unwrap();
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        chunks.collect_string()
+    });
+    let tid = tid_rx.recv().unwrap();
+    let in_poll =
+        || blocked_in(tid).is_some_and(|n| [libc::SYS_poll, libc::SYS_ppoll].contains(&n));
+    while !in_poll() {
+        assert!(!reader.is_finished(), "the stream ended early");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: signals a thread of this process, which has a handler for it.
+    assert_eq!(
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) },
+        0
+    );
+    while !in_poll() {
+        assert!(!reader.is_finished(), "the signal ended the stream");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::File::from(stdin_write).write_all(b"go\n").unwrap();
+    assert_eq!(reader.join().unwrap().unwrap(), "after\n");
+}
