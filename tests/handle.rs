@@ -314,7 +314,7 @@ fn a_signal_handled_by_a_thread_reading_a_stream_does_not_end_the_stream() {
         assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
     }
     let (stdin_read, stdin_write) = pipe();
-    let mut chunks = Command::new("sh")
+    let chunks = Command::new("sh")
         .args(["-c", "read go; echo after"])
         .stdin(stdin_read)
         .stream()
