@@ -574,6 +574,51 @@ fn forwarded_signals_reach_the_whole_group() {
 }
 
 #[test]
+fn a_forwarded_signal_reaches_a_member_while_the_program_runs_on() {
+    let _g = Guard::new();
+    // The program catches USR1 and runs on; the member it started exits on
+    // its first USR1. The member must get the signal from procession itself,
+    // while the program still runs: the cleanup after the program's exit
+    // cannot be what ends it here.
+    let pt = pt_path();
+    let script = format!("'{pt}' catch 1 10 & echo $!; exec '{pt}' catch 2 10");
+    let mut cli = procession()
+        .args(["run", "--", "sh", "-c", &script])
+        .stdout(StdStdio::piped())
+        .stderr(StdStdio::inherit())
+        .spawn()
+        .expect("spawn procession");
+    let mut stdout = BufReader::new(cli.stdout.take().expect("stdout"));
+    let (mut member, mut ready) = (None, 0);
+    while member.is_none() || ready < 2 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read");
+        match line.trim().parse::<i32>() {
+            Ok(pid) => member = Some(pid),
+            Err(_) => {
+                assert_eq!(line, "ready\n");
+                ready += 1;
+            }
+        }
+    }
+    let member = member.unwrap();
+    send(cli.id(), libc::SIGUSR1);
+    assert!(
+        wait_dead(member, Duration::from_secs(5)),
+        "the member did not get the forwarded signal"
+    );
+    for _ in 0..2 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read");
+        assert_eq!(line, "caught 10\n");
+    }
+    assert!(cli.try_wait().unwrap().is_none(), "the program ended early");
+    // The second USR1 ends the program (its second catch): exit 0.
+    send(cli.id(), libc::SIGUSR1);
+    assert_eq!(code_of(wait_for(&mut cli)), 0);
+}
+
+#[test]
 fn with_foreground_only_the_program_gets_the_signal() {
     let _g = Guard::new();
     let (code, grandchild) = term_with_grandchild(&["--foreground"]);
