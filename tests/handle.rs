@@ -344,3 +344,29 @@ fn a_signal_handled_by_a_thread_reading_a_stream_does_not_end_the_stream() {
     std::fs::File::from(stdin_write).write_all(b"go\n").unwrap();
     assert_eq!(reader.join().unwrap().unwrap(), "after\n");
 }
+
+#[test]
+fn a_redirection_file_opened_on_descriptor_0_is_not_overwritten_by_stdin() {
+    let _g = Guard::new();
+    // A host that closed its stdin: the stdout file procession opens for
+    // the child lands on fd 0, and the child's first step puts its stdin on
+    // fd 0. The file must be moved out of 0..=2 first, or cat would write
+    // into its own input. (nextest runs each test in a process of its own;
+    // fd 0 is restored at the end.)
+    let dir = TempDir::new("fd0");
+    let input = dir.join("in");
+    let output = dir.join("out");
+    std::fs::write(&input, "INPUT").unwrap();
+    let stdin = std::fs::File::open(&input).unwrap();
+    // SAFETY: closing our own stdin; nothing in this test reads it.
+    assert_eq!(unsafe { libc::close(0) }, 0);
+    let status = Command::new("cat")
+        .stdin(stdin)
+        .stdout(Stdio::file(&output))
+        .status();
+    let null = std::fs::File::open("/dev/null").unwrap();
+    assert_eq!(null.as_raw_fd(), 0, "fd 0 restored");
+    std::mem::forget(null);
+    assert!(status.unwrap().success());
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "INPUT");
+}
