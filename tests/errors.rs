@@ -398,3 +398,27 @@ fn clone_refused_at_the_process_limit_is_a_spawn_error() {
     );
     assert!(out.status.success());
 }
+
+#[test]
+fn without_a_reaper_thread_a_dropped_child_is_killed_and_reaped_at_once() {
+    let _g = Guard::new();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("note: skipped: needs root (it becomes nobody, then lowers RLIMIT_NPROC)");
+        return;
+    }
+    // The system refuses the reaper thread (no process left under the
+    // limit): a dropped child cannot be left unwatched, so the drop kills
+    // and reaps it itself.
+    let out = std::process::Command::new(ptlib())
+        .arg("drop-without-reaper")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "gone\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success());
+}

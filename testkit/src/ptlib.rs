@@ -19,6 +19,11 @@
 //!   becomes user and group 65534 (nobody), so that the kernel refuses to
 //!   create any process, then spawns `/bin/true` and prints `spawned`, or
 //!   `error: <Step> <errno>` for the error it got.
+//! - `ptlib drop-without-reaper`: (as root) becomes nobody, spawns
+//!   `/bin/sleep 100`, then sets `RLIMIT_NPROC` to 1 so that the library's
+//!   reaper thread cannot start (no new process or thread), drops the handle
+//!   and prints `gone` if the child was killed and reaped by then, else
+//!   `left running` (and kills and reaps it itself).
 //!
 //! Exit code: 0 after a report, 2 on bad usage, 1 when the library failed.
 
@@ -42,7 +47,15 @@ fn main() -> ExitCode {
         ["stop", line] => stop(line, End::Stop),
         ["drop", line] => stop(line, End::Drop),
         ["spawn-at-nproc-limit"] => {
-            at_nproc_limit();
+            if become_nobody_with_nproc(Some(0)) {
+                at_nproc_limit();
+            }
+            return ExitCode::SUCCESS;
+        }
+        ["drop-without-reaper"] => {
+            if become_nobody_with_nproc(None) {
+                drop_without_reaper();
+            }
             return ExitCode::SUCCESS;
         }
         ["timeout", ms, line] => match ms.parse() {
@@ -110,16 +123,18 @@ fn stop(line: &str, end: End) -> Result<(), procession::Error> {
     Ok(())
 }
 
-/// See `spawn-at-nproc-limit` in the module docs.
-fn at_nproc_limit() {
-    let none = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+/// Sets `RLIMIT_NPROC` to `limit` (if given) and becomes user and group 65534;
+/// says why and returns `false` if that failed.
+fn become_nobody_with_nproc(limit: Option<libc::rlim_t>) -> bool {
     // SAFETY: plain system calls on this process's own limits and ids.
     let dropped = unsafe {
-        libc::setrlimit(libc::RLIMIT_NPROC, &none) == 0
-            && libc::setgroups(0, std::ptr::null()) == 0
+        limit.is_none_or(|limit| {
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            libc::setrlimit(libc::RLIMIT_NPROC, &rl) == 0
+        }) && libc::setgroups(0, std::ptr::null()) == 0
             && libc::setgid(65534) == 0
             && libc::setuid(65534) == 0
     };
@@ -128,8 +143,12 @@ fn at_nproc_limit() {
             "setup failed: {}",
             std::io::Error::last_os_error()
         ));
-        return;
     }
+    dropped
+}
+
+/// See `spawn-at-nproc-limit` in the module docs.
+fn at_nproc_limit() {
     match Command::new("/bin/true").spawn() {
         Ok(mut child) => {
             let _ = child.wait();
@@ -143,5 +162,38 @@ fn at_nproc_limit() {
             };
             say(&format!("error: {:?} {name}", e.step()));
         }
+    }
+}
+
+/// See `drop-without-reaper` in the module docs.
+fn drop_without_reaper() {
+    let child = match Command::new("/bin/sleep").arg("100").spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            say(&format!("spawn failed: {e}"));
+            return;
+        }
+    };
+    let pid = child.pid() as libc::pid_t;
+    // Now no new process or thread is allowed (nobody has at least this
+    // one and the child).
+    let one = libc::rlimit {
+        rlim_cur: 1,
+        rlim_max: 1,
+    };
+    // SAFETY: lowering this process's own limit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &one) } != 0 {
+        say("setup failed: setrlimit");
+    }
+    drop(child);
+    if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        say("left running");
+        // SAFETY: killing and reaping our own child by pid.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    } else {
+        say("gone");
     }
 }
