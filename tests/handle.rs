@@ -259,32 +259,31 @@ fn an_empty_write_takes_nothing_and_is_not_an_error() {
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
-#[test]
-fn a_signal_handled_by_the_waiting_thread_does_not_end_the_wait() {
-    let _g = Guard::new();
-    // A host with signal handlers: a signal that lands on the thread blocked
-    // in wait_timeout interrupts its poll (EINTR, never restarted). The
-    // wait must go on, not fail. (nextest runs each test in a process of
-    // its own, so the handler stays in this one.)
+/// Runs `work` on a thread, waits until that thread is blocked in poll,
+/// interrupts the poll with a SIGUSR1 that a do-nothing handler (installed
+/// here, without SA_RESTART) catches, and waits until the thread is back
+/// in poll: `work` must not have ended. Returns the thread. (nextest runs
+/// each test in a process of its own, so the handler stays in this one.)
+fn interrupt_in_poll<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
     // SAFETY: installs a handler that does nothing, without SA_RESTART.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
         assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
     }
-    let mut child = Command::new("sleep").arg("100").spawn().unwrap();
-    let signaller = child.signaller();
     let (tid_tx, tid_rx) = mpsc::channel();
-    let waiter = std::thread::spawn(move || {
+    let worker = std::thread::spawn(move || {
         // SAFETY: gettid has no preconditions.
         tid_tx.send(unsafe { libc::gettid() }).unwrap();
-        child.wait_timeout(Duration::from_secs(30))
+        work()
     });
     let tid = tid_rx.recv().unwrap();
     let in_poll =
         || blocked_in(tid).is_some_and(|n| [libc::SYS_poll, libc::SYS_ppoll].contains(&n));
     while !in_poll() {
-        assert!(!waiter.is_finished(), "the wait ended early");
+        assert!(!worker.is_finished(), "the work ended early");
         std::thread::sleep(Duration::from_millis(1));
     }
     // SAFETY: signals a thread of this process, which has a handler for it.
@@ -292,12 +291,24 @@ fn a_signal_handled_by_the_waiting_thread_does_not_end_the_wait() {
         unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) },
         0
     );
-    // The wait goes on: back in poll (or, had the signal come just before
+    // The work goes on: back in poll (or, had the signal come just before
     // it entered poll, never out of it).
     while !in_poll() {
-        assert!(!waiter.is_finished(), "the signal ended the wait");
+        assert!(!worker.is_finished(), "the signal ended the work");
         std::thread::sleep(Duration::from_millis(1));
     }
+    worker
+}
+
+#[test]
+fn a_signal_handled_by_the_waiting_thread_does_not_end_the_wait() {
+    let _g = Guard::new();
+    // A host with signal handlers: a signal that lands on the thread blocked
+    // in wait_timeout interrupts its poll (EINTR, never restarted). The
+    // wait must go on, not fail.
+    let mut child = Command::new("sleep").arg("100").spawn().unwrap();
+    let signaller = child.signaller();
+    let waiter = interrupt_in_poll(move || child.wait_timeout(Duration::from_secs(30)));
     signaller.signal(procession::Signal::KILL).unwrap();
     let status = waiter.join().unwrap().unwrap().expect("a status");
     assert_eq!(status.signal(), Some(procession::Signal::KILL));
@@ -307,40 +318,13 @@ fn a_signal_handled_by_the_waiting_thread_does_not_end_the_wait() {
 fn a_signal_handled_by_a_thread_reading_a_stream_does_not_end_the_stream() {
     let _g = Guard::new();
     // As above, for the streaming driver's poll.
-    // SAFETY: installs a handler that does nothing, without SA_RESTART.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
-    }
     let (stdin_read, stdin_write) = pipe();
     let chunks = Command::new("sh")
         .args(["-c", "read go; echo after"])
         .stdin(stdin_read)
         .stream()
         .unwrap();
-    let (tid_tx, tid_rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        // SAFETY: gettid has no preconditions.
-        tid_tx.send(unsafe { libc::gettid() }).unwrap();
-        chunks.collect_string()
-    });
-    let tid = tid_rx.recv().unwrap();
-    let in_poll =
-        || blocked_in(tid).is_some_and(|n| [libc::SYS_poll, libc::SYS_ppoll].contains(&n));
-    while !in_poll() {
-        assert!(!reader.is_finished(), "the stream ended early");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    // SAFETY: signals a thread of this process, which has a handler for it.
-    assert_eq!(
-        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) },
-        0
-    );
-    while !in_poll() {
-        assert!(!reader.is_finished(), "the signal ended the stream");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let reader = interrupt_in_poll(move || chunks.collect_string());
     std::fs::File::from(stdin_write).write_all(b"go\n").unwrap();
     assert_eq!(reader.join().unwrap().unwrap(), "after\n");
 }
