@@ -162,3 +162,110 @@ fn run(r: &Reaper) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The path for kernels without pidfds (before 5.3): such a child is
+    //! looked at every [`NO_PIDFD_POLL`]. This kernel has pidfds, so the test
+    //! builds the `Process` without one.
+
+    use std::ffi::OsStr;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{NO_PIDFD_POLL, adopt};
+    use crate::Signal;
+    use crate::engine::process::{Policy, Process};
+    use crate::error::Who;
+
+    /// CPU time (user + system, in clock ticks of 10 ms) of the reaper
+    /// thread, from /proc/self/task/*/stat.
+    fn reaper_ticks() -> u64 {
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let path = task.path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if comm.trim_end() != "procession-reap" {
+                continue;
+            }
+            let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+            let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+            let fields: Vec<&str> = after_name.split(' ').collect();
+            // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th
+            // after the name.
+            return fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        }
+        panic!("no reaper thread");
+    }
+
+    /// Whether `pid` is still a process (running or a zombie): /proc says,
+    /// not the library.
+    fn exists(pid: u32) -> bool {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    fn without_pidfd(sleep: &str, timeout: Option<Duration>) -> (u32, Arc<Process>) {
+        let child = std::process::Command::new("sleep")
+            .arg(sleep)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // std's handle neither waits nor kills on drop: the Process below
+        // owns the child from here.
+        drop(child);
+        let process = Arc::new(Process::new(
+            pid as libc::pid_t,
+            None,
+            Who::new(OsStr::new("sleep"), [OsStr::new(sleep)]),
+            None,
+            Policy {
+                stop_signal: Signal::TERM,
+                stop_command: None,
+                stop_timeout: Duration::from_secs(5),
+                stop_group: false,
+                success_codes: vec![0],
+            },
+            timeout,
+        ));
+        (pid, process)
+    }
+
+    /// Waits (up to 5 s) for `pid` to be reaped; returns how long it took.
+    fn reaped_within(pid: u32) -> Duration {
+        let start = Instant::now();
+        while exists(pid) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{pid} never reaped"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        start.elapsed()
+    }
+
+    #[test]
+    fn a_child_without_a_pidfd_is_reaped_by_polling_without_spinning() {
+        assert!(super::start());
+        // Without a deadline (the poll interval alone), then with a far
+        // deadline (the poll interval is the nearer of the two).
+        for timeout in [None, Some(Duration::from_secs(60))] {
+            let (pid, process) = without_pidfd("0.3", timeout);
+            let before = reaper_ticks();
+            adopt(process.clone());
+            let took = reaped_within(pid);
+            let ticks = reaper_ticks() - before;
+            // The sleep lasts 300 ms; the reaper notices within a poll
+            // interval (plus scheduling slack).
+            assert!(
+                took < Duration::from_millis(300) + NO_PIDFD_POLL * 20,
+                "{took:?}"
+            );
+            // About 30 wake-ups of a few microseconds each: well under one
+            // 10 ms tick. A reaper that spins burns the whole 300 ms.
+            assert!(
+                ticks <= 5,
+                "the reaper used {ticks} ticks of CPU ({timeout:?})"
+            );
+            assert_eq!(process.try_wait().unwrap().unwrap().code(), Some(0));
+        }
+    }
+}
