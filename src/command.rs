@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::engine::spawn::Ends;
 use crate::error::{Step, Who};
 use crate::input::{InputSpec, InputThread, Source};
+use crate::limits::{Limit, NameOrId, RunAs};
 use crate::stdio::Stdio;
 use crate::{Child, Error, ExitStatus, Signal};
 
@@ -100,6 +101,8 @@ pub struct Command {
     pub(crate) stop_on_drop: bool,
     pub(crate) success_codes: Vec<i32>,
     pub(crate) pipe_capacity: Option<usize>,
+    /// User, groups, limits, nice, umask, `no_new_privs` (rarely set).
+    pub(crate) run_as: Option<Box<RunAs>>,
 }
 
 impl Command {
@@ -137,6 +140,7 @@ impl Command {
             stop_on_drop: true,
             success_codes: vec![0],
             pipe_capacity: Some(DEFAULT_PIPE_CAPACITY),
+            run_as: None,
         }
     }
 
@@ -553,6 +557,157 @@ impl Command {
         self
     }
 
+    fn run_as_mut(&mut self) -> &mut RunAs {
+        self.run_as.get_or_insert_with(Box::default)
+    }
+
+    /// Runs the child as another user (`setresuid`; by name or uid). Unless
+    /// [`primary_group`](Command::primary_group) and
+    /// [`supplementary_groups`](Command::supplementary_groups) say
+    /// otherwise, the child gets the user's group and supplementary groups
+    /// from the system's databases, as `su` and `sudo` do (a uid with no
+    /// entry there needs `primary_group`). Names are looked up before the
+    /// spawn; the child makes only the system calls, in the order
+    /// `setgroups`, `setresgid`, `setresuid`, then changes directory, so
+    /// [`current_dir`](Command::current_dir) is entered as the new user.
+    ///
+    /// # Errors
+    ///
+    /// An unknown name is an [`InvalidInput`](crate::ErrorKind::InvalidInput)
+    /// error and nothing is started. Changing user needs root (or
+    /// `CAP_SETUID`/`CAP_SETGID`): without it the spawn fails at
+    /// [`Step::User`](crate::Step::User) with
+    /// [`PermissionDenied`](crate::ErrorKind::PermissionDenied), and the
+    /// program never runs.
+    ///
+    /// ```
+    /// use procession::{Command, ErrorKind, Step};
+    /// match Command::new("id").arg("-u").user("nobody").run() {
+    ///     Ok(out) => assert_eq!(out.stdout, b"65534\n"),
+    ///     // Not running as root:
+    ///     Err(e) => assert_eq!((e.step(), e.kind()), (Step::User, ErrorKind::PermissionDenied)),
+    /// }
+    /// ```
+    pub fn user(&mut self, user: impl Into<NameOrId>) -> &mut Command {
+        self.run_as_mut().user = Some(user.into());
+        self
+    }
+
+    /// The child's group (`setresgid`; by name or gid), instead of the
+    /// [`user`](Command::user)'s own. Needs the same rights as `user`.
+    ///
+    /// ```
+    /// use procession::Command;
+    /// # if unsafe { libc::geteuid() } != 0 { return Ok(()) }
+    /// let out = Command::new("id").args(["-u", "-g"]).user(65534).primary_group("root")
+    ///     .run()?;
+    /// assert_eq!(out.stdout, b"65534\n0\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn primary_group(&mut self, group: impl Into<NameOrId>) -> &mut Command {
+        self.run_as_mut().primary_group = Some(group.into());
+        self
+    }
+
+    /// The child's supplementary groups (`setgroups`; names or gids), instead
+    /// of the [`user`](Command::user)'s own. An empty list leaves it with
+    /// none. Needs root or `CAP_SETGID`.
+    ///
+    /// ```
+    /// use procession::Command;
+    /// # if unsafe { libc::geteuid() } != 0 { return Ok(()) }
+    /// let out = Command::new("sh").args(["-c", "id -u; id -G"]).user("nobody")
+    ///     .supplementary_groups(["root"]).run()?;
+    /// assert_eq!(out.stdout, b"65534\n65534 0\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn supplementary_groups<I, G>(&mut self, groups: I) -> &mut Command
+    where
+        I: IntoIterator<Item = G>,
+        G: Into<NameOrId>,
+    {
+        self.run_as_mut().groups = Some(groups.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets a resource limit in the child (`setrlimit`): `soft` is what the
+    /// child gets, `hard` the ceiling it may raise it to
+    /// ([`Limit::UNLIMITED`] for none). Raising a hard limit above the
+    /// caller's needs root (`CAP_SYS_RESOURCE`).
+    ///
+    /// # Errors
+    ///
+    /// `soft` above `hard` is an [`InvalidInput`](crate::ErrorKind::InvalidInput)
+    /// error before anything starts; a limit the kernel refuses fails the
+    /// spawn at [`Step::Limit`](crate::Step::Limit) and the program never runs.
+    ///
+    /// ```
+    /// use procession::{Command, Limit};
+    /// let out = Command::shell("ulimit -n").limit(Limit::OpenFiles, 100, 100).run()?;
+    /// assert_eq!(out.stdout, b"100\n");
+    /// let err = Command::new("true").limit(Limit::OpenFiles, 200, 100).run().unwrap_err();
+    /// assert_eq!(err.kind(), procession::ErrorKind::InvalidInput);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn limit(&mut self, limit: Limit, soft: u64, hard: u64) -> &mut Command {
+        let limits = &mut self.run_as_mut().limits;
+        limits.retain(|(l, _, _)| *l != limit);
+        limits.push((limit, soft, hard));
+        self
+    }
+
+    /// The child's nice value, -20 (most favoured) to 19 (`setpriority`;
+    /// erlexec's `nice`). Below the caller's own needs root
+    /// (`CAP_SYS_NICE`).
+    ///
+    /// # Errors
+    ///
+    /// A value outside -20..=19 is an
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) error before anything
+    /// starts; a refused one fails the spawn at [`Step::Nice`](crate::Step::Nice).
+    ///
+    /// ```
+    /// let out = procession::Command::new("nice").nice(10).run()?;
+    /// assert_eq!(out.stdout, b"10\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn nice(&mut self, nice: i32) -> &mut Command {
+        self.run_as_mut().nice = Some(nice);
+        self
+    }
+
+    /// The child's file-creation mask (`umask`), such as `0o077`.
+    ///
+    /// # Errors
+    ///
+    /// A mask above `0o777` is an [`InvalidInput`](crate::ErrorKind::InvalidInput)
+    /// error before anything starts.
+    ///
+    /// ```
+    /// let out = procession::Command::shell("umask").umask(0o027).run()?;
+    /// assert_eq!(out.stdout, b"0027\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn umask(&mut self, mask: u32) -> &mut Command {
+        self.run_as_mut().umask = Some(mask);
+        self
+    }
+
+    /// Sets `no_new_privs` in the child (`prctl(PR_SET_NO_NEW_PRIVS)`): it
+    /// and everything it starts can never gain privileges through set-user-id
+    /// programs or file capabilities. It cannot be undone.
+    ///
+    /// ```
+    /// let out = procession::Command::new("grep").args(["NoNewPrivs", "/proc/self/status"])
+    ///     .no_new_privs(true).run()?;
+    /// assert_eq!(out.stdout, b"NoNewPrivs:\t1\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn no_new_privs(&mut self, on: bool) -> &mut Command {
+        self.run_as_mut().no_new_privs = on;
+        self
+    }
+
     /// The program, as given.
     ///
     /// ```
@@ -822,6 +977,7 @@ impl fmt::Debug for Command {
                 .field("max_chunk", &self.max_chunk)
                 .field("success_codes", &self.success_codes)
                 .field("pipe_capacity", &self.pipe_capacity)
+                .field("run_as", &self.run_as)
                 .finish();
         }
         if let Some(dir) = &self.cwd {

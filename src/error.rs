@@ -90,6 +90,15 @@ pub enum Step {
     Signals,
     /// In the child: joining or creating the process group (`setpgid`).
     ProcessGroup,
+    /// In the child: setting a resource limit (`setrlimit`).
+    Limit,
+    /// In the child: setting the nice value (`setpriority`).
+    Nice,
+    /// In the child: setting `no_new_privs` (`prctl`).
+    NoNewPrivs,
+    /// Looking up the user or groups (before the spawn), or, in the
+    /// child, changing them (`setgroups`, `setresgid`, `setresuid`).
+    User,
     /// In the child: changing to the working directory (`chdir`).
     Chdir,
     /// In the child: installing stdin, stdout and stderr (`dup2`).
@@ -120,6 +129,10 @@ impl Step {
             Step::Spawn => "creating the process",
             Step::Signals => "resetting signals in the child",
             Step::ProcessGroup => "setting the process group",
+            Step::Limit => "setting a resource limit",
+            Step::Nice => "setting the nice value",
+            Step::NoNewPrivs => "setting no_new_privs",
+            Step::User => "changing user",
             Step::Chdir => "changing directory",
             Step::Stdio => "setting up stdio in the child",
             Step::CloseFds => "closing inherited descriptors",
@@ -214,6 +227,11 @@ impl Error {
     /// Attaches the child's exit status (an input error at the end of a run).
     pub(crate) fn with_status(mut self, status: ExitStatus) -> Error {
         self.inner.status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_step(mut self, step: Step) -> Error {
+        self.inner.step = step;
         self
     }
 

@@ -282,6 +282,7 @@ mod command;
 mod engine;
 mod error;
 mod input;
+mod limits;
 mod pipe;
 mod signal;
 mod status;
@@ -300,9 +301,10 @@ pub use command::{
 };
 pub use error::{Error, ErrorKind, Step};
 pub use input::InputSink;
+pub use limits::{Limit, NameOrId};
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
 pub use signal::{ParseSignalError, Signal};
-pub use status::{Ended, ExitStatus};
+pub use status::{Ended, ExitStatus, ResourceUsage};
 pub use stdio::Stdio;
 pub use stream::{Chunks, Event, Events, Output, OutputChunk};
 #[cfg(feature = "tokio")]

@@ -1,6 +1,7 @@
 //! [`ExitStatus`]: how a child ended, and who ended it.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::Signal;
 
@@ -43,6 +44,73 @@ pub struct ExitStatus {
     kind: Kind,
     ended: Ended,
     success: bool,
+    usage: Option<ResourceUsage>,
+}
+
+/// What the kernel counted for an ended child: CPU time and peak memory
+/// (`waitid`'s `struct rusage`, as Go's `ProcessState.SysUsage` gives it).
+/// It covers the child and the descendants it waited for.
+///
+/// ```
+/// use std::time::Duration;
+/// let status = procession::Command::new("sh").args(["-c", "exit 0"]).status()?;
+/// let usage = status.usage().expect("a reaped child has a usage");
+/// assert!(usage.cpu_time() < Duration::from_secs(1));
+/// assert!(usage.max_rss() > 0);
+/// # Ok::<(), procession::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ResourceUsage {
+    pub(crate) user_time: Duration,
+    pub(crate) system_time: Duration,
+    pub(crate) max_rss: u64,
+}
+
+impl ResourceUsage {
+    /// CPU time spent in user mode (`ru_utime`).
+    ///
+    /// ```
+    /// let status = procession::Command::new("true").status()?;
+    /// assert!(status.usage().unwrap().user_time() <= status.usage().unwrap().cpu_time());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn user_time(&self) -> Duration {
+        self.user_time
+    }
+
+    /// CPU time spent in the kernel on the child's behalf (`ru_stime`).
+    ///
+    /// ```
+    /// let status = procession::Command::new("true").status()?;
+    /// assert!(status.usage().unwrap().system_time() <= status.usage().unwrap().cpu_time());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn system_time(&self) -> Duration {
+        self.system_time
+    }
+
+    /// User plus system time.
+    ///
+    /// ```
+    /// let usage = procession::Command::new("true").status()?.usage().unwrap();
+    /// assert_eq!(usage.cpu_time(), usage.user_time() + usage.system_time());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn cpu_time(&self) -> Duration {
+        self.user_time + self.system_time
+    }
+
+    /// The peak resident set size in bytes (`ru_maxrss`, which the kernel
+    /// counts in KiB).
+    ///
+    /// ```
+    /// let usage = procession::Command::new("true").status()?.usage().unwrap();
+    /// assert!(usage.max_rss() >= 4096);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn max_rss(&self) -> u64 {
+        self.max_rss
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,7 +125,25 @@ impl ExitStatus {
             kind: Kind::Code(code),
             ended,
             success: success_codes.contains(&code),
+            usage: None,
         }
+    }
+
+    pub(crate) fn with_usage(mut self, usage: Option<ResourceUsage>) -> ExitStatus {
+        self.usage = usage;
+        self
+    }
+
+    /// The child's resource usage (CPU time, peak memory), when the kernel
+    /// reported it: always for a child procession started and reaped.
+    ///
+    /// ```
+    /// let status = procession::Command::new("true").status()?;
+    /// assert!(status.usage().is_some());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn usage(&self) -> Option<ResourceUsage> {
+        self.usage
     }
 
     pub(crate) fn from_signal(signal: i32, core_dumped: bool, ended: Ended) -> ExitStatus {
@@ -68,6 +154,7 @@ impl ExitStatus {
             },
             ended,
             success: false,
+            usage: None,
         }
     }
 

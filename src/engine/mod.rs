@@ -1,6 +1,7 @@
 //! The engine: spawn plans, the per-child state machine and the background
 //! reaper. It sits between the public API (`Command`, `Child`) and `sys`.
 
+pub(crate) mod credentials;
 pub(crate) mod driver;
 pub(crate) mod plan;
 pub(crate) mod process;

@@ -10,8 +10,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use super::credentials::{self, Credentials};
 use crate::command::{Command, ProcessGroup};
 use crate::error::{Error, Step};
+use crate::limits::RunAs;
 use crate::stdio::{Kind, Stdio};
 use crate::sys::fd;
 use crate::sys::pipe;
@@ -34,6 +36,10 @@ pub(crate) struct Plan {
     _env: Vec<CString>,
     envp: Vec<*const c_char>,
     _cwd: Option<CString>,
+    /// The supplementary groups `SetGroups` points into.
+    _groups: Vec<libc::gid_t>,
+    /// The ids the child switches to (for errors).
+    pub credentials: Option<Credentials>,
     actions: Vec<Action>,
     /// The public step of each action, for errors.
     steps: Vec<Step>,
@@ -146,6 +152,8 @@ impl Plan {
             actions: Vec::with_capacity(10),
             steps: Vec::with_capacity(10),
             _cwd: None,
+            _groups: Vec::new(),
+            credentials: None,
             child_fds: Vec::new(),
             parent: ParentEnds::default(),
             pgid: None,
@@ -163,6 +171,10 @@ impl Plan {
             plan.push(Action::SetProcessGroup(g), Step::ProcessGroup);
         }
         plan.pgid = pgid;
+        if let Some(run_as) = cmd.run_as.as_deref() {
+            plan.run_as(program, run_as)?;
+        }
+        // After the user change: the directory is entered as the new user.
         if let Some(c) = &cwd {
             plan.push(Action::Chdir(c.as_ptr()), Step::Chdir);
         }
@@ -187,6 +199,52 @@ impl Plan {
         );
         plan.push(Action::UnblockSignals, Step::Signals);
         Ok(plan)
+    }
+
+    /// Limits, nice, umask and `no_new_privs` while the child still has the
+    /// caller's rights (a raised hard limit or a negative nice needs them),
+    /// then the groups and the user, the user last.
+    fn run_as(&mut self, program: &OsStr, run_as: &RunAs) -> Result<(), Error> {
+        credentials::check(program, run_as)?;
+        for &(limit, soft, hard) in &run_as.limits {
+            self.push(
+                Action::SetLimit {
+                    resource: limit.resource(),
+                    soft,
+                    hard,
+                },
+                Step::Limit,
+            );
+        }
+        if let Some(n) = run_as.nice {
+            self.push(Action::Nice(n), Step::Nice);
+        }
+        if let Some(m) = run_as.umask {
+            // umask cannot fail: the step is never reported.
+            self.push(Action::Umask(m as libc::mode_t), Step::Prepare);
+        }
+        if run_as.no_new_privs {
+            self.push(Action::NoNewPrivs, Step::NoNewPrivs);
+        }
+        let creds = credentials::resolve(program, run_as)?;
+        if let Some(groups) = &creds.groups {
+            self._groups = groups.clone();
+            self.push(
+                Action::SetGroups {
+                    list: self._groups.as_ptr(),
+                    len: self._groups.len(),
+                },
+                Step::User,
+            );
+        }
+        if let Some(gid) = creds.gid {
+            self.push(Action::SetGid(gid), Step::User);
+        }
+        if let Some(uid) = creds.uid {
+            self.push(Action::SetUid(uid), Step::User);
+        }
+        self.credentials = Some(creds);
+        Ok(())
     }
 
     fn push(&mut self, action: Action, step: Step) {

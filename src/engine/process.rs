@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Step, Who};
-use crate::status::{Ended, ExitStatus};
+use crate::status::{Ended, ExitStatus, ResourceUsage};
 use crate::sys::fd::{self, Interest};
-use crate::sys::pidfd::{self, RawExit, Target};
+use crate::sys::pidfd::{self, RawExit, RawUsage, Target};
 use crate::sys::procfs;
 use crate::{Command, Signal, Stdio};
 
@@ -71,6 +71,8 @@ enum GroupCleanup {
 
 struct State {
     exit: Option<RawExit>,
+    /// What the kernel counted for the child, from the `waitid` that reaped it.
+    usage: Option<RawUsage>,
     reaped: bool,
     stop: Stop,
     timeout_at: Option<Instant>,
@@ -124,6 +126,7 @@ impl Process {
             policy,
             state: Mutex::new(State {
                 exit: None,
+                usage: None,
                 reaped: false,
                 stop: Stop::NotStarted,
                 timeout_at: timeout.map(|t| Instant::now() + t),
@@ -184,13 +187,18 @@ impl Process {
             Stop::NotStarted => Ended::OnItsOwn,
             Stop::Signalled { reason, .. } | Stop::Killed { reason } => reason,
         };
-        Some(match st.exit? {
+        let status = match st.exit? {
             RawExit::Code(c) => ExitStatus::from_code(c, ended, &self.policy.success_codes),
             RawExit::Signal {
                 signal,
                 core_dumped,
             } => ExitStatus::from_signal(signal, core_dumped, ended),
-        })
+        };
+        Some(status.with_usage(st.usage.map(|u| ResourceUsage {
+            user_time: u.user,
+            system_time: u.system,
+            max_rss: u.max_rss_kib.saturating_mul(1024),
+        })))
     }
 
     /// Sends `sig` to the child, or to its group with `stop_group`.
@@ -280,8 +288,9 @@ impl Process {
             // Reaped at once, with group stop too: from here on the group
             // id is pinned by the members still alive (see clean_up_group).
             match pidfd::wait_exit(self.target(), true, false) {
-                Ok(Some(raw)) => {
+                Ok(Some((raw, usage))) => {
                     st.exit = Some(raw);
+                    st.usage = Some(usage);
                     self.mark_reaped(st);
                 }
                 Ok(None) => {}

@@ -52,6 +52,25 @@ pub(crate) fn spawn_with_ends(
                     err = err.with_detail(dir.display().to_string());
                 }
             }
+            if step == Step::User {
+                if let Some(c) = &plan.credentials {
+                    let mut ids = Vec::new();
+                    if let Some(uid) = c.uid {
+                        ids.push(format!("uid {uid}"));
+                    }
+                    if let Some(gid) = c.gid {
+                        ids.push(format!("gid {gid}"));
+                    }
+                    if let Some(groups) = &c.groups {
+                        ids.push(format!("groups {groups:?}"));
+                    }
+                    let mut detail = ids.join(", ");
+                    if err.kind() == crate::ErrorKind::PermissionDenied {
+                        detail.push_str(": changing user needs root (CAP_SETUID, CAP_SETGID)");
+                    }
+                    err = err.with_detail(detail);
+                }
+            }
             if step == Step::Exec && err.kind() == crate::ErrorKind::NotFound {
                 // The file was there when we looked (or was named by a path):
                 // ENOENT from execve then also means a missing interpreter

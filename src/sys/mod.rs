@@ -19,6 +19,7 @@ pub(crate) mod reactor;
 pub(crate) mod signal;
 pub(crate) mod spawn;
 pub(crate) mod tty;
+pub(crate) mod user;
 
 use std::io;
 

@@ -15,6 +15,23 @@ pub(crate) enum RawExit {
     Signal { signal: i32, core_dumped: bool },
 }
 
+/// What the kernel counted for an ended process (`struct rusage`): CPU
+/// time and peak resident set size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RawUsage {
+    pub user: std::time::Duration,
+    pub system: std::time::Duration,
+    /// `ru_maxrss`: kibibytes.
+    pub max_rss_kib: u64,
+}
+
+fn duration(tv: libc::timeval) -> std::time::Duration {
+    std::time::Duration::new(
+        tv.tv_sec.max(0) as u64,
+        (tv.tv_usec.clamp(0, 999_999) * 1000) as u32,
+    )
+}
+
 /// `pidfd_open(pid, 0)`. The returned descriptor is close-on-exec.
 pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: the syscall takes two integers and returns a new descriptor.
@@ -55,7 +72,9 @@ pub(crate) enum Target<'a> {
     Pid(libc::pid_t),
 }
 
-/// `waitid(P_PIDFD or P_PID, WEXITED | WNOHANG [| WNOWAIT])`.
+/// `waitid(P_PIDFD or P_PID, WEXITED | WNOHANG [| WNOWAIT], rusage)`: the
+/// system call, whose fifth argument (which the C library's wrapper does
+/// not offer) receives the process's resource usage.
 ///
 /// Returns `Ok(None)` while the process runs. With `reap == false` the
 /// process is left a zombie (`WNOWAIT`), which keeps its pid (and so its
@@ -64,7 +83,7 @@ pub(crate) fn wait_exit(
     target: Target<'_>,
     reap: bool,
     block: bool,
-) -> io::Result<Option<RawExit>> {
+) -> io::Result<Option<(RawExit, RawUsage)>> {
     let (idtype, id) = match target {
         Target::Pidfd(fd) => (libc::P_PIDFD, fd.as_raw_fd() as libc::id_t),
         Target::Pid(pid) => (libc::P_PID, pid as libc::id_t),
@@ -79,8 +98,19 @@ pub(crate) fn wait_exit(
     retry(|| {
         // SAFETY: an all-zero siginfo_t is a valid value; the kernel fills it.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is a valid out pointer for the duration of the call.
-        cvt(unsafe { libc::waitid(idtype, id, &mut info, flags) })?;
+        // SAFETY: an all-zero rusage is a valid value; the kernel fills it.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` and `usage` are valid out pointers for the call.
+        cvt_long(unsafe {
+            libc::syscall(
+                libc::SYS_waitid,
+                idtype,
+                id,
+                &mut info as *mut libc::siginfo_t,
+                flags,
+                &mut usage as *mut libc::rusage,
+            )
+        })?;
         // SAFETY: after a successful waitid the pid field is initialised
         // (zero when WNOHANG found nothing to report).
         let pid = unsafe { info.si_pid() };
@@ -89,7 +119,12 @@ pub(crate) fn wait_exit(
         }
         // SAFETY: si_pid != 0, so the kernel filled si_status for a CLD_* code.
         let status = unsafe { info.si_status() };
-        Ok(Some(match info.si_code {
+        let usage = RawUsage {
+            user: duration(usage.ru_utime),
+            system: duration(usage.ru_stime),
+            max_rss_kib: usage.ru_maxrss.max(0) as u64,
+        };
+        let how = match info.si_code {
             libc::CLD_EXITED => RawExit::Code(status),
             libc::CLD_DUMPED => RawExit::Signal {
                 signal: status,
@@ -99,6 +134,7 @@ pub(crate) fn wait_exit(
                 signal: status,
                 core_dumped: false,
             },
-        }))
+        };
+        Ok(Some((how, usage)))
     })
 }

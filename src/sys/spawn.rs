@@ -63,6 +63,27 @@ pub(crate) enum Action {
     /// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`, or, on kernels without it,
     /// `fcntl(F_SETFD, FD_CLOEXEC)` on each descriptor below `max_fd`.
     CloseOthers { max_fd: RawFd },
+    /// `prlimit64(0, resource, {soft, hard}, NULL)`: what `setrlimit(2)` does.
+    SetLimit {
+        resource: c_int,
+        soft: u64,
+        hard: u64,
+    },
+    /// `setpriority(PRIO_PROCESS, 0, nice)`.
+    Nice(c_int),
+    /// `umask(mask)`.
+    Umask(libc::mode_t),
+    /// `prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)`.
+    NoNewPrivs,
+    /// `setgroups(len, list)`.
+    SetGroups {
+        list: *const libc::gid_t,
+        len: usize,
+    },
+    /// `setresgid(gid, gid, gid)`.
+    SetGid(libc::gid_t),
+    /// `setresuid(uid, uid, uid)`.
+    SetUid(libc::uid_t),
     /// `sigprocmask(SIG_SETMASK, empty)`: must be the last action.
     UnblockSignals,
 }
@@ -241,6 +262,10 @@ fn check(ret: c_int) -> Result<(), c_int> {
     if ret == -1 { Err(errno()) } else { Ok(()) }
 }
 
+fn check_long(ret: libc::c_long) -> Result<(), c_int> {
+    if ret == -1 { Err(errno()) } else { Ok(()) }
+}
+
 fn fail(shared: &Shared<'_>, action: usize, errno: c_int) -> ! {
     // SAFETY: the parent is suspended until we exit, so this write cannot race.
     unsafe {
@@ -317,6 +342,53 @@ fn run_action(action: &Action, shared: &Shared<'_>) -> Result<(), c_int> {
                 }
                 Ok(())
             }
+            // The credential and limit calls below are the raw system calls.
+            // glibc's `setuid`/`setgid`/`setgroups` wrappers make every
+            // thread of the caller change too, by signalling the threads in
+            // the C library's thread list, which in a CLONE_VM child is the
+            // parent's list: the parent's threads would be signalled (and
+            // the wrapper would wait on locks they hold). The kernel calls
+            // change only the calling process, which is what a child wants.
+            Action::SetLimit {
+                resource,
+                soft,
+                hard,
+            } => {
+                let limit = libc::rlimit64 {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                check_long(libc::syscall(
+                    libc::SYS_prlimit64,
+                    0,
+                    resource,
+                    &limit as *const libc::rlimit64,
+                    std::ptr::null_mut::<libc::rlimit64>(),
+                ))
+            }
+            Action::Nice(nice) => check_long(libc::syscall(
+                libc::SYS_setpriority,
+                libc::PRIO_PROCESS,
+                0,
+                nice,
+            )),
+            Action::Umask(mask) => {
+                libc::syscall(libc::SYS_umask, mask);
+                Ok(())
+            }
+            Action::NoNewPrivs => check_long(libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_NO_NEW_PRIVS,
+                1 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )),
+            Action::SetGroups { list, len } => {
+                check_long(libc::syscall(libc::SYS_setgroups, len, list))
+            }
+            Action::SetGid(gid) => check_long(libc::syscall(libc::SYS_setresgid, gid, gid, gid)),
+            Action::SetUid(uid) => check_long(libc::syscall(libc::SYS_setresuid, uid, uid, uid)),
             Action::UnblockSignals => check(libc::sigprocmask(
                 libc::SIG_SETMASK,
                 &shared.empty_mask,

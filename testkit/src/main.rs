@@ -60,7 +60,9 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         "spawn-grandchild" => (0, 1),
         // At least `--` and PROGRAM; `pty` parses the rest itself.
         "pty" => (2, usize::MAX),
-        "interleave" | "exit" | "kill-self" | "sleep" | "loop-print" => (1, 1),
+        "interleave" | "exit" | "kill-self" | "sleep" | "loop-print" | "spin" | "touch-mib" => {
+            (1, 1)
+        }
         _ => (0, 0),
     };
     if rest.len() < min || rest.len() > max {
@@ -87,6 +89,8 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         "exit" => process::exit(num(&rest[0], "CODE")),
         "kill-self" => cmd_kill_self(num(&rest[0], "SIGNUM")),
         "sleep" => cmd_sleep(num(&rest[0], "SECS")),
+        "spin" => cmd_spin(num(&rest[0], "MS")),
+        "touch-mib" => cmd_touch_mib(num(&rest[0], "MIB")),
         "ignore-term" => cmd_ignore_term(),
         "pgid" => cmd_pgid(),
         "catch" => {
@@ -251,6 +255,38 @@ fn cmd_sleep(secs: f64) {
         Ok(d) => thread::sleep(d),
         Err(_) => usage("SECS must be a non-negative number"),
     }
+}
+
+/// `pt spin MS`: burns MS milliseconds of CPU time in user mode (measured
+/// with `CLOCK_PROCESS_CPUTIME_ID`), then exits 0.
+fn cmd_spin(ms: u64) {
+    let cpu = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid out pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    };
+    let end = cpu() + Duration::from_millis(ms);
+    let mut x = 0u64;
+    while cpu() < end {
+        for i in 0..10_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+    }
+    std::hint::black_box(x);
+}
+
+/// `pt touch-mib N`: allocates N MiB, writes every page (so that it is
+/// resident), then exits 0.
+fn cmd_touch_mib(mib: usize) {
+    let mut v = vec![0u8; mib << 20];
+    for page in v.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    std::hint::black_box(&v);
 }
 
 /// `pt ignore-term`: ignores SIGTERM, writes `ready\n`, then sleeps forever.

@@ -25,12 +25,18 @@
 //!   and prints `gone` if the child was killed and reaped by then, else
 //!   `left running` (and kills and reaps it itself).
 //!
+//! - `ptlib as-nobody WHAT`: (as root) becomes nobody, then spawns `id -u`
+//!   with a setting nobody has no right to: `user-root` (`user("root")`),
+//!   `raise-hard-limit` (`RLIMIT_NOFILE` hard limit above nobody's),
+//!   `negative-nice` (`nice(-5)`), and prints the child's output as
+//!   `ran: <stdout>`, or `error: <Step> <ErrorKind> <errno>`.
+//!
 //! Exit code: 0 after a report, 2 on bad usage, 1 when the library failed.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::ExitCode;
 
-use procession::{Command, Stdio};
+use procession::{Command, Limit, Stdio};
 
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -49,6 +55,12 @@ fn main() -> ExitCode {
         ["spawn-at-nproc-limit"] => {
             if become_nobody_with_nproc(Some(0)) {
                 at_nproc_limit();
+            }
+            return ExitCode::SUCCESS;
+        }
+        ["as-nobody", what] => {
+            if become_nobody_with_nproc(None) {
+                as_nobody(what);
             }
             return ExitCode::SUCCESS;
         }
@@ -161,6 +173,44 @@ fn at_nproc_limit() {
                 other => format!("{other:?}"),
             };
             say(&format!("error: {:?} {name}", e.step()));
+        }
+    }
+}
+
+/// See `as-nobody` in the module docs.
+fn as_nobody(what: &str) {
+    let mut cmd = Command::new("id");
+    cmd.arg("-u");
+    match what {
+        "user-root" => cmd.user("root"),
+        "raise-hard-limit" => {
+            let mut rl = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: `rl` is a valid out pointer.
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+            cmd.limit(Limit::OpenFiles, rl.rlim_cur, rl.rlim_max + 1)
+        }
+        "negative-nice" => cmd.nice(-5),
+        _ => {
+            say(&format!("unknown as-nobody case {what:?}"));
+            return;
+        }
+    };
+    match cmd.run() {
+        Ok(out) => say(&format!(
+            "ran: {}",
+            String::from_utf8_lossy(&out.stdout).trim_end()
+        )),
+        Err(e) => {
+            let errno = e.os_error().and_then(|e| e.raw_os_error());
+            let name = match errno {
+                Some(libc::EPERM) => "EPERM".to_string(),
+                Some(libc::EACCES) => "EACCES".to_string(),
+                other => format!("{other:?}"),
+            };
+            say(&format!("error: {:?} {:?} {name}", e.step(), e.kind()));
         }
     }
 }

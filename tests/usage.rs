@@ -1,0 +1,69 @@
+//! Resource usage on the exit status: CPU time and peak memory as the kernel
+//! counted them, for a child that burns a known amount of each.
+
+mod support;
+use support::*;
+
+use std::time::Duration;
+
+use procession::{Command, Event};
+
+#[test]
+fn a_child_that_burns_200_ms_of_cpu_reports_it() {
+    let _g = Guard::new();
+    let status = pt_cmd(["spin", "200"]).status().unwrap();
+    let usage = status.usage().unwrap();
+    // pt measured its own CPU clock up to 200 ms; start-up adds a little.
+    assert!(usage.user_time() >= Duration::from_millis(180), "{usage:?}");
+    assert!(usage.cpu_time() < Duration::from_millis(600), "{usage:?}");
+    assert_eq!(usage.cpu_time(), usage.user_time() + usage.system_time());
+    // A child that sleeps as long uses next to nothing.
+    let usage = Command::new("sleep")
+        .arg("0.2")
+        .status()
+        .unwrap()
+        .usage()
+        .unwrap();
+    assert!(usage.cpu_time() < Duration::from_millis(50), "{usage:?}");
+}
+
+#[test]
+fn peak_memory_is_reported_in_bytes() {
+    let _g = Guard::new();
+    let big = pt_cmd(["touch-mib", "64"])
+        .status()
+        .unwrap()
+        .usage()
+        .unwrap();
+    assert!(big.max_rss() >= 64 << 20, "{big:?}");
+    assert!(big.max_rss() < 128 << 20, "{big:?}");
+    let small = pt_cmd(["touch-mib", "1"])
+        .status()
+        .unwrap()
+        .usage()
+        .unwrap();
+    assert!(small.max_rss() < 32 << 20, "{small:?}");
+    assert!(small.max_rss() >= 1 << 20, "{small:?}");
+}
+
+#[test]
+fn every_way_of_waiting_reports_the_usage() {
+    let _g = Guard::new();
+    let spin = || pt_cmd(["spin", "50"]);
+    let at_least = Duration::from_millis(45);
+    let mut child = spin().spawn().unwrap();
+    assert!(child.wait().unwrap().usage().unwrap().user_time() >= at_least);
+    let out = spin().output().unwrap();
+    assert!(out.status.usage().unwrap().user_time() >= at_least);
+    let mut child = spin().spawn().unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+    assert!(status.usage().unwrap().user_time() >= at_least);
+    let last = spin().events().unwrap().last().unwrap().unwrap();
+    let Event::Exit(status) = last else {
+        panic!("{last:?}")
+    };
+    assert!(status.usage().unwrap().user_time() >= at_least);
+}
