@@ -288,6 +288,7 @@ mod signal;
 mod status;
 mod stdio;
 mod stream;
+mod supervisor;
 mod sys;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
@@ -307,6 +308,7 @@ pub use signal::{ParseSignalError, Signal};
 pub use status::{Ended, ExitStatus, ResourceUsage};
 pub use stdio::Stdio;
 pub use stream::{Chunks, Event, Events, Output, OutputChunk};
+pub use supervisor::{Exit, Link, Monitor, Supervised, Supervisor};
 #[cfg(feature = "tokio")]
 pub use tokio::{AsyncChild, AsyncChunks, AsyncEvents, AsyncInputSink};
 

@@ -11,8 +11,8 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Step, Who};
@@ -105,6 +105,12 @@ pub(crate) struct Process {
     /// one it joined; `None` when it stays in ours.
     pgid: Option<libc::pid_t>,
     policy: Policy,
+    /// Not our child (adopted by pid): its exit is seen through the pidfd
+    /// becoming readable, and its status belongs to its parent.
+    adopted: bool,
+    /// Called once, without the state lock, when the child is finished.
+    on_finish: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    finish_reported: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -124,6 +130,9 @@ impl Process {
             who,
             pgid,
             policy,
+            adopted: false,
+            on_finish: OnceLock::new(),
+            finish_reported: AtomicBool::new(false),
             state: Mutex::new(State {
                 exit: None,
                 usage: None,
@@ -135,6 +144,48 @@ impl Process {
                 lost: None,
                 helper: None,
             }),
+        }
+    }
+
+    /// A process we did not start, watched through `pidfd` (which the
+    /// caller opened with `pidfd_open`). It is signalled only through the
+    /// pidfd, its group never (it is not ours), and its exit is seen when
+    /// the pidfd becomes readable; the status is its parent's to collect.
+    pub(crate) fn adopted(pid: libc::pid_t, pidfd: OwnedFd, who: Who, policy: Policy) -> Process {
+        let mut p = Process::new(pid, Some(pidfd), who, None, policy, None);
+        p.adopted = true;
+        p
+    }
+
+    /// Whether this is a process adopted by pid rather than spawned.
+    pub(crate) fn is_adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// Sets the function called once when the child is
+    /// [finished](Self::finished), by whichever driver sees it first (the
+    /// reaper, a waiter), without the state lock held. If the child is
+    /// already finished, it is called now. Only the first call sets it.
+    pub(crate) fn on_finish(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_finish.set(f);
+        if self.is_finished() {
+            self.report_finish();
+        }
+    }
+
+    fn report_finish(&self) {
+        if let Some(f) = self.on_finish.get() {
+            if !self.finish_reported.swap(true, Ordering::SeqCst) {
+                f();
+            }
+        }
+    }
+
+    /// How the child's end came about (for a status that is not known).
+    pub(crate) fn ended(&self) -> Ended {
+        match self.lock().stop {
+            Stop::NotStarted => Ended::OnItsOwn,
+            Stop::Signalled { reason, .. } | Stop::Killed { reason } => reason,
         }
     }
 
@@ -222,10 +273,20 @@ impl Process {
     /// something reaped it. Without a pidfd (Linux < 5.3) only our own
     /// bookkeeping can tell.
     fn leader_unreaped(&self) -> bool {
+        if self.adopted {
+            return !self.exited_adopted();
+        }
         match &self.pidfd {
             Some(fd) => pidfd::wait_exit(Target::Pidfd(fd.as_fd()), false, false).is_ok(),
             None => true,
         }
+    }
+
+    /// For an adopted process: whether its pidfd says it has exited.
+    fn exited_adopted(&self) -> bool {
+        self.pidfd.as_ref().is_some_and(|fd| {
+            fd::poll_one(fd.as_fd(), Interest::Read, Some(Duration::ZERO)).unwrap_or(true)
+        })
     }
 
     fn send_to_child(&self, sig: Signal) -> std::io::Result<()> {
@@ -280,11 +341,24 @@ impl Process {
     /// Looks at the child and performs what is due. See the module docs.
     pub(crate) fn advance(&self, now: Instant) -> Progress {
         let mut st = self.lock();
-        self.advance_locked(&mut st, now)
+        let progress = self.advance_locked(&mut st, now);
+        let finished = self.finished(&st);
+        drop(st);
+        if finished {
+            self.report_finish();
+        }
+        progress
     }
 
     fn advance_locked(&self, st: &mut State, now: Instant) -> Progress {
-        if st.exit.is_none() && !st.reaped {
+        if self.adopted && !st.reaped {
+            // Not our child: waitid would fail with ECHILD. Its pidfd turns
+            // readable when it exits; its parent reaps it.
+            if self.exited_adopted() {
+                self.mark_reaped(st);
+            }
+        }
+        if !self.adopted && st.exit.is_none() && !st.reaped {
             // Reaped at once, with group stop too: from here on the group
             // id is pinned by the members still alive (see clean_up_group).
             match pidfd::wait_exit(self.target(), true, false) {
@@ -433,11 +507,13 @@ impl Process {
             h.advance(Instant::now());
         }
         self.lost_error(&st)?;
-        Ok(if self.finished(&st) {
-            self.status_of(&st)
-        } else {
-            None
-        })
+        if !self.finished(&st) {
+            return Ok(None);
+        }
+        let status = self.status_of(&st);
+        drop(st);
+        self.report_finish();
+        Ok(status)
     }
 
     fn lost_error(&self, st: &State) -> Result<(), Error> {
@@ -483,7 +559,10 @@ impl Process {
                 let p = self.advance_locked(&mut st, now);
                 self.lost_error(&st)?;
                 if self.finished(&st) {
-                    return Ok(self.status_of(&st));
+                    let status = self.status_of(&st);
+                    drop(st);
+                    self.report_finish();
+                    return Ok(status);
                 }
                 let draining = matches!(st.group, GroupCleanup::Draining { .. });
                 (
@@ -609,11 +688,16 @@ impl Process {
             return Err(Error::reaped(&self.who));
         }
         let Some(pgid) = self.pgid else {
+            let why = if self.adopted {
+                "the process was adopted by pid: its process group is not ours to signal"
+            } else {
+                "the child is in our process group; signalling it would hit us"
+            };
             return Err(Error::new(
                 &self.who,
                 Step::Signal,
                 ErrorKind::InvalidInput,
-                Some("the child is in our process group; signalling it would hit us".into()),
+                Some(why.into()),
                 None,
             ));
         };

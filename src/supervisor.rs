@@ -1,0 +1,861 @@
+//! [`Supervisor`]: a registry that owns many children (erlexec's `exec`
+//! server, in a Rust shape: handles, monitors and futures instead of Erlang
+//! processes and messages).
+//!
+//! Every supervised child is driven by the background reaper from its spawn
+//! on, so its exit is seen as it happens (through its pidfd) whether or not
+//! anyone waits, and its stop sequence and timeout run on time. When the
+//! child is finished (reaped, and with group stop its group gone) the
+//! supervisor forgets it and every [`Monitor`] of it gets its [`Exit`].
+//!
+//! # erlexec and Port, mapped
+//!
+//! | erlexec / Port | procession |
+//! |---|---|
+//! | `exec:run(Cmd, Opts)` | [`Supervisor::spawn`] |
+//! | `exec:run_link` | [`Supervisor::spawn`] then [`Supervised::link`]: the returned [`Link`] stops the child when dropped, and is a future of its exit |
+//! | `exec:monitor`, `{'DOWN', …}` | [`Supervised::monitor`]: a [`Monitor`] that blocks ([`Monitor::recv`]) or is awaited (it is a `Future`) |
+//! | `exec:manage(Pid, Opts)` | [`Supervisor::manage`] |
+//! | `exec:which_children()` | [`Supervisor::children`] |
+//! | `exec:pid(OsPid)` | [`Supervisor::get`] |
+//! | `exec:stop`, `exec:kill` | [`Supervised::stop`] / [`Supervised::start_stop`], [`Supervised::signal`] |
+//! | `exec:stop_and_wait` | [`Supervised::stop`] |
+//! | `{limit_users, Users}` | [`Supervisor::with_allowed_users`] |
+//! | stopping the `exec` application | [`Supervisor::shutdown`], or dropping the supervisor |
+//! | Port's `connect` (give the port to another owner) | clone the [`Supervised`] handle or a [`Monitor`] and move it: every clone controls and observes the same child |
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::engine::credentials;
+use crate::engine::process::{Policy, Process};
+use crate::engine::reaper;
+use crate::engine::spawn::{Ends, spawn_with_ends};
+use crate::error::{Step, Who};
+use crate::stdio::Kind;
+use crate::sys::{fd, pidfd};
+use crate::{Command, Ended, Error, ErrorKind, ExitStatus, Signal, Stdio};
+
+/// How a supervised process ended.
+///
+/// ```
+/// use procession::{Command, Exit, Supervisor};
+/// let sup = Supervisor::new();
+/// let child = sup.spawn(Command::new("sh").args(["-c", "exit 3"]))?;
+/// match child.wait()? {
+///     Exit::Status(status) => assert_eq!(status.code(), Some(3)),
+///     Exit::Unknown { .. } => unreachable!("a child we started has a status"),
+/// }
+/// # Ok::<(), procession::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Exit {
+    /// A child the supervisor started: its exit status.
+    Status(ExitStatus),
+    /// The process ended, but its exit status cannot be known here: it was
+    /// adopted with [`Supervisor::manage`] (only its parent can collect
+    /// the status), or it was reaped outside procession (a host that
+    /// ignores `SIGCHLD` or calls `waitpid(-1)`).
+    Unknown {
+        /// Whether it ended on its own or after a stop we started.
+        ended: Ended,
+    },
+}
+
+impl Exit {
+    /// The exit status, when known.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let exit = sup.spawn(&Command::new("true"))?.wait()?;
+    /// assert!(exit.status().unwrap().success());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn status(&self) -> Option<ExitStatus> {
+        match self {
+            Exit::Status(s) => Some(*s),
+            Exit::Unknown { .. } => None,
+        }
+    }
+
+    /// Who or what ended the process.
+    ///
+    /// ```
+    /// use procession::{Command, Ended, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("sleep").arg("10"))?;
+    /// assert_eq!(child.stop()?.ended(), Ended::Requested);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn ended(&self) -> Ended {
+        match self {
+            Exit::Status(s) => s.ended(),
+            Exit::Unknown { ended } => *ended,
+        }
+    }
+}
+
+/// One supervised process, shared by its handles, monitors and the registry.
+struct Entry {
+    process: Arc<Process>,
+    exit: Mutex<ExitState>,
+    exited: Condvar,
+}
+
+#[derive(Default)]
+struct ExitState {
+    exit: Option<Exit>,
+    wakers: Vec<Waker>,
+}
+
+impl Entry {
+    fn lock(&self) -> MutexGuard<'_, ExitState> {
+        self.exit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Called once the process is finished: records the exit and wakes
+    /// every monitor.
+    fn finish(&self) {
+        let exit = match self.process.try_wait() {
+            Ok(Some(status)) => Exit::Status(status),
+            _ => Exit::Unknown {
+                ended: self.process.ended(),
+            },
+        };
+        let wakers = {
+            let mut st = self.lock();
+            st.exit = Some(exit);
+            std::mem::take(&mut st.wakers)
+        };
+        self.exited.notify_all();
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    fn exit(&self) -> Option<Exit> {
+        self.lock().exit
+    }
+
+    fn wait_exit(&self, deadline: Option<Instant>) -> Option<Exit> {
+        let mut st = self.lock();
+        loop {
+            if let Some(exit) = st.exit {
+                return Some(exit);
+            }
+            st = match deadline {
+                None => self.exited.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.exited
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    fn poll_exit(&self, cx: &mut Context<'_>) -> Poll<Exit> {
+        let mut st = self.lock();
+        if let Some(exit) = st.exit {
+            return Poll::Ready(exit);
+        }
+        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+struct Registry {
+    children: Mutex<HashMap<u32, Arc<Entry>>>,
+    allowed_users: Option<Vec<libc::uid_t>>,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u32, Arc<Entry>>> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Owns many children: spawns them, adopts external processes, lists them,
+/// and stops them all on [`shutdown`](Supervisor::shutdown) or drop.
+///
+/// ```
+/// use procession::{Command, Supervisor};
+/// let sup = Supervisor::new();
+/// let a = sup.spawn(Command::new("sleep").arg("10"))?;
+/// let b = sup.spawn(Command::new("sleep").arg("10"))?;
+/// assert_eq!(sup.children().len(), 2);
+/// assert_eq!(sup.get(a.pid()).unwrap().pid(), a.pid());
+/// sup.shutdown(); // SIGTERM to both; they obey at once
+/// assert!(sup.children().is_empty());
+/// assert_eq!(b.wait()?.status().unwrap().signal(), Some(procession::Signal::TERM));
+/// # Ok::<(), procession::Error>(())
+/// ```
+pub struct Supervisor {
+    registry: Arc<Registry>,
+}
+
+impl Default for Supervisor {
+    fn default() -> Supervisor {
+        Supervisor::new()
+    }
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("children", &self.registry.lock().len())
+            .field("allowed_users", &self.registry.allowed_users)
+            .finish()
+    }
+}
+
+impl Supervisor {
+    /// A supervisor with no children. Its children may run as any user the
+    /// caller may switch to.
+    ///
+    /// ```
+    /// let sup = procession::Supervisor::new();
+    /// assert!(sup.children().is_empty());
+    /// ```
+    pub fn new() -> Supervisor {
+        Supervisor {
+            registry: Arc::new(Registry {
+                children: Mutex::new(HashMap::new()),
+                allowed_users: None,
+            }),
+        }
+    }
+
+    /// A supervisor whose children may only run as these users (erlexec's
+    /// `limit_users`): a command with a [`user`](Command::user) outside
+    /// the list is refused before anything starts. Commands without a
+    /// `user` run as the caller, as always.
+    ///
+    /// # Errors
+    ///
+    /// An unknown user name.
+    ///
+    /// ```
+    /// use procession::{Command, ErrorKind, Supervisor};
+    /// let sup = Supervisor::with_allowed_users(["nobody"])?;
+    /// let err = sup.spawn(Command::new("true").user("root")).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn with_allowed_users<I, U>(users: I) -> Result<Supervisor, Error>
+    where
+        I: IntoIterator<Item = U>,
+        U: Into<crate::NameOrId>,
+    {
+        let who = std::ffi::OsStr::new("Supervisor");
+        let uids = users
+            .into_iter()
+            .map(|u| credentials::uid_of(who, &u.into()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Supervisor {
+            registry: Arc::new(Registry {
+                children: Mutex::new(HashMap::new()),
+                allowed_users: Some(uids),
+            }),
+        })
+    }
+
+    /// Starts `cmd` under supervision. Its stdin, stdout and stderr are as
+    /// the command sets them (inherited by default); pipes have no reader
+    /// here, so [`Stdio::piped`] and [`input`](Command::input) are
+    /// refused. The child is watched from now on: its timeout and stop
+    /// sequence run whether or not anyone waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`Command::spawn`]; a piped stream or an input is
+    /// [`InvalidInput`](ErrorKind::InvalidInput); a [`user`](Command::user)
+    /// not in [`with_allowed_users`](Supervisor::with_allowed_users)'s list
+    /// is [`PermissionDenied`](ErrorKind::PermissionDenied). Nothing is
+    /// started then.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(&Command::shell("exit 7"))?;
+    /// assert_eq!(child.wait()?.status().unwrap().code(), Some(7));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn spawn(&self, cmd: &Command) -> Result<Supervised, Error> {
+        let program = cmd.program.as_os_str();
+        if cmd.input.is_some() {
+            return Err(cmd.invalid("a supervised child has no writer for an input"));
+        }
+        let inherit = Stdio::inherit();
+        let stdio = [
+            cmd.stdin.as_ref().unwrap_or(&inherit),
+            cmd.stdout.as_ref().unwrap_or(&inherit),
+            cmd.stderr.as_ref().unwrap_or(&inherit),
+        ];
+        if stdio.iter().any(|s| matches!(s.0, Kind::Piped)) {
+            return Err(cmd.invalid(
+                "a supervised child's pipes would have no reader: give it a file, null or inherit",
+            ));
+        }
+        if let (Some(allowed), Some(run_as)) = (&self.registry.allowed_users, cmd.run_as.as_deref())
+        {
+            if let Some(user) = &run_as.user {
+                let uid = credentials::uid_of(program, user)?;
+                if !allowed.contains(&uid) {
+                    return Err(Error::new(
+                        &cmd.who(),
+                        Step::User,
+                        ErrorKind::PermissionDenied,
+                        Some(format!(
+                            "user {user} (uid {uid}) is not among the supervisor's allowed users"
+                        )),
+                        None,
+                    ));
+                }
+            }
+        }
+        let spawned = spawn_with_ends(cmd, stdio, Ends::Blocking)?;
+        Ok(self.register(spawned.process))
+    }
+
+    /// Adopts a running process that procession did not start (erlexec's
+    /// `manage`): it is watched through a pidfd, so its exit is seen the
+    /// moment it happens, and it can be stopped with the default stop
+    /// sequence (SIGTERM, SIGKILL 5 s later). Its exit status belongs to
+    /// its parent: its [`Exit`] is [`Exit::Unknown`]. Adopting a pid that
+    /// is already supervised returns the existing handle.
+    ///
+    /// # Errors
+    ///
+    /// [`NotFound`](ErrorKind::NotFound) for a pid with no process, or
+    /// whose process has already exited (a zombie);
+    /// [`InvalidInput`](ErrorKind::InvalidInput) for pid 0, a pid above
+    /// the kernel's range, or this process itself.
+    ///
+    /// ```
+    /// use procession::{Exit, Supervisor};
+    /// let mut sleeper = std::process::Command::new("sleep").arg("10").spawn()?;
+    /// let sup = Supervisor::new();
+    /// let managed = sup.manage(sleeper.id())?;
+    /// let exit = managed.stop()?;
+    /// assert!(matches!(exit, Exit::Unknown { .. }));
+    /// // Its parent (here, std) collects the status.
+    /// assert_eq!(std::os::unix::process::ExitStatusExt::signal(&sleeper.wait()?), Some(15));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn manage(&self, pid: u32) -> Result<Supervised, Error> {
+        let name = format!("pid {pid}");
+        let who = Who::new(std::ffi::OsStr::new(&name), std::iter::empty());
+        let invalid = |detail: &str| {
+            Error::new(
+                &who,
+                Step::Prepare,
+                ErrorKind::InvalidInput,
+                Some(detail.into()),
+                None,
+            )
+        };
+        if pid == 0 || pid > i32::MAX as u32 {
+            return Err(invalid("not a process id"));
+        }
+        if pid == std::process::id() {
+            return Err(invalid("a process cannot supervise itself"));
+        }
+        if let Some(existing) = self.get(pid) {
+            return Ok(existing);
+        }
+        let gone = |detail: &str, os: Option<std::io::Error>| {
+            Error::new(
+                &who,
+                Step::Prepare,
+                ErrorKind::NotFound,
+                Some(detail.into()),
+                os,
+            )
+        };
+        let pidfd = pidfd::pidfd_open(pid as libc::pid_t).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                gone("no such process", Some(e))
+            } else {
+                Error::os(&who, Step::Prepare, e)
+            }
+        })?;
+        // A zombie has a pid (and a pidfd) but has already exited.
+        if fd::poll_one(
+            std::os::fd::AsFd::as_fd(&pidfd),
+            fd::Interest::Read,
+            Some(Duration::ZERO),
+        )
+        .unwrap_or(true)
+        {
+            return Err(gone("the process has already exited", None));
+        }
+        let process = Arc::new(Process::adopted(
+            pid as libc::pid_t,
+            pidfd,
+            who.clone(),
+            Policy {
+                stop_signal: Signal::TERM,
+                stop_command: None,
+                stop_timeout: crate::command::DEFAULT_STOP_TIMEOUT,
+                stop_group: false,
+                success_codes: vec![0],
+            },
+        ));
+        Ok(self.register(process))
+    }
+
+    fn register(&self, process: Arc<Process>) -> Supervised {
+        let pid = process.pid() as u32;
+        let entry = Arc::new(Entry {
+            process: process.clone(),
+            exit: Mutex::new(ExitState::default()),
+            exited: Condvar::new(),
+        });
+        self.registry.lock().insert(pid, entry.clone());
+        let weak_entry: Weak<Entry> = Arc::downgrade(&entry);
+        let weak_registry: Weak<Registry> = Arc::downgrade(&self.registry);
+        process.on_finish(Box::new(move || {
+            let Some(entry) = weak_entry.upgrade() else {
+                return;
+            };
+            // Out of the list first, so that whoever is told of the exit
+            // no longer finds it there.
+            if let Some(registry) = weak_registry.upgrade() {
+                let mut children = registry.lock();
+                // The pid may already name a newer child.
+                if children.get(&pid).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+                    children.remove(&pid);
+                }
+            }
+            entry.finish();
+        }));
+        // The reaper drives it from now on (exit, timeout, stop sequence).
+        reaper::adopt(process);
+        Supervised { entry }
+    }
+
+    /// The children still running (erlexec's `which_children`), in no
+    /// particular order. A child leaves the list once it is finished.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("sleep").arg("10"))?;
+    /// assert_eq!(sup.children().iter().map(|c| c.pid()).collect::<Vec<_>>(), [child.pid()]);
+    /// child.stop()?;
+    /// assert!(sup.children().is_empty());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn children(&self) -> Vec<Supervised> {
+        self.registry
+            .lock()
+            .values()
+            .map(|entry| Supervised {
+                entry: entry.clone(),
+            })
+            .collect()
+    }
+
+    /// The running child with this pid (erlexec's `pid/1`).
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("sleep").arg("10"))?;
+    /// assert!(sup.get(child.pid()).is_some());
+    /// assert!(sup.get(1).is_none());
+    /// # sup.shutdown();
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn get(&self, pid: u32) -> Option<Supervised> {
+        self.registry.lock().get(&pid).map(|entry| Supervised {
+            entry: entry.clone(),
+        })
+    }
+
+    /// Stops every child with its own stop sequence, all at once, and
+    /// returns when all are gone: at once for children that obey their stop
+    /// signal, after the longest grace period at worst.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// use std::time::{Duration, Instant};
+    /// let sup = Supervisor::new();
+    /// for _ in 0..10 {
+    ///     sup.spawn(Command::new("sleep").arg("100"))?;
+    /// }
+    /// let start = Instant::now();
+    /// sup.shutdown();
+    /// assert!(start.elapsed() < Duration::from_secs(2));
+    /// assert!(sup.children().is_empty());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn shutdown(&self) {
+        let children = self.children();
+        for child in &children {
+            child.start_stop();
+        }
+        for child in &children {
+            child.entry.wait_exit(None);
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    /// Starts every child's stop sequence and returns at once; the
+    /// background reaper finishes the sequences and reaps.
+    fn drop(&mut self) {
+        for child in self.children() {
+            child.start_stop();
+        }
+    }
+}
+
+/// A handle to one supervised process. Clones control and observe the same
+/// process; dropping a handle does nothing to it (the
+/// [`Supervisor`] owns it; see [`link`](Supervised::link) for a handle that
+/// stops it when dropped).
+#[derive(Clone)]
+pub struct Supervised {
+    entry: Arc<Entry>,
+}
+
+impl std::fmt::Debug for Supervised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervised")
+            .field("pid", &self.pid())
+            .field("program", &self.entry.process.program())
+            .field("adopted", &self.entry.process.is_adopted())
+            .field("exit", &self.entry.exit())
+            .finish()
+    }
+}
+
+impl Supervised {
+    /// The process id.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(&Command::new("true"))?;
+    /// assert!(child.pid() > 0);
+    /// # child.wait()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn pid(&self) -> u32 {
+        self.entry.process.pid() as u32
+    }
+
+    /// Sends `signal` to the process alone (through its pidfd: never to a
+    /// later process that reused the pid).
+    ///
+    /// # Errors
+    ///
+    /// [`AlreadyReaped`](ErrorKind::AlreadyReaped) once it has ended.
+    ///
+    /// ```
+    /// use procession::{Command, Signal, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("sleep").arg("10"))?;
+    /// child.signal(Signal::KILL)?;
+    /// assert_eq!(child.wait()?.status().unwrap().signal(), Some(Signal::KILL));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn signal(&self, signal: Signal) -> Result<(), Error> {
+        self.entry.process.signal(signal)
+    }
+
+    /// Sends `signal` to the process's group, when it leads or joined one
+    /// of its own (never a group procession does not own).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](ErrorKind::InvalidInput) when the child stayed in
+    /// the caller's group or was adopted with
+    /// [`manage`](Supervisor::manage); [`AlreadyReaped`](ErrorKind::AlreadyReaped)
+    /// once it has ended.
+    ///
+    /// ```
+    /// use procession::{Command, ProcessGroup, Signal, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::shell("sleep 10 & sleep 10; wait")
+    ///     .process_group(ProcessGroup::New))?;
+    /// child.signal_group(Signal::KILL)?;
+    /// assert_eq!(child.wait()?.status().unwrap().signal(), Some(Signal::KILL));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn signal_group(&self, signal: Signal) -> Result<(), Error> {
+        self.entry.process.signal_group(signal)
+    }
+
+    /// Starts the stop sequence (the command's stop signal or stop command,
+    /// SIGKILL after its stop timeout) and returns at once.
+    ///
+    /// ```
+    /// use procession::{Command, Ended, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("sleep").arg("10"))?;
+    /// child.start_stop();
+    /// assert_eq!(child.wait()?.ended(), Ended::Requested);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn start_stop(&self) {
+        self.entry.process.start_stop(Ended::Requested);
+        reaper::adopt(self.entry.process.clone());
+    }
+
+    /// Runs the stop sequence and waits for the end (erlexec's
+    /// `stop_and_wait`).
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Supervised::wait).
+    ///
+    /// ```
+    /// use procession::{Command, Signal, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("sleep").arg("10"))?;
+    /// assert_eq!(child.stop()?.status().unwrap().signal(), Some(Signal::TERM));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn stop(&self) -> Result<Exit, Error> {
+        self.start_stop();
+        self.wait()
+    }
+
+    /// Blocks until the process is finished (with group stop, until its
+    /// group is gone too) and returns how it ended. Any number of threads
+    /// may wait at once.
+    ///
+    /// # Errors
+    ///
+    /// A failure to wait (`poll` or `waitid` failing for a reason other
+    /// than the exit).
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(&Command::new("true"))?;
+    /// let other = child.clone();
+    /// let t = std::thread::spawn(move || other.wait().map(|e| e.status().unwrap().success()));
+    /// assert!(child.wait()?.status().unwrap().success());
+    /// assert!(t.join().unwrap()?);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn wait(&self) -> Result<Exit, Error> {
+        if let Some(exit) = self.entry.exit() {
+            return Ok(exit);
+        }
+        // Drive it on this thread too (the reaper does as well): the exit
+        // is reported as soon as either sees it.
+        self.entry.process.wait_until(None)?;
+        Ok(self
+            .entry
+            .wait_exit(None)
+            .expect("a finished process has an exit"))
+    }
+
+    /// Like [`wait`](Supervised::wait), giving up after `timeout`
+    /// (`None` then).
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Supervised::wait).
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// use std::time::Duration;
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("sleep").arg("10"))?;
+    /// assert_eq!(child.wait_timeout(Duration::from_millis(10))?, None);
+    /// # sup.shutdown();
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<Exit>, Error> {
+        if let Some(exit) = self.entry.exit() {
+            return Ok(Some(exit));
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        if self.entry.process.wait_until(deadline)?.is_none() && !self.entry.process.is_finished() {
+            return Ok(None);
+        }
+        Ok(self
+            .entry
+            .wait_exit(deadline.map(|d| d.max(Instant::now()) + Duration::from_secs(1))))
+    }
+
+    /// How the process ended, if it is finished; never blocks.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("sleep").arg("10"))?;
+    /// assert_eq!(child.try_wait(), None);
+    /// # sup.shutdown();
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn try_wait(&self) -> Option<Exit> {
+        self.entry.exit()
+    }
+
+    /// A subscription to the process's exit (erlexec's `monitor`): it can
+    /// be moved to another thread or task, cloned, blocked on
+    /// ([`Monitor::recv`]) or awaited (it is a `Future` that works under
+    /// any executor). It does not keep the process alive or stop it.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("sh").args(["-c", "exit 4"]))?;
+    /// let monitor = child.monitor();
+    /// let seen = std::thread::spawn(move || monitor.recv().status().unwrap().code());
+    /// assert_eq!(seen.join().unwrap(), Some(4));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn monitor(&self) -> Monitor {
+        Monitor {
+            entry: self.entry.clone(),
+        }
+    }
+
+    /// A guard that stops the process when dropped (erlexec's link, from
+    /// the owner's side) and is a future of its exit (the child's side).
+    ///
+    /// ```
+    /// use procession::{Command, Ended, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("sleep").arg("10"))?;
+    /// let monitor = child.monitor();
+    /// drop(child.link()); // the owner went away: the child is stopped
+    /// assert_eq!(monitor.recv().ended(), Ended::Requested);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn link(&self) -> Link {
+        Link {
+            handle: self.clone(),
+        }
+    }
+}
+
+/// A subscription to one process's exit; see [`Supervised::monitor`].
+#[derive(Clone)]
+pub struct Monitor {
+    entry: Arc<Entry>,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor")
+            .field("pid", &self.entry.process.pid())
+            .field("exit", &self.entry.exit())
+            .finish()
+    }
+}
+
+impl Monitor {
+    /// Blocks until the process is finished and returns how it ended.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let m = sup.spawn(&Command::new("true"))?.monitor();
+    /// assert!(m.recv().status().unwrap().success());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn recv(&self) -> Exit {
+        self.entry.wait_exit(None).expect("no deadline")
+    }
+
+    /// Like [`recv`](Monitor::recv), giving up after `timeout`.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// use std::time::Duration;
+    /// let sup = Supervisor::new();
+    /// let m = sup.spawn(Command::new("sleep").arg("10"))?.monitor();
+    /// assert_eq!(m.recv_timeout(Duration::from_millis(10)), None);
+    /// # sup.shutdown();
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Exit> {
+        self.entry.wait_exit(Some(
+            Instant::now()
+                .checked_add(timeout)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365)),
+        ))
+    }
+
+    /// How the process ended, if it is finished; never blocks.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let m = sup.spawn(Command::new("sleep").arg("10"))?.monitor();
+    /// assert_eq!(m.try_recv(), None);
+    /// # sup.shutdown();
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn try_recv(&self) -> Option<Exit> {
+        self.entry.exit()
+    }
+}
+
+impl Future for Monitor {
+    type Output = Exit;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exit> {
+        self.entry.poll_exit(cx)
+    }
+}
+
+/// Stops its process when dropped, and is a future of its exit; see
+/// [`Supervised::link`].
+#[derive(Debug)]
+pub struct Link {
+    handle: Supervised,
+}
+
+impl Link {
+    /// The linked process.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("sleep").arg("10"))?;
+    /// let link = child.link();
+    /// assert_eq!(link.handle().pid(), child.pid());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn handle(&self) -> &Supervised {
+        &self.handle
+    }
+}
+
+impl Future for Link {
+    type Output = Exit;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exit> {
+        self.handle.entry.poll_exit(cx)
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if self.handle.entry.exit().is_none() {
+            self.handle.start_stop();
+        }
+    }
+}

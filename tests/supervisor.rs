@@ -1,0 +1,376 @@
+//! The supervisor: erlexec's README scenarios in procession form, adopted
+//! pids, shutdown and drop, and bad input. Liveness is judged from /proc, not
+//! from the supervisor's own list.
+
+mod support;
+use support::*;
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use procession::{Command, Ended, ErrorKind, Exit, Signal, Stdio, Supervisor};
+
+/// A minimal executor: polls `f` on this thread, parking between wake-ups.
+fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+fn status(exit: Exit) -> procession::ExitStatus {
+    exit.status().expect("a spawned child has a status")
+}
+
+#[test]
+fn a_monitor_reports_the_exit_blocking_and_as_a_future() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let child = sup
+        .spawn(pt_cmd(["exit", "5"]).stdin(Stdio::null()))
+        .unwrap();
+    let blocking = child.monitor();
+    let future = child.monitor();
+    let t = std::thread::spawn(move || blocking.recv());
+    assert_eq!(status(block_on(future)).code(), Some(5));
+    assert_eq!(status(t.join().unwrap()).code(), Some(5));
+    assert_eq!(status(child.wait().unwrap()).code(), Some(5));
+    assert_eq!(child.try_wait().map(status).and_then(|s| s.code()), Some(5));
+}
+
+#[test]
+fn the_exit_is_reported_without_anyone_waiting() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let dir = TempDir::new("sup-nowait");
+    let done = dir.join("done");
+    // The child writes a file then exits; nobody calls wait: the reaper
+    // reaps it, the supervisor forgets it.
+    let child = sup
+        .spawn(Command::shell(format!("echo > {}", done.display())).stdin(Stdio::null()))
+        .unwrap();
+    let pid = child.pid() as i32;
+    let m = child.monitor();
+    drop(child);
+    assert!(m.recv_timeout(Duration::from_secs(10)).is_some());
+    assert!(done.exists());
+    assert!(stat(pid).is_none(), "still in /proc: {:?}", stat(pid));
+    assert!(sup.children().is_empty());
+}
+
+/// `pt ignore-term` under `sup`, its stdout on `ready` (the write end of
+/// a pipe whose read end the test holds), stopped with `grace`.
+fn spawn_ignoring(
+    sup: &Supervisor,
+    ready: &std::os::fd::OwnedFd,
+    grace: Duration,
+) -> procession::Supervised {
+    sup.spawn(
+        pt_cmd(["ignore-term"])
+            .stdin(Stdio::null())
+            .stdout(ready.try_clone().unwrap())
+            .stop_timeout(grace),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_term_ignoring_child_is_killed_after_its_grace_period() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let (r, w) = pipe();
+    let child = spawn_ignoring(&sup, &w, Duration::from_millis(300));
+    drop(w);
+    // SIGTERM is ignored from the moment `ready` is written.
+    assert_eq!(read_line(&mut std::fs::File::from(r)), "ready\n");
+    let start = Instant::now();
+    let exit = child.stop().unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert_eq!(status(exit).signal(), Some(Signal::KILL));
+    assert_eq!(exit.ended(), Ended::Requested);
+}
+
+#[test]
+fn a_custom_stop_command_gets_child_pid() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let child = sup
+        .spawn(
+            Command::new("sleep")
+                .arg("100")
+                .stop_command("kill -USR1 $CHILD_PID"),
+        )
+        .unwrap();
+    let exit = child.stop().unwrap();
+    assert_eq!(status(exit).signal(), Some(Signal::USR1));
+    assert_eq!(exit.ended(), Ended::Requested);
+}
+
+#[test]
+fn when_a_group_leader_exits_the_members_get_sigterm() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let dir = TempDir::new("sup-group");
+    let pids = dir.join("pids");
+    // A leader that starts two members, records their pids and exits.
+    let child = sup
+        .spawn(
+            Command::shell(format!(
+                "sleep 100 & echo $! >> {p}; sleep 100 & echo $! >> {p}; exit 0",
+                p = pids.display()
+            ))
+            .stdin(Stdio::null())
+            .stop_group(true),
+        )
+        .unwrap();
+    assert_eq!(status(child.wait().unwrap()).code(), Some(0));
+    let members: Vec<i32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(members.len(), 2);
+    for pid in members {
+        assert!(
+            wait_dead(pid, Duration::from_secs(5)),
+            "member {pid} survived"
+        );
+    }
+}
+
+#[test]
+fn an_adopted_process_exit_is_seen_at_once_and_its_status_is_unknown() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let mut external = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    let managed = sup.manage(external.id()).unwrap();
+    assert_eq!(managed.pid(), external.id());
+    assert!(sup.get(external.id()).is_some());
+    let m = managed.monitor();
+    // Killed by its parent's hand, behind the supervisor's back.
+    let killed_at = Instant::now();
+    external.kill().unwrap();
+    let exit = m.recv_timeout(Duration::from_secs(5)).expect("exit seen");
+    let seen_after = killed_at.elapsed();
+    assert_eq!(
+        exit,
+        Exit::Unknown {
+            ended: Ended::OnItsOwn
+        }
+    );
+    assert!(seen_after < Duration::from_millis(50), "{seen_after:?}");
+    assert!(sup.get(external.id()).is_none());
+    // Its parent still gets the status: the supervisor did not reap it.
+    let st = external.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9));
+}
+
+#[test]
+fn an_adopted_process_is_stopped_with_the_stop_sequence_and_its_group_is_not_ours() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let mut external = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    let managed = sup.manage(external.id()).unwrap();
+    let err = managed.signal_group(Signal::TERM).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("not ours"), "{err}");
+    // Adopting it again gives the same process.
+    assert_eq!(sup.manage(external.id()).unwrap().pid(), managed.pid());
+    assert_eq!(
+        managed.stop().unwrap(),
+        Exit::Unknown {
+            ended: Ended::Requested
+        }
+    );
+    let st = external.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(15));
+    assert_eq!(
+        managed.signal(Signal::TERM).unwrap_err().kind(),
+        ErrorKind::AlreadyReaped
+    );
+}
+
+#[test]
+fn managing_a_missing_gone_or_invalid_pid_is_a_clear_error() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    // A pid that is gone: a child of ours that was reaped.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let err = sup.manage(gone_pid).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("no such process"), "{err}");
+    // A zombie: exited, not yet reaped by its parent (us, through std).
+    let mut zombie = std::process::Command::new("true").spawn().unwrap();
+    let zpid = zombie.id() as i32;
+    let start = Instant::now();
+    while stat(zpid).map(|s| s.0) != Some('Z') {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let err = sup.manage(zpid as u32).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("already exited"), "{err}");
+    zombie.wait().unwrap();
+    for pid in [0, u32::MAX, std::process::id()] {
+        let err = sup.manage(pid).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{pid}: {err}");
+    }
+    assert!(sup.children().is_empty());
+}
+
+#[test]
+fn children_and_lookup_follow_the_processes() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let a = sup.spawn(Command::new("sleep").arg("100")).unwrap();
+    let b = sup.spawn(Command::new("sleep").arg("100")).unwrap();
+    let mut pids: Vec<u32> = sup.children().iter().map(|c| c.pid()).collect();
+    pids.sort_unstable();
+    let mut want = vec![a.pid(), b.pid()];
+    want.sort_unstable();
+    assert_eq!(pids, want);
+    assert_eq!(sup.get(b.pid()).unwrap().pid(), b.pid());
+    a.stop().unwrap();
+    assert!(sup.get(a.pid()).is_none());
+    assert_eq!(
+        sup.children().iter().map(|c| c.pid()).collect::<Vec<_>>(),
+        [b.pid()]
+    );
+    // A clone from the list controls the same process.
+    sup.get(b.pid()).unwrap().signal(Signal::KILL).unwrap();
+    assert_eq!(status(b.wait().unwrap()).signal(), Some(Signal::KILL));
+    assert!(sup.children().is_empty());
+}
+
+#[test]
+fn shutdown_of_200_term_ignoring_children_takes_one_grace_period() {
+    let _g = Guard::new();
+    raise_fd_limit();
+    let sup = Supervisor::new();
+    let (r, w) = pipe();
+    let pids: Vec<i32> = (0..200)
+        .map(|_| spawn_ignoring(&sup, &w, Duration::from_millis(200)).pid() as i32)
+        .collect();
+    drop(w);
+    let mut r = std::fs::File::from(r);
+    for _ in 0..200 {
+        assert_eq!(read_line(&mut r), "ready\n");
+    }
+    let start = Instant::now();
+    sup.shutdown();
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(sup.children().is_empty());
+    // Every writer is gone: end of file.
+    assert_eq!(read_line(&mut r), "");
+    for pid in pids {
+        assert!(stat(pid).is_none(), "{pid} still there: {:?}", stat(pid));
+    }
+}
+
+#[test]
+fn dropping_the_supervisor_stops_its_children_without_blocking() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let (r, w) = pipe();
+    let child = spawn_ignoring(&sup, &w, Duration::from_millis(500));
+    drop(w);
+    let mut r = std::fs::File::from(r);
+    assert_eq!(read_line(&mut r), "ready\n");
+    let pid = child.pid() as i32;
+    let m = child.monitor();
+    drop(sup);
+    // The drop returned while the child still runs out its grace period.
+    assert!(stat(pid).is_some_and(|s| s.0 != 'Z'), "{:?}", stat(pid));
+    let exit = m.recv_timeout(Duration::from_secs(10)).expect("stopped");
+    assert_eq!(status(exit).signal(), Some(Signal::KILL));
+    assert_eq!(exit.ended(), Ended::Requested);
+}
+
+#[test]
+fn a_link_stops_its_child_when_dropped_and_is_a_future_of_its_exit() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let child = sup
+        .spawn(pt_cmd(["exit", "3"]).stdin(Stdio::null()))
+        .unwrap();
+    assert_eq!(status(block_on(child.link())).code(), Some(3));
+    let child = sup.spawn(Command::new("sleep").arg("100")).unwrap();
+    let link = child.link();
+    assert_eq!(link.handle().pid(), child.pid());
+    drop(link);
+    let exit = child.wait().unwrap();
+    assert_eq!(status(exit).signal(), Some(Signal::TERM));
+    assert_eq!(exit.ended(), Ended::Requested);
+}
+
+#[test]
+fn pipes_and_inputs_are_refused_and_start_nothing() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let dir = TempDir::new("sup-refused");
+    let marker = dir.join("ran");
+    let touch = || {
+        let mut c = Command::new("touch");
+        c.arg(&marker);
+        c
+    };
+    for err in [
+        sup.spawn(touch().stdout(Stdio::piped())).unwrap_err(),
+        sup.spawn(touch().stdin(Stdio::piped())).unwrap_err(),
+        sup.spawn(touch().input(["x"])).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    }
+    assert!(!marker.exists());
+    assert!(sup.children().is_empty());
+}
+
+#[test]
+fn users_outside_the_allow_list_are_refused() {
+    let _g = Guard::new();
+    let sup = Supervisor::with_allowed_users(["nobody"]).unwrap();
+    let dir = TempDir::new("sup-users");
+    let marker = dir.join("ran");
+    let err = sup
+        .spawn(Command::new("touch").arg(&marker).user("root"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("allowed users"), "{err}");
+    assert!(!marker.exists());
+    let err = Supervisor::with_allowed_users(["no-such-user-here"]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let exit = sup
+            .spawn(Command::new("touch").arg(dir.join("nobody")).user("nobody"))
+            .unwrap()
+            .wait()
+            .unwrap();
+        // nobody may not write in root's temp dir: the child ran as nobody.
+        assert_eq!(status(exit).code(), Some(1));
+    }
+}
