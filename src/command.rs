@@ -599,7 +599,7 @@ impl Command {
     /// ```
     /// use procession::Command;
     /// # if unsafe { libc::geteuid() } != 0 { return Ok(()) }
-    /// let out = Command::new("id").args(["-u", "-g"]).user(65534).primary_group("root")
+    /// let out = Command::shell("id -u; id -g").user(65534).primary_group("root")
     ///     .run()?;
     /// assert_eq!(out.stdout, b"65534\n0\n");
     /// # Ok::<(), procession::Error>(())

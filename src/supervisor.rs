@@ -837,6 +837,8 @@ impl Link {
     /// let child = sup.spawn(Command::new("sleep").arg("10"))?;
     /// let link = child.link();
     /// assert_eq!(link.handle().pid(), child.pid());
+    /// drop(link); // stops the child
+    /// child.wait()?;
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn handle(&self) -> &Supervised {
