@@ -161,6 +161,8 @@ fn script_without_shebang_fails_at_exec_with_enoexec() {
     assert_eq!(err.kind(), ErrorKind::PermissionDenied);
     assert_eq!(err.step(), Step::Exec);
     assert_eq!(raw_os(&err), Some(libc::ENOEXEC));
+    // Not a missing interpreter: the message must not say so.
+    assert!(!err.to_string().contains("interpreter"), "{err}");
 }
 
 #[test]
@@ -173,6 +175,10 @@ fn missing_working_directory_fails_at_chdir_with_enoent() {
     assert_eq!(err.step(), Step::Chdir);
     assert_eq!(err.program(), pt().as_os_str());
     assert_eq!(raw_os(&err), Some(libc::ENOENT));
+    // The message names the directory (the program exists).
+    let msg = err.to_string();
+    assert!(msg.contains(missing.to_str().unwrap()), "{msg}");
+    assert!(!msg.contains("interpreter"), "{msg}");
 }
 
 #[test]

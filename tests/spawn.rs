@@ -323,6 +323,31 @@ fn exit_code_is_reported() {
 }
 
 #[test]
+fn a_core_dump_is_reported_as_std_sees_it() {
+    let _g = Guard::new();
+    // The same crash run twice in a scratch directory (the core file lands
+    // there): once through std, whose view is the reference, once through
+    // procession. Whether a core is written depends on the system
+    // (core_pattern); the two must agree, and here (core_pattern "core")
+    // both say it was.
+    let dir = TempDir::new("core");
+    let line = "ulimit -c unlimited; exec kill -SEGV $$";
+    let std_status = std::process::Command::new("sh")
+        .args(["-c", line])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    let dumped = std::os::unix::process::ExitStatusExt::core_dumped(&std_status);
+    let status = Command::shell(line).current_dir(dir.path()).status().unwrap();
+    assert_eq!(status.signal(), Some(Signal::SEGV));
+    assert_eq!(status.core_dumped(), dumped);
+    if std::fs::read_to_string("/proc/sys/kernel/core_pattern").is_ok_and(|p| p.trim() == "core") {
+        assert!(status.core_dumped());
+        assert!(status.to_string().contains("core dumped"), "{status}");
+    }
+}
+
+#[test]
 fn death_by_signal_is_reported() {
     let _g = Guard::new();
     let status = pt_cmd(["kill-self", "9"]).status().unwrap();
