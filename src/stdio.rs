@@ -2,7 +2,9 @@
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 
 /// Where one of a child's standard streams is connected.
 ///
@@ -34,6 +36,18 @@ pub(crate) enum Kind {
     ToStdout,
     ToStderr,
     Fd(Arc<OwnedFd>),
+    /// Each chunk handed to a function (by a [`Supervisor`](crate::Supervisor)).
+    Callback(Callback),
+}
+
+/// A function that takes each chunk of a stream; `false` means "no more".
+#[derive(Clone)]
+pub(crate) struct Callback(pub(crate) Arc<Mutex<dyn FnMut(Bytes) -> bool + Send>>);
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Callback")
+    }
 }
 
 impl Stdio {
@@ -189,6 +203,73 @@ impl Stdio {
     /// ```
     pub fn to_stderr() -> Stdio {
         Stdio(Kind::ToStderr)
+    }
+}
+
+impl Stdio {
+    /// Hands each chunk the child writes to `f` (erlexec's `{stdout, Fun}`),
+    /// for stdout or stderr of a child started by
+    /// [`Supervisor::spawn`](crate::Supervisor::spawn).
+    ///
+    /// `f` runs on a thread of its own per stream (named
+    /// `procession-out`), one chunk at a time, in order. It sets the pace:
+    /// while it runs nothing more is read, so a child that writes faster
+    /// than `f` takes its output blocks on the full pipe (back-pressure),
+    /// and memory stays bounded. The child's [`Exit`](crate::Exit) is
+    /// reported only once `f` has had everything (or, when a grandchild
+    /// keeps the pipe open, once [`pipe_drain_timeout`](crate::Command::pipe_drain_timeout)
+    /// has passed after the exit).
+    ///
+    /// # Errors
+    ///
+    /// Other ways of running a command ([`Command::spawn`](crate::Command::spawn),
+    /// [`output`](crate::Command::output), the streams) read their pipes
+    /// themselves and refuse it with an
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) error.
+    ///
+    /// ```
+    /// use procession::{Command, Stdio, Supervisor};
+    /// use std::sync::{Arc, Mutex};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = seen.clone();
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("echo").arg("hello")
+    ///     .stdout(Stdio::callback(move |chunk| sink.lock().unwrap().extend_from_slice(&chunk))))?;
+    /// child.wait()?;
+    /// assert_eq!(*seen.lock().unwrap(), b"hello\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn callback(mut f: impl FnMut(Bytes) + Send + 'static) -> Stdio {
+        Stdio(Kind::Callback(Callback(Arc::new(Mutex::new(move |b| {
+            f(b);
+            true
+        })))))
+    }
+
+    /// Sends each chunk into `sender`, for a child started by
+    /// [`Supervisor::spawn`](crate::Supervisor::spawn). A bounded channel
+    /// gives back-pressure: while it is full, nothing more is read and the
+    /// child blocks on its full pipe. When the receiver is gone, the pipe's
+    /// read end is closed, as if a reader had hung up: the child's next
+    /// write fails with `EPIPE` (or SIGPIPE kills it). Otherwise as
+    /// [`callback`](Stdio::callback).
+    ///
+    /// ```
+    /// use procession::{Command, Stdio, Supervisor};
+    /// let (tx, rx) = std::sync::mpsc::sync_channel(16);
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::shell("echo one; echo two >&2")
+    ///     .stdout(Stdio::channel(tx.clone())).stderr(Stdio::channel(tx)))?;
+    /// child.wait()?;
+    /// let mut all: Vec<u8> = rx.iter().flat_map(|b| b.to_vec()).collect();
+    /// all.sort();
+    /// assert_eq!(all, b"\n\neenoottw");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn channel(sender: std::sync::mpsc::SyncSender<Bytes>) -> Stdio {
+        Stdio(Kind::Callback(Callback(Arc::new(Mutex::new(move |b| {
+            sender.send(b).is_ok()
+        })))))
     }
 }
 

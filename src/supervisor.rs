@@ -26,17 +26,20 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::engine::credentials;
+use crate::engine::deliver;
 use crate::engine::process::{Policy, Process};
 use crate::engine::reaper;
 use crate::engine::spawn::{Ends, spawn_with_ends};
 use crate::error::{Step, Who};
-use crate::stdio::Kind;
+use crate::stdio::{Callback, Kind};
 use crate::sys::{fd, pidfd};
 use crate::{Command, Ended, Error, ErrorKind, ExitStatus, Signal, Stdio};
 
@@ -105,11 +108,24 @@ struct Entry {
     process: Arc<Process>,
     exit: Mutex<ExitState>,
     exited: Condvar,
+    /// With output delivered to functions: the exit is reported once the
+    /// process is finished *and* every delivery thread is done.
+    deliveries: Option<Deliveries>,
+}
+
+struct Deliveries {
+    /// Parts still to finish: the process, and each delivery thread.
+    pending: AtomicUsize,
+    /// Written when the process is finished: the threads start their
+    /// drain timeout.
+    exited: Arc<OwnedFd>,
 }
 
 #[derive(Default)]
 struct ExitState {
     exit: Option<Exit>,
+    /// The exit, known but held back until the deliveries are done.
+    staged: Option<Exit>,
     wakers: Vec<Waker>,
 }
 
@@ -118,8 +134,8 @@ impl Entry {
         self.exit.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Called once the process is finished: records the exit and wakes
-    /// every monitor.
+    /// Called once the process is finished: records the exit and, unless
+    /// output is still being delivered, reports it.
     fn finish(&self) {
         let exit = match self.process.try_wait() {
             Ok(Some(status)) => Exit::Status(status),
@@ -127,6 +143,30 @@ impl Entry {
                 ended: self.process.ended(),
             },
         };
+        match &self.deliveries {
+            None => self.publish(exit),
+            Some(d) => {
+                self.lock().staged = Some(exit);
+                fd::eventfd_notify(d.exited.as_fd());
+                self.part_done();
+            }
+        }
+    }
+
+    /// One part (the process or a delivery thread) is done; the last one
+    /// reports the exit.
+    fn part_done(&self) {
+        let Some(d) = &self.deliveries else { return };
+        if d.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let staged = self.lock().staged.take();
+            if let Some(exit) = staged {
+                self.publish(exit);
+            }
+        }
+    }
+
+    /// Records the exit and wakes every monitor.
+    fn publish(&self, exit: Exit) {
         let wakers = {
             let mut st = self.lock();
             st.exit = Some(exit);
@@ -299,12 +339,28 @@ impl Supervisor {
             return Err(cmd.invalid("a supervised child has no writer for an input"));
         }
         let inherit = Stdio::inherit();
+        let piped = Stdio::piped();
+        let stdin = cmd.stdin.as_ref().unwrap_or(&inherit);
+        let stdout = cmd.stdout.as_ref().unwrap_or(&inherit);
+        let stderr = cmd.stderr.as_ref().unwrap_or(&inherit);
+        if matches!(stdin.0, Kind::Callback(_)) {
+            return Err(cmd.invalid("stdin cannot be a callback or a channel"));
+        }
+        let callback = |s: &Stdio| match &s.0 {
+            Kind::Callback(c) => Some(c.clone()),
+            _ => None,
+        };
+        let (out_cb, err_cb) = (callback(stdout), callback(stderr));
+        // A stream handed to a function is a pipe that a delivery thread reads.
         let stdio = [
-            cmd.stdin.as_ref().unwrap_or(&inherit),
-            cmd.stdout.as_ref().unwrap_or(&inherit),
-            cmd.stderr.as_ref().unwrap_or(&inherit),
+            stdin,
+            if out_cb.is_some() { &piped } else { stdout },
+            if err_cb.is_some() { &piped } else { stderr },
         ];
-        if stdio.iter().any(|s| matches!(s.0, Kind::Piped)) {
+        if [stdin, stdout, stderr]
+            .iter()
+            .any(|s| matches!(s.0, Kind::Piped))
+        {
             return Err(cmd.invalid(
                 "a supervised child's pipes would have no reader: give it a file, null or inherit",
             ));
@@ -326,8 +382,47 @@ impl Supervisor {
                 }
             }
         }
-        let spawned = spawn_with_ends(cmd, stdio, Ends::Blocking)?;
-        Ok(self.register(spawned.process))
+        // The eventfd that tells delivery threads of the exit, made before
+        // the spawn so that failing to make it starts nothing.
+        let exited = match (&out_cb, &err_cb) {
+            (None, None) => None,
+            _ => Some(Arc::new(
+                fd::eventfd().map_err(|e| Error::os(&cmd.who(), Step::Pipe, e))?,
+            )),
+        };
+        let mut spawned = spawn_with_ends(cmd, stdio, Ends::Blocking)?;
+        let streams: Vec<(OwnedFd, Callback)> = [
+            (spawned.ends.stdout.take(), out_cb),
+            (spawned.ends.stderr.take(), err_cb),
+        ]
+        .into_iter()
+        .filter_map(|(fd, cb)| Some((fd?, cb?)))
+        .collect();
+        let deliveries = exited.map(|exited| Deliveries {
+            pending: AtomicUsize::new(streams.len() + 1),
+            exited,
+        });
+        let handle = self.register(spawned.process, deliveries, |entry| {
+            for (pipe, sink) in streams {
+                let done = {
+                    let entry = entry.clone();
+                    move || entry.part_done()
+                };
+                let exited = entry
+                    .deliveries
+                    .as_ref()
+                    .map(|d| d.exited.clone())
+                    .expect("deliveries exist with callbacks");
+                // Without a thread, the pipe closes at once (the child's
+                // writes fail with EPIPE) and the part counts as done.
+                if deliver::start(pipe, exited, sink, cmd.max_chunk, cmd.drain_timeout, done)
+                    .is_err()
+                {
+                    entry.part_done();
+                }
+            }
+        });
+        Ok(handle)
     }
 
     /// Adopts a running process that procession did not start (erlexec's
@@ -414,16 +509,25 @@ impl Supervisor {
                 success_codes: vec![0],
             },
         ));
-        Ok(self.register(process))
+        Ok(self.register(process, None, |_| {}))
     }
 
-    fn register(&self, process: Arc<Process>) -> Supervised {
+    /// Adds `process` to the registry; `start` runs with its entry before
+    /// anything can report the exit (it starts the delivery threads).
+    fn register(
+        &self,
+        process: Arc<Process>,
+        deliveries: Option<Deliveries>,
+        start: impl FnOnce(&Arc<Entry>),
+    ) -> Supervised {
         let pid = process.pid() as u32;
         let entry = Arc::new(Entry {
             process: process.clone(),
             exit: Mutex::new(ExitState::default()),
             exited: Condvar::new(),
+            deliveries,
         });
+        start(&entry);
         self.registry.lock().insert(pid, entry.clone());
         let weak_entry: Weak<Entry> = Arc::downgrade(&entry);
         let weak_registry: Weak<Registry> = Arc::downgrade(&self.registry);

@@ -374,3 +374,207 @@ fn users_outside_the_allow_list_are_refused() {
         assert_eq!(status(exit).code(), Some(1));
     }
 }
+
+/// What `pt write N` writes.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+#[test]
+fn a_callback_gets_every_byte_in_order_before_the_exit_is_reported() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let child = sup
+        .spawn(
+            pt_cmd(["write", "3000000", "7000"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::callback(move |c| {
+                    sink.lock().unwrap().extend_from_slice(&c)
+                })),
+        )
+        .unwrap();
+    let exit = child.monitor().recv();
+    // Reported after the last chunk was handed over, not merely after the
+    // process ended.
+    assert_eq!(got.lock().unwrap().len(), 3_000_000);
+    assert!(*got.lock().unwrap() == pattern(3_000_000));
+    assert_eq!(status(exit).code(), Some(0));
+}
+
+#[test]
+fn a_slow_callback_blocks_the_child_on_its_full_pipe() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let got = Arc::new(std::sync::Mutex::new(0usize));
+    let count = got.clone();
+    let child = sup
+        .spawn(
+            pt_cmd(["write", "5000000"])
+                .stdin(Stdio::null())
+                .pipe_capacity(None)
+                .stdout(Stdio::callback(move |c| {
+                    // The first chunk waits for the test's go-ahead.
+                    if *count.lock().unwrap() == 0 {
+                        release_rx.recv().unwrap();
+                    }
+                    *count.lock().unwrap() += c.len();
+                })),
+        )
+        .unwrap();
+    // While the callback holds the first chunk, the child fills the 64 KiB
+    // pipe and blocks in write(2): the kernel says so in wchan.
+    let pid = child.pid();
+    let start = Instant::now();
+    loop {
+        let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+        // pipe_write, or anon_pipe_write on newer kernels.
+        if wchan.ends_with("pipe_write") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "wchan {wchan:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(child.try_wait(), None);
+    release_tx.send(()).unwrap();
+    assert_eq!(status(child.wait().unwrap()).code(), Some(0));
+    assert_eq!(*got.lock().unwrap(), 5_000_000);
+}
+
+#[test]
+fn stdout_and_stderr_go_to_channels_and_a_gone_receiver_breaks_the_pipe() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let (out_tx, out_rx) = std::sync::mpsc::sync_channel(4);
+    let (err_tx, err_rx) = std::sync::mpsc::sync_channel(4);
+    let child = sup
+        .spawn(
+            Command::shell("echo out; echo err >&2")
+                .stdout(Stdio::channel(out_tx))
+                .stderr(Stdio::channel(err_tx)),
+        )
+        .unwrap();
+    assert_eq!(status(child.wait().unwrap()).code(), Some(0));
+    assert_eq!(
+        out_rx.iter().flat_map(|b| b.to_vec()).collect::<Vec<u8>>(),
+        b"out\n"
+    );
+    assert_eq!(
+        err_rx.iter().flat_map(|b| b.to_vec()).collect::<Vec<u8>>(),
+        b"err\n"
+    );
+    // The receiver is gone: the pipe's read end closes and pt's write
+    // fails with EPIPE (its exit code 3).
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    drop(rx);
+    let child = sup
+        .spawn(
+            pt_cmd(["write", "10000000"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::channel(tx)),
+        )
+        .unwrap();
+    assert_eq!(status(child.wait().unwrap()).code(), Some(3));
+}
+
+#[test]
+fn a_grandchild_holding_the_pipe_delays_the_exit_only_by_the_drain_timeout() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    // The grandchild escapes the group (setsid): only the drain timeout
+    // ends the delivery.
+    let child = sup
+        .spawn(
+            Command::shell("setsid sleep 30 & echo $!")
+                .stdin(Stdio::null())
+                .pipe_drain_timeout(Duration::from_millis(200))
+                .stdout(Stdio::callback(move |c| {
+                    sink.lock().unwrap().extend_from_slice(&c)
+                })),
+        )
+        .unwrap();
+    let start = Instant::now();
+    let exit = child.wait().unwrap();
+    let took = start.elapsed();
+    assert_eq!(status(exit).code(), Some(0));
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let text = String::from_utf8(got.lock().unwrap().clone()).unwrap();
+    let grandchild: i32 = text.trim().parse().unwrap();
+    // Its parent (the shell) is gone, so it is ours now (we are the
+    // subreaper): kill it and reap it.
+    // SAFETY: kill and waitpid with integer arguments and a valid pointer.
+    unsafe {
+        libc::kill(grandchild, libc::SIGKILL);
+        let mut st = 0;
+        assert_eq!(libc::waitpid(grandchild, &mut st, 0), grandchild);
+    }
+}
+
+#[test]
+fn callbacks_are_refused_outside_a_supervisor_and_for_stdin() {
+    let _g = Guard::new();
+    let cb = || Stdio::callback(|_| {});
+    for err in [
+        Command::new("true").stdout(cb()).spawn().unwrap_err(),
+        Command::new("true").stderr(cb()).output().unwrap_err(),
+        Command::new("true").stdout(cb()).status().unwrap_err(),
+        Supervisor::new()
+            .spawn(Command::new("true").stdin(cb()))
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    }
+}
+
+/// erlexec's own stress test: 900 children, each printing a line on stdout
+/// and one on stderr, sleeping up to a second and exiting 12.
+#[test]
+fn nine_hundred_children_every_exit_and_every_line_arrives() {
+    let _g = Guard::new();
+    raise_fd_limit();
+    let sup = Supervisor::new();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(64);
+    let mut children = Vec::new();
+    for i in 0..900 {
+        // A spread of sleeps from 0 to 0.99 s.
+        let secs = format!("0.{:02}", (i * 37) % 100);
+        let child = sup
+            .spawn(
+                Command::shell(format!(
+                    "echo out {i}; echo err {i} >&2; sleep {secs}; exit 12"
+                ))
+                .stdin(Stdio::null())
+                .stdout(Stdio::channel(tx.clone()))
+                .stderr(Stdio::channel(tx.clone())),
+            )
+            .unwrap();
+        children.push(child);
+    }
+    drop(tx);
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for chunk in rx {
+            all.extend_from_slice(&chunk);
+        }
+        all
+    });
+    for child in &children {
+        assert_eq!(status(child.wait().unwrap()).code(), Some(12));
+    }
+    assert!(sup.children().is_empty());
+    drop(children);
+    drop(sup);
+    let all = String::from_utf8(reader.join().unwrap()).unwrap();
+    let mut lines: Vec<&str> = all.lines().collect();
+    lines.sort_unstable();
+    let mut want: Vec<String> = (0..900)
+        .flat_map(|i| [format!("out {i}"), format!("err {i}")])
+        .collect();
+    want.sort_unstable();
+    assert_eq!(lines, want);
+}

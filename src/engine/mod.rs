@@ -2,6 +2,7 @@
 //! reaper. It sits between the public API (`Command`, `Child`) and `sys`.
 
 pub(crate) mod credentials;
+pub(crate) mod deliver;
 pub(crate) mod driver;
 pub(crate) mod plan;
 pub(crate) mod process;

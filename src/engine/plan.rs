@@ -262,6 +262,13 @@ impl Plan {
         };
         let child_end: OwnedFd = match kind {
             Kind::Inherit => return Ok(()),
+            Kind::Callback(_) => {
+                return Err(Error::invalid(
+                    program,
+                    "Stdio::callback and Stdio::channel are delivered by a Supervisor: \
+                     use Supervisor::spawn, or read the pipe (Stdio::piped)",
+                ));
+            }
             Kind::Closed => {
                 self.push(Action::Close(target), Step::Stdio);
                 return Ok(());

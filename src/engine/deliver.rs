@@ -1,0 +1,86 @@
+//! Delivery threads: one per stream handed to a function
+//! ([`Stdio::callback`](crate::Stdio::callback), [`Stdio::channel`](crate::Stdio::channel)).
+//!
+//! The thread reads the pipe and calls the function with each chunk; while
+//! the function runs nothing is read, so the child's writes block on the
+//! full pipe (back-pressure). It ends at end-of-file, when the function
+//! wants no more, or, once the child has exited (an eventfd says so), when
+//! the drain timeout has passed (a grandchild may keep the pipe open).
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use crate::stdio::Callback;
+use crate::sys::fd;
+
+/// Starts the thread. `done` runs when it ends, whatever the reason.
+pub(crate) fn start(
+    pipe: OwnedFd,
+    exited: Arc<OwnedFd>,
+    sink: Callback,
+    max_chunk: usize,
+    drain: Duration,
+    done: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("procession-out".into())
+        .spawn(move || {
+            run(&pipe, &exited, &sink, max_chunk, drain);
+            // The read end closes here, before `done`: a child still
+            // writing gets EPIPE rather than blocking forever.
+            drop(pipe);
+            done();
+        })
+        .map(|_| ())
+}
+
+fn run(pipe: &OwnedFd, exited: &OwnedFd, sink: &Callback, max_chunk: usize, drain: Duration) {
+    let mut deadline: Option<Instant> = None;
+    let mut buf = BytesMut::new();
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: exited.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // The eventfd stays readable once written (nobody drains it, so
+        // every stream of the child sees it); it is watched until seen.
+        let watched = if deadline.is_some() { 1 } else { 2 };
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if fd::poll_many(&mut fds[..watched], timeout).is_err() {
+            return;
+        }
+        if watched == 2 && fds[1].revents != 0 {
+            deadline = Some(Instant::now() + drain);
+        }
+        if fds[0].revents != 0 {
+            match fd::read_buf(pipe.as_fd(), &mut buf, max_chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let chunk = buf.split().freeze();
+                    let more = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        let mut f = sink.0.lock().unwrap_or_else(|p| p.into_inner());
+                        f(chunk)
+                    }));
+                    // A function that panicked gets nothing more.
+                    if !matches!(more, Ok(true)) {
+                        return;
+                    }
+                }
+            }
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            return;
+        }
+    }
+}
