@@ -338,7 +338,10 @@ fn a_core_dump_is_reported_as_std_sees_it() {
         .status()
         .unwrap();
     let dumped = std::os::unix::process::ExitStatusExt::core_dumped(&std_status);
-    let status = Command::shell(line).current_dir(dir.path()).status().unwrap();
+    let status = Command::shell(line)
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
     assert_eq!(status.signal(), Some(Signal::SEGV));
     assert_eq!(status.core_dumped(), dumped);
     if std::fs::read_to_string("/proc/sys/kernel/core_pattern").is_ok_and(|p| p.trim() == "core") {
