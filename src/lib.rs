@@ -382,6 +382,19 @@ pub mod __test_support {
         crate::engine::reaper::start()
     }
 
+    /// Whether this process is in its terminal's foreground group: the
+    /// check behind [`ProcessGroup::Auto`](crate::ProcessGroup::Auto).
+    ///
+    /// ```
+    /// // Under a test runner or CI there is usually no terminal; in one,
+    /// // run from a prompt, the answer is true.
+    /// let answer = procession::__test_support::in_foreground();
+    /// assert_eq!(answer, procession::__test_support::in_foreground());
+    /// ```
+    pub fn in_foreground() -> bool {
+        crate::sys::tty::in_foreground()
+    }
+
     /// The disposition of signal `sig` in this process.
     ///
     /// ```

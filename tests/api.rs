@@ -120,6 +120,16 @@ fn in_a_terminal_a_child_that_reads_the_terminal_works() {
 }
 
 #[test]
+fn a_passing_failure_to_open_the_terminal_is_not_remembered_as_no_terminal() {
+    let _g = Guard::new();
+    // On a terminal, in its foreground: while no descriptor is free the
+    // check cannot tell (false), but once one is, it must look again.
+    let (code, out) = on_a_terminal(&["--timeout", "10"], &["foreground-after-emfile"]);
+    assert!(out.contains("emfile: false after: true"), "{out:?}");
+    assert_eq!(code, 0, "{out:?}");
+}
+
+#[test]
 fn in_a_terminal_ctrl_c_reaches_the_child() {
     let _g = Guard::new();
     // Ctrl-C goes to the terminal's foreground group: the application

@@ -30,6 +30,11 @@
 //!   `raise-hard-limit` (`RLIMIT_NOFILE` hard limit above nobody's),
 //!   `negative-nice` (`nice(-5)`), and prints the child's output as
 //!   `ran: <stdout>`, or `error: <Step> <ErrorKind> <errno>`.
+//! - `ptlib foreground-after-emfile`: asks whether it is in the terminal's
+//!   foreground while no descriptor is free (opening `/dev/tty` fails with
+//!   EMFILE), then again with descriptors free, and prints
+//!   `emfile: <bool> after: <bool>`. Run on a terminal (`pt pty`), a
+//!   passing failure must not be remembered as "no terminal".
 //!
 //! Exit code: 0 after a report, 2 on bad usage, 1 when the library failed.
 
@@ -62,6 +67,10 @@ fn main() -> ExitCode {
             if become_nobody_with_nproc(None) {
                 as_nobody(what);
             }
+            return ExitCode::SUCCESS;
+        }
+        ["foreground-after-emfile"] => {
+            foreground_after_emfile();
             return ExitCode::SUCCESS;
         }
         ["drop-without-reaper"] => {
@@ -213,6 +222,30 @@ fn as_nobody(what: &str) {
             say(&format!("error: {:?} {:?} {name}", e.step(), e.kind()));
         }
     }
+}
+
+/// See `foreground-after-emfile` in the module docs.
+fn foreground_after_emfile() {
+    let mut saved = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on this process with valid pointers.
+    let during = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut saved);
+        // No descriptor number is below the limit except those in use
+        // (0, 1, 2 and the reaper's, at most): every open fails.
+        let none = libc::rlimit {
+            rlim_cur: 3,
+            rlim_max: saved.rlim_max,
+        };
+        libc::setrlimit(libc::RLIMIT_NOFILE, &none);
+        let during = procession::__test_support::in_foreground();
+        libc::setrlimit(libc::RLIMIT_NOFILE, &saved);
+        during
+    };
+    let after = procession::__test_support::in_foreground();
+    say(&format!("emfile: {during} after: {after}"));
 }
 
 /// See `drop-without-reaper` in the module docs.
