@@ -308,7 +308,7 @@ pub use signal::{ParseSignalError, Signal};
 pub use status::{Ended, ExitStatus, ResourceUsage};
 pub use stdio::Stdio;
 pub use stream::{Chunks, Event, Events, Output, OutputChunk};
-pub use supervisor::{Exit, Link, Monitor, Supervised, Supervisor};
+pub use supervisor::{Exit, Link, Monitor, RunMany, Supervised, Supervisor};
 #[cfg(feature = "tokio")]
 pub use tokio::{AsyncChild, AsyncChunks, AsyncEvents, AsyncInputSink};
 

@@ -121,12 +121,16 @@ struct Deliveries {
     exited: Arc<OwnedFd>,
 }
 
+/// Called with the exit once it is reported.
+type Listener = Box<dyn FnOnce(Exit) + Send>;
+
 #[derive(Default)]
 struct ExitState {
     exit: Option<Exit>,
     /// The exit, known but held back until the deliveries are done.
     staged: Option<Exit>,
     wakers: Vec<Waker>,
+    listeners: Vec<Listener>,
 }
 
 impl Entry {
@@ -167,14 +171,32 @@ impl Entry {
 
     /// Records the exit and wakes every monitor.
     fn publish(&self, exit: Exit) {
-        let wakers = {
+        let (wakers, listeners) = {
             let mut st = self.lock();
             st.exit = Some(exit);
-            std::mem::take(&mut st.wakers)
+            (
+                std::mem::take(&mut st.wakers),
+                std::mem::take(&mut st.listeners),
+            )
         };
         self.exited.notify_all();
         for w in wakers {
             w.wake();
+        }
+        for f in listeners {
+            f(exit);
+        }
+    }
+
+    /// Calls `f` with the exit once it is reported (now, if it is).
+    fn on_exit(&self, f: Listener) {
+        let mut st = self.lock();
+        match st.exit {
+            Some(exit) => {
+                drop(st);
+                f(exit);
+            }
+            None => st.listeners.push(f),
         }
     }
 
@@ -962,6 +984,209 @@ impl Drop for Link {
     fn drop(&mut self) {
         if self.handle.entry.exit().is_none() {
             self.handle.start_stop();
+        }
+    }
+}
+
+/// The completions of [`Supervisor::run_many`], in the order they happen.
+struct Completions {
+    queue: Mutex<(std::collections::VecDeque<(usize, Exit)>, Option<Waker>)>,
+    ready: Condvar,
+}
+
+/// Runs commands with at most a given number at once; see
+/// [`Supervisor::run_many`]. An `Iterator` (blocking) of
+/// `(index, result)` in completion order; [`next_async`](RunMany::next_async)
+/// is the same without blocking (any executor; with the `tokio` feature it
+/// is also a `Stream`).
+pub struct RunMany<'a, I: Iterator<Item = Command>> {
+    supervisor: &'a Supervisor,
+    commands: std::iter::Enumerate<I>,
+    max: usize,
+    /// The commands running now, with their index.
+    running: Vec<(usize, Supervised)>,
+    completions: Arc<Completions>,
+}
+
+impl<I: Iterator<Item = Command>> std::fmt::Debug for RunMany<'_, I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunMany")
+            .field("max", &self.max)
+            .field("running", &self.running.len())
+            .finish()
+    }
+}
+
+impl Supervisor {
+    /// Runs `commands` with at most `max_at_once` running at a time (at
+    /// least one), each with its own [`timeout`](Command::timeout) and stop
+    /// sequence, and yields `(index, result)` as each one ends: the index in
+    /// `commands`, and the [`Exit`] or the error that kept it from
+    /// starting. A new command starts as soon as one ends. Dropping the
+    /// iterator early starts the stop sequence of those still running.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// use std::time::Duration;
+    /// let sup = Supervisor::new();
+    /// let cmds = ["0.3", "0.1", "0.2"].map(|t| {
+    ///     let mut c = Command::new("sleep");
+    ///     c.arg(t);
+    ///     c
+    /// });
+    /// // All three at once: the shortest ends first.
+    /// let order: Vec<usize> = sup.run_many(cmds, 3).map(|(i, r)| {
+    ///     assert!(r.unwrap().status().unwrap().success());
+    ///     i
+    /// }).collect();
+    /// assert_eq!(order, [1, 2, 0]);
+    /// ```
+    pub fn run_many<C>(&self, commands: C, max_at_once: usize) -> RunMany<'_, C::IntoIter>
+    where
+        C: IntoIterator<Item = Command>,
+    {
+        RunMany {
+            supervisor: self,
+            commands: commands.into_iter().enumerate(),
+            max: max_at_once.max(1),
+            running: Vec::new(),
+            completions: Arc::new(Completions {
+                queue: Mutex::new((std::collections::VecDeque::new(), None)),
+                ready: Condvar::new(),
+            }),
+        }
+    }
+}
+
+impl<I: Iterator<Item = Command>> RunMany<'_, I> {
+    /// Starts commands up to the limit; a command that fails to start is
+    /// returned at once as its result.
+    fn fill(&mut self) -> Option<(usize, Result<Exit, Error>)> {
+        while self.running.len() < self.max {
+            let (index, cmd) = self.commands.next()?;
+            match self.supervisor.spawn(&cmd) {
+                Ok(child) => {
+                    let completions = self.completions.clone();
+                    child.entry.on_exit(Box::new(move |exit| {
+                        let waker = {
+                            let mut q = completions.queue.lock().unwrap_or_else(|p| p.into_inner());
+                            q.0.push_back((index, exit));
+                            q.1.take()
+                        };
+                        completions.ready.notify_one();
+                        if let Some(w) = waker {
+                            w.wake();
+                        }
+                    }));
+                    self.running.push((index, child));
+                }
+                Err(e) => return Some((index, Err(e))),
+            }
+        }
+        None
+    }
+
+    fn take_completion(
+        &mut self,
+        q: &mut std::collections::VecDeque<(usize, Exit)>,
+    ) -> Option<(usize, Result<Exit, Error>)> {
+        let (index, exit) = q.pop_front()?;
+        if let Some(pos) = self.running.iter().position(|(i, _)| *i == index) {
+            self.running.swap_remove(pos);
+        }
+        Some((index, Ok(exit)))
+    }
+
+    /// The next completion, without blocking the thread: resolves when a
+    /// command ends (or fails to start); `None` once all have been
+    /// returned. Works under any executor.
+    ///
+    /// ```
+    /// use procession::{Command, Supervisor};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct W(std::thread::Thread);
+    /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(W(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let sup = Supervisor::new();
+    /// let mut run = sup.run_many((0..4).map(|i| Command::shell(format!("exit {i}"))), 2);
+    /// let mut codes = Vec::new();
+    /// block_on(async {
+    ///     while let Some((i, result)) = run.next_async().await {
+    ///         codes.push((i, result.unwrap().status().unwrap().code().unwrap()));
+    ///     }
+    /// });
+    /// codes.sort();
+    /// assert_eq!(codes, [(0, 0), (1, 1), (2, 2), (3, 3)]);
+    /// ```
+    pub fn next_async(
+        &mut self,
+    ) -> impl Future<Output = Option<(usize, Result<Exit, Error>)>> + '_ {
+        std::future::poll_fn(move |cx| self.poll_next_completion(cx))
+    }
+
+    fn poll_next_completion(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<(usize, Result<Exit, Error>)>> {
+        if let Some(failed) = self.fill() {
+            return Poll::Ready(Some(failed));
+        }
+        let completions = self.completions.clone();
+        let mut q = completions.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(done) = self.take_completion(&mut q.0) {
+            return Poll::Ready(Some(done));
+        }
+        if self.running.is_empty() {
+            return Poll::Ready(None);
+        }
+        q.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl<I: Iterator<Item = Command>> Iterator for RunMany<'_, I> {
+    type Item = (usize, Result<Exit, Error>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(failed) = self.fill() {
+            return Some(failed);
+        }
+        let completions = self.completions.clone();
+        let mut q = completions.queue.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(done) = self.take_completion(&mut q.0) {
+                return Some(done);
+            }
+            if self.running.is_empty() {
+                return None;
+            }
+            q = completions.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<I: Iterator<Item = Command> + Unpin> futures_core::Stream for RunMany<'_, I> {
+    type Item = (usize, Result<Exit, Error>);
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_next_completion(cx)
+    }
+}
+
+impl<I: Iterator<Item = Command>> Drop for RunMany<'_, I> {
+    fn drop(&mut self) {
+        for (_, child) in &self.running {
+            if child.entry.exit().is_none() {
+                child.start_stop();
+            }
         }
     }
 }

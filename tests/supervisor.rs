@@ -578,3 +578,110 @@ fn nine_hundred_children_every_exit_and_every_line_arrives() {
     want.sort_unstable();
     assert_eq!(lines, want);
 }
+
+fn shell(line: String) -> Command {
+    let mut c = Command::shell(line);
+    c.stdin(Stdio::null());
+    c
+}
+
+#[test]
+fn run_many_keeps_at_most_k_running_and_reports_each_end() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let dir = TempDir::new("run-many");
+    let log = dir.join("log");
+    // Each child appends + when it starts and - before it exits; the log's
+    // running count is never above 2, and reaches 2.
+    let cmds: Vec<Command> = (0..6)
+        .map(|i| {
+            shell(format!(
+                "echo + >> {l}; sleep 0.1; echo - >> {l}; exit {i}",
+                l = log.display()
+            ))
+        })
+        .collect();
+    let mut results: Vec<(usize, i32)> = sup
+        .run_many(cmds, 2)
+        .map(|(i, r)| (i, status(r.unwrap()).code().unwrap()))
+        .collect();
+    results.sort_unstable();
+    assert_eq!(results, (0..6).map(|i| (i, i as i32)).collect::<Vec<_>>());
+    let mut running = 0i32;
+    let mut most = 0;
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        running += if line == "+" { 1 } else { -1 };
+        most = most.max(running);
+    }
+    assert_eq!((running, most), (0, 2));
+    assert!(sup.children().is_empty());
+}
+
+#[test]
+fn run_many_honours_each_timeout_and_reports_a_spawn_failure_in_place() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let mut slow = Command::new("sleep");
+    slow.arg("100").timeout(Duration::from_millis(100));
+    let missing = Command::new("no-such-program-here");
+    let quick = Command::new("true");
+    let mut seen = Vec::new();
+    for (i, result) in sup.run_many([slow, missing, quick], 3) {
+        match i {
+            0 => {
+                let exit = result.unwrap();
+                assert_eq!(exit.ended(), Ended::TimedOut);
+                assert_eq!(status(exit).signal(), Some(Signal::TERM));
+            }
+            1 => assert_eq!(result.unwrap_err().kind(), ErrorKind::NotFound),
+            _ => assert!(status(result.unwrap()).success()),
+        }
+        seen.push(i);
+    }
+    // The failure comes as soon as it happens; the timeout last.
+    assert_eq!(seen, [1, 2, 0]);
+}
+
+#[test]
+fn run_many_async_yields_the_same_and_dropping_it_stops_the_rest() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let mut run = sup.run_many((0..5).map(|i| shell(format!("exit {i}"))), 2);
+    let mut codes = Vec::new();
+    block_on(async {
+        while let Some((i, r)) = run.next_async().await {
+            codes.push((i, status(r.unwrap()).code().unwrap()));
+        }
+    });
+    codes.sort_unstable();
+    assert_eq!(codes, (0..5).map(|i| (i, i as i32)).collect::<Vec<_>>());
+    drop(run);
+    // Dropped after the first result: the two still running are stopped.
+    let (r, w) = pipe();
+    let cmds = (0..3).map(|i| {
+        let mut c = if i == 0 {
+            Command::new("true")
+        } else {
+            let mut c = Command::shell("echo $$; exec sleep 100");
+            c.stdout(w.try_clone().unwrap());
+            c
+        };
+        c.stdin(Stdio::null());
+        c
+    });
+    let cmds: Vec<Command> = cmds.collect();
+    drop(w);
+    let mut run = sup.run_many(cmds, 3);
+    // The first call starts all three and returns when `true` ends.
+    let (first, _) = run.next().unwrap();
+    assert_eq!(first, 0);
+    let mut r = std::fs::File::from(r);
+    let pids: Vec<i32> = (0..2)
+        .map(|_| read_line(&mut r).trim().parse().unwrap())
+        .collect();
+    drop(run);
+    for pid in pids {
+        assert!(wait_dead(pid, Duration::from_secs(5)), "{pid} still runs");
+    }
+    sup.shutdown();
+}
