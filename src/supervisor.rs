@@ -988,9 +988,12 @@ impl Drop for Link {
     }
 }
 
+/// Ended commands (index, exit) not yet returned, and the task to wake.
+type Queue = (std::collections::VecDeque<(usize, Exit)>, Option<Waker>);
+
 /// The completions of [`Supervisor::run_many`], in the order they happen.
 struct Completions {
-    queue: Mutex<(std::collections::VecDeque<(usize, Exit)>, Option<Waker>)>,
+    queue: Mutex<Queue>,
     ready: Condvar,
 }
 
