@@ -5,6 +5,7 @@
 //! cargo run --release -p procession-bench -- all            # full run, writes BENCHMARKS.md
 //! cargo run --release -p procession-bench -- --quick all    # smaller sizes, 3 repetitions
 //! cargo run --release -p procession-bench -- throughput-stdout roundtrip
+//! cargo run --release -p procession-bench -- --merge supervise-manage  # into BENCHMARKS.md
 //! ```
 
 mod early_drop;
@@ -15,6 +16,7 @@ mod results;
 mod runner;
 mod slow;
 mod spawn;
+mod supervise;
 mod svg;
 mod throughput;
 mod util;
@@ -29,7 +31,7 @@ use results::Outcome;
 use runner::Ctx;
 use throughput::Placement;
 
-const SCENARIOS: [(&str, &str); 8] = [
+const SCENARIOS: [(&str, &str); 11] = [
     (
         "throughput-stdout",
         "1. stdout throughput, 4 GiB from a writer child",
@@ -56,23 +58,41 @@ const SCENARIOS: [(&str, &str); 8] = [
         "early-drop",
         "8. stream early-drop: time until the consumer continues",
     ),
+    (
+        "supervise-many",
+        "9. 10,000 supervised children: memory per child and shutdown()",
+    ),
+    (
+        "supervise-ignore-term",
+        "10. shutdown() of 200 children that ignore SIGTERM",
+    ),
+    (
+        "supervise-manage",
+        "11. adopted pid: time until a SIGKILL is reported",
+    ),
 ];
 
-const USAGE: &str = "usage: procession-bench [--quick] [--reps N] [--placements U,X,S] [--write-md] [all | SCENARIO...]
+const USAGE: &str = "usage: procession-bench [--quick] [--reps N] [--placements U,X,S] [--write-md | --merge] [all | SCENARIO...]
 
 Scenarios:
   throughput-stdout  throughput-stdin  roundtrip  spawn-rate
   spawn-memory  many-children  slow-consumer  early-drop
+  supervise-many  supervise-ignore-term  supervise-manage
 
 `all` (the default) writes BENCHMARKS.md, bench/results/latest.json and
 bench/results/*.svg at the repository root. A subset, or --quick, writes
-bench/results/partial.{json,md} instead (unless --write-md).";
+bench/results/partial.{json,md} instead (unless --write-md, which writes
+BENCHMARKS.md with only the scenarios run). --merge measures the scenarios
+given and puts their results into bench/results/latest.json in place of
+the stored ones, keeping every other scenario's, then rewrites
+BENCHMARKS.md and the charts from it (not with --quick).";
 
 struct Args {
     quick: bool,
     reps: Option<usize>,
     placements: Vec<Placement>,
     write_md: bool,
+    merge: bool,
     scenarios: Vec<String>,
 }
 
@@ -82,6 +102,7 @@ fn parse_args() -> Result<Args, String> {
         reps: None,
         placements: vec![Placement::U, Placement::X],
         write_md: false,
+        merge: false,
         scenarios: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -89,6 +110,7 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--write-md" => a.write_md = true,
+            "--merge" => a.merge = true,
             "--reps" => {
                 a.reps = Some(
                     it.next()
@@ -122,10 +144,16 @@ fn parse_args() -> Result<Args, String> {
             .extend(SCENARIOS.iter().map(|s| s.0.to_string()));
     }
     a.scenarios.dedup();
+    if a.merge && a.quick {
+        return Err("--merge records reference numbers: it cannot be combined with --quick".into());
+    }
+    if a.merge && a.write_md {
+        return Err("--merge and --write-md are exclusive".into());
+    }
     Ok(a)
 }
 
-/// Internal worker processes (fresh parents for scenarios 5, 6 and 7).
+/// Internal worker processes (fresh parents for scenarios 5, 6, 7 and 9).
 fn worker(args: &[String]) -> io::Result<()> {
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     match args[0].as_str() {
@@ -141,6 +169,11 @@ fn worker(args: &[String]) -> io::Result<()> {
             Path::new(&arg(3)),
         ),
         "__slow" => slow::worker(&arg(1), arg(2).parse().map_err(runner::ioe)?),
+        "__supervise" => supervise::worker(
+            &arg(1),
+            arg(2).parse().map_err(runner::ioe)?,
+            Path::new(&arg(3)),
+        ),
         // For profiling (strace -c -f, perf): one stdout transfer.
         "__stdout" => throughput::stdout_worker(
             &arg(1),
@@ -281,6 +314,31 @@ struct Report {
     reps: usize,
     machine: Machine,
     outcomes: Vec<(String, Outcome)>,
+    /// Later runs (`--merge`) whose scenarios replaced this run's, oldest
+    /// first. The fields above describe the run that measured the rest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    merged: Vec<MergedRun>,
+}
+
+/// A run merged into a stored report with `--merge`.
+#[derive(Serialize, Deserialize)]
+struct MergedRun {
+    command: String,
+    date: String,
+    elapsed_s: f64,
+    reps: usize,
+    /// The procession source measured (as [`Machine::source`]).
+    source: String,
+    /// The scenarios it provides in the report.
+    scenarios: Vec<String>,
+}
+
+/// A scenario's number (its place in [`SCENARIOS`], from 1).
+fn scenario_number(name: &str) -> String {
+    SCENARIOS
+        .iter()
+        .position(|s| s.0 == name)
+        .map_or_else(|| name.to_string(), |i| (i + 1).to_string())
 }
 
 fn date() -> String {
@@ -378,7 +436,7 @@ fn markdown(report: &Report, chart_files: &[(String, String)], chart_rel: &str) 
     s.push_str("# Benchmarks\n\n");
     s.push_str(&format!(
         "Generated by the benchmark harness (`bench/`) on {} in {:.1} min{}. Do not edit by hand: \
-         re-run the command below. All numbers of a table come from one run, with the variants \
+         re-run the command{} below. All numbers of a table come from one run, with the variants \
          interleaved (A B C … A B C …).\n\n",
         report.date,
         report.elapsed_s / 60.0,
@@ -386,17 +444,39 @@ fn markdown(report: &Report, chart_files: &[(String, String)], chart_rel: &str) 
             " — **quick mode: reduced sizes and repetitions, not the reference numbers**"
         } else {
             ""
-        }
+        },
+        if report.merged.is_empty() { "" } else { "s" }
     ));
     s.push_str("## How to run\n\n```sh\n");
     s.push_str(&report.command);
     s.push_str("\n```\n\n");
+    if !report.merged.is_empty() {
+        s.push_str(
+            "Then measured again and merged in (`--merge`: the scenarios named replace the \
+             stored ones in `bench/results/latest.json`, every other scenario is kept from the \
+             run above):\n\n",
+        );
+        for m in &report.merged {
+            let numbers: Vec<String> = m.scenarios.iter().map(|n| scenario_number(n)).collect();
+            s.push_str(&format!(
+                "- scenario{} {} on {} in {:.1} min, {} repetitions, procession {}:\n\n  ```sh\n  {}\n  ```\n\n",
+                if numbers.len() == 1 { "" } else { "s" },
+                numbers.join(", "),
+                m.date,
+                m.elapsed_s / 60.0,
+                m.reps,
+                m.source,
+                m.command
+            ));
+        }
+    }
     s.push_str(
         "It builds the harness and its helper children in release mode (gcc builds the static \
          children), runs every scenario for procession and each peer, and writes this file, \
          `bench/results/latest.json` (every sample) and `bench/results/*.svg`. One scenario: \
          `cargo run --release -p procession-bench -- throughput-stdout`; fast iteration: \
-         `-- --quick all`. See `bench/README.md`.\n\n",
+         `-- --quick all`; measure some scenarios again and keep the others' stored results: \
+         `-- --merge SCENARIO...`. See `bench/README.md`.\n\n",
     );
     s.push_str("## Machine\n\n| item | value |\n|---|---|\n");
     s.push_str(&format!("| kernel | `{}` |\n", m.kernel));
@@ -487,6 +567,13 @@ fn markdown(report: &Report, chart_files: &[(String, String)], chart_rel: &str) 
             .find(|x| x.0 == name)
             .map_or(name.as_str(), |x| x.1);
         s.push_str(&format!("### {title}\n\n"));
+        if let Some(m) = report.merged.iter().find(|m| m.scenarios.contains(name)) {
+            s.push_str(&format!(
+                "*Measured by the run merged in on {} ({} repetitions, procession {}; see How to \
+                 run).*\n\n",
+                m.date, m.reps, m.source
+            ));
+        }
         for t in &o.tables {
             s.push_str(&t.markdown());
             s.push('\n');
@@ -574,6 +661,9 @@ fn run(args: Args, raw: Vec<String>) -> io::Result<()> {
             "many-children" => many::run(&ctx),
             "slow-consumer" => slow::run(&ctx),
             "early-drop" => early_drop::run(&ctx),
+            "supervise-many" => supervise::run_many(&ctx),
+            "supervise-ignore-term" => supervise::run_ignore_term(&ctx),
+            "supervise-manage" => supervise::run_manage(&ctx),
             _ => unreachable!(),
         };
         util::unpin();
@@ -612,8 +702,62 @@ fn run(args: Args, raw: Vec<String>) -> io::Result<()> {
         reps: ctx.reps,
         machine: machine(&root, nofile),
         outcomes,
+        merged: Vec::new(),
     };
+    if args.merge {
+        return merge_report(&root, report);
+    }
     write_report(&root, &report, full || args.write_md)
+}
+
+/// `--merge`: puts the scenarios of `run` into the stored report
+/// (`bench/results/latest.json`) in place of the stored ones, keeps every
+/// other scenario as stored, records the run, and rewrites BENCHMARKS.md,
+/// latest.json and the charts from the result.
+fn merge_report(root: &Path, run: Report) -> io::Result<()> {
+    let path = root.join("bench").join("results").join("latest.json");
+    let bytes = std::fs::read(&path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("--merge needs bench/results/latest.json from a full run: {e}"),
+        )
+    })?;
+    let mut base: Report = serde_json::from_slice(&bytes).map_err(runner::ioe)?;
+    if base.quick {
+        return Err(io::Error::other(
+            "--merge: bench/results/latest.json is from a quick run",
+        ));
+    }
+    let position = |name: &str| {
+        SCENARIOS
+            .iter()
+            .position(|s| s.0 == name)
+            .unwrap_or(SCENARIOS.len())
+    };
+    let mut names: Vec<String> = run.outcomes.iter().map(|(n, _)| n.clone()).collect();
+    names.sort_by_key(|n| position(n));
+    // An earlier merged run no longer provides the scenarios measured again.
+    for m in &mut base.merged {
+        m.scenarios.retain(|s| !names.contains(s));
+    }
+    base.merged.retain(|m| !m.scenarios.is_empty());
+    base.merged.push(MergedRun {
+        command: run.command,
+        date: run.date,
+        elapsed_s: run.elapsed_s,
+        reps: run.reps,
+        source: run.machine.source,
+        scenarios: names,
+    });
+    for (name, o) in run.outcomes {
+        match base.outcomes.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = o,
+            None => base.outcomes.push((name, o)),
+        }
+    }
+    // In the order of SCENARIOS (a stable sort: unknown names stay last).
+    base.outcomes.sort_by_key(|(n, _)| position(n));
+    write_report(root, &base, true)
 }
 
 /// Re-derives, from the stored numbers, the texts whose wording the harness

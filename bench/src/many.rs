@@ -35,7 +35,8 @@ pub struct ManyReport {
     pub stop_reap_s: f64,
 }
 
-fn wait_unreaped_zero(limit: Duration) -> io::Result<()> {
+/// Waits until procession has reaped every child it started, up to `limit`.
+pub fn wait_unreaped_zero(limit: Duration) -> io::Result<()> {
     let t = Instant::now();
     while procession::__test_support::unreaped_children() > 0 {
         if t.elapsed() > limit {
@@ -52,7 +53,7 @@ fn wait_unreaped_zero(limit: Duration) -> io::Result<()> {
 /// Spawns `n` children into `v`. On a failure, kills (and where possible
 /// reaps) those already started before returning the error, so that a
 /// failing worker leaves no child behind.
-fn spawn_all<T>(
+pub fn spawn_all<T>(
     n: usize,
     v: &mut Vec<T>,
     mut spawn: impl FnMut() -> io::Result<T>,
@@ -246,7 +247,7 @@ pub fn worker(lib: &str, n: usize, prog: &Path) -> io::Result<()> {
 }
 
 /// The hard RLIMIT_NOFILE (raising it needs CAP_SYS_RESOURCE).
-fn hard_nofile() -> u64 {
+pub fn hard_nofile() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -131,6 +131,7 @@ pub struct Helpers {
     pub echo: PathBuf,
     pub tiny_true: PathBuf,
     pub tiny_pause: PathBuf,
+    pub tiny_ignterm: PathBuf,
 }
 
 impl Helpers {
@@ -148,6 +149,7 @@ impl Helpers {
             echo: dir.join("bench-echo"),
             tiny_true: dir.join("bench-tiny-true"),
             tiny_pause: dir.join("bench-tiny-pause"),
+            tiny_ignterm: dir.join("bench-tiny-ignterm"),
         };
         if std::env::var_os("BENCH_SKIP_BUILD").is_none() {
             // `cargo run` builds only the harness binary: build the helper
@@ -170,6 +172,7 @@ impl Helpers {
         for (src, out) in [
             ("tiny_true.c", &h.tiny_true),
             ("tiny_pause.c", &h.tiny_pause),
+            ("tiny_ignterm.c", &h.tiny_ignterm),
         ] {
             let st = std::process::Command::new("gcc")
                 .args(["-static", "-nostdlib", "-O2", "-o"])
@@ -180,7 +183,14 @@ impl Helpers {
                 return Err(io::Error::other(format!("gcc failed on {src}")));
             }
         }
-        for p in [&h.writer, &h.sink, &h.echo, &h.tiny_true, &h.tiny_pause] {
+        for p in [
+            &h.writer,
+            &h.sink,
+            &h.echo,
+            &h.tiny_true,
+            &h.tiny_pause,
+            &h.tiny_ignterm,
+        ] {
             if !p.exists() {
                 return Err(io::Error::other(format!("missing helper {}", p.display())));
             }

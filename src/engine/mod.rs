@@ -8,3 +8,4 @@ pub(crate) mod plan;
 pub(crate) mod process;
 pub(crate) mod reaper;
 pub(crate) mod spawn;
+pub(crate) mod trace;

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, ErrorKind, Step, Who};
+use super::trace::{Span, event};
+use crate::error::{Error, ErrorKind, Step, Subject, Who};
 use crate::status::{Ended, ExitStatus, ResourceUsage};
 use crate::sys::fd::{self, Interest};
 use crate::sys::pidfd::{self, RawExit, RawUsage, Target};
@@ -111,6 +112,7 @@ pub(crate) struct Process {
     /// Called once, without the state lock, when the child is finished.
     on_finish: OnceLock<Box<dyn Fn() + Send + Sync>>,
     finish_reported: AtomicBool,
+    span: Span,
     state: Mutex<State>,
 }
 
@@ -124,6 +126,8 @@ impl Process {
         timeout: Option<Duration>,
     ) -> Process {
         UNREAPED.fetch_add(1, Ordering::SeqCst);
+        let span = Span::child(Subject::program(&&who), pid, false);
+        event!(span, "spawned", pgid = ?pgid);
         Process {
             pid,
             pidfd,
@@ -133,6 +137,7 @@ impl Process {
             adopted: false,
             on_finish: OnceLock::new(),
             finish_reported: AtomicBool::new(false),
+            span,
             state: Mutex::new(State {
                 exit: None,
                 usage: None,
@@ -154,6 +159,8 @@ impl Process {
     pub(crate) fn adopted(pid: libc::pid_t, pidfd: OwnedFd, who: Who, policy: Policy) -> Process {
         let mut p = Process::new(pid, Some(pidfd), who, None, policy, None);
         p.adopted = true;
+        p.span = Span::child(Subject::program(&&p.who), pid, true);
+        event!(p.span, "adopted");
         p
     }
 
@@ -260,6 +267,7 @@ impl Process {
     /// through the pidfd (`advance_locked`'s `waitid`, which notices a
     /// child reaped elsewhere, or [`leader_unreaped`](Self::leader_unreaped)).
     fn send(&self, sig: Signal) {
+        event!(self.span, "signal", signal = %sig, group = self.policy.stop_group && self.pgid.is_some());
         let _ = match (self.policy.stop_group, self.pgid) {
             (true, Some(g)) => pidfd::kill(-g, sig.as_raw()),
             _ => self.send_to_child(sig),
@@ -319,6 +327,7 @@ impl Process {
         if st.exit.is_some() || st.reaped || !matches!(st.stop, Stop::NotStarted) {
             return;
         }
+        event!(self.span, "stop sequence started", reason = ?reason, grace = ?self.policy.stop_timeout, command = self.policy.stop_command.is_some());
         let by_command = match &self.policy.stop_command {
             Some(line) => self.run_stop_command(st, line).is_ok(),
             None => false,
@@ -355,6 +364,7 @@ impl Process {
             // Not our child: waitid would fail with ECHILD. Its pidfd turns
             // readable when it exits; its parent reaps it.
             if self.exited_adopted() {
+                event!(self.span, "exited (status unknown: not our child)");
                 self.mark_reaped(st);
             }
         }
@@ -363,12 +373,14 @@ impl Process {
             // id is pinned by the members still alive (see clean_up_group).
             match pidfd::wait_exit(self.target(), true, false) {
                 Ok(Some((raw, usage))) => {
+                    event!(self.span, "exited", exit = ?raw, cpu = ?(usage.user + usage.system));
                     st.exit = Some(raw);
                     st.usage = Some(usage);
                     self.mark_reaped(st);
                 }
                 Ok(None) => {}
                 Err(e) => {
+                    event!(self.span, "lost: reaped outside procession", error = %e);
                     st.lost = e.raw_os_error();
                     self.mark_reaped(st);
                 }
@@ -398,6 +410,7 @@ impl Process {
             }
             if let Stop::Signalled { reason, kill_at } = st.stop {
                 if now >= kill_at {
+                    event!(self.span, "stop: grace period over");
                     self.send(Signal::KILL);
                     st.stop = Stop::Killed { reason };
                 } else {
@@ -443,6 +456,7 @@ impl Process {
                 Stop::Killed { .. } => Signal::KILL,
                 _ => self.policy.stop_signal,
             };
+            event!(self.span, "leader exited: stopping the rest of its group", pgid, signal = %sig);
             let _ = pidfd::kill(-pgid, sig.as_raw());
             if !matches!(sig, Signal::KILL | Signal::CONT) {
                 let _ = pidfd::kill(-pgid, libc::SIGCONT);
@@ -466,6 +480,7 @@ impl Process {
                         done: false,
                     };
                 }
+                event!(self.span, "group: grace period over", pgid);
                 let _ = pidfd::kill(-pgid, libc::SIGKILL);
             }
             st.group = GroupCleanup::Done;
@@ -670,6 +685,7 @@ impl Process {
         if st.reaped || st.exit.is_some() {
             return Err(Error::reaped(&self.who));
         }
+        event!(self.span, "signal", signal = %sig, group = false);
         self.send_to_child(sig).map_err(|e| {
             // Through the pidfd, ESRCH means reaped (a zombie still takes
             // signals): by someone else, since our flag says not yet.
@@ -706,6 +722,7 @@ impl Process {
                 "{REAPED_ELSEWHERE}: its group id may name another group now"
             )));
         }
+        event!(self.span, "signal", signal = %sig, group = true);
         pidfd::kill(-pgid, sig.as_raw()).map_err(|e| Error::os(&self.who, Step::Signal, e))
     }
 }
