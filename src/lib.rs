@@ -246,6 +246,95 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # erlexec, in procession
+//!
+//! A [`Supervisor`] is erlexec's `exec` server; Rust handles, monitors and
+//! futures stand in for Erlang processes and messages.
+//!
+//! | erlexec / Erlang port | procession |
+//! |---|---|
+//! | `exec:run(Cmd, Opts)` | [`Supervisor::spawn`] (a [`Supervised`] handle: clone it to control the child from anywhere, as Port's `connect` hands a port to another owner) |
+//! | `exec:run_link` | [`Supervisor::spawn`] + [`Supervised::link`]: a [`Link`] stops the child when dropped and is a future of its exit |
+//! | `monitor`, `{'DOWN', …}` | [`Supervised::monitor`]: a [`Monitor`] blocks ([`Monitor::recv`]) or is awaited |
+//! | `exec:run(…, [sync, stdout, stderr])` | [`Command::output`] / [`Command::run`] |
+//! | `exec:manage(Pid, …)` | [`Supervisor::manage`] (exit seen through a pidfd at once; status [`Exit::Unknown`]) |
+//! | `exec:which_children()`, `exec:pid(OsPid)` | [`Supervisor::children`], [`Supervisor::get`] |
+//! | `exec:stop`, `exec:kill(I, Sig)` | [`Supervised::stop`] / [`start_stop`](Supervised::start_stop), [`Supervised::signal`] |
+//! | `{kill_timeout, S}`, `{kill, Cmd}` | [`Command::stop_timeout`], [`Command::stop_command`] (with `CHILD_PID`) |
+//! | `kill_group`, `{group, 0}` | [`Command::stop_group`], [`ProcessGroup::New`] (the default off a terminal) |
+//! | `{stdout, Fun}`, `{stdout, self()}` | [`Stdio::callback`], [`Stdio::channel`] |
+//! | `{stdout, File, [append, {mode, M}]}`, `{stderr, stdout}` | [`Stdio::append`] + [`Stdio::mode`], [`Stdio::to_stdout`] |
+//! | `{env, [clear, {K, V}, {K, false}]}` | [`Command::env_clear`], [`Command::env`], [`Command::env_remove`] |
+//! | `{user, U}`, `{limit_users, Us}`, `{nice, N}` | [`Command::user`], [`Supervisor::with_allowed_users`], [`Command::nice`] |
+//! | `{success_exit_code, N}` | [`Command::success_exit_codes`] |
+//! | `exec:send(I, Data)`, `exec:send(I, eof)` | [`Child::write_all`], [`Child::close_stdin`] |
+//!
+//! erlexec's README, in procession form:
+//!
+//! ```
+//! use procession::{Command, Ended, Exit, Signal, Stdio, Supervisor};
+//! use std::time::Duration;
+//! let sup = Supervisor::new();
+//!
+//! // run_link("sleep 1000"), then stop it.
+//! let child = sup.spawn(&Command::shell("sleep 1000"))?;
+//! let _link = child.link();
+//! assert_eq!(child.stop()?.ended(), Ended::Requested);
+//!
+//! // exec:run("env", [sync, stdout, {env, [clear, {"TEST", "xxx"}]}])
+//! let out = Command::new("env").env_clear().env("TEST", "xxx").output()?;
+//! assert_eq!(out.stdout, b"TEST=xxx\n");
+//!
+//! // exec:kill(I, 15), then the status.
+//! let child = sup.spawn(&Command::shell("sleep 1000"))?;
+//! child.signal(Signal::TERM)?;
+//! assert_eq!(child.wait()?.status().unwrap().signal(), Some(Signal::TERM));
+//!
+//! // {success_exit_code, 1}: exit 0 is then a failure.
+//! assert!(Command::new("true").success_exit_codes([1]).run().is_err());
+//!
+//! // exec:run("echo ok", [{stdout, self()}, monitor]): output as messages.
+//! let (tx, rx) = std::sync::mpsc::sync_channel(8);
+//! let child = sup.spawn(Command::new("echo").arg("ok").stdout(Stdio::channel(tx)))?;
+//! let exit = child.monitor().recv();
+//! assert!(exit.status().unwrap().success());
+//! assert_eq!(rx.recv().unwrap(), "ok\n");
+//!
+//! // A TERM-ignoring script with {kill_timeout, 1}: SIGKILL after the grace.
+//! let (ready_tx, ready) = std::sync::mpsc::sync_channel(1);
+//! let stubborn = sup.spawn(Command::new("sh").args(["-c", "trap '' TERM; echo; sleep 30"])
+//!     .stop_timeout(Duration::from_millis(300)).stdout(Stdio::channel(ready_tx)))?;
+//! ready.recv()?; // the trap is set
+//! let exit = stubborn.stop()?;
+//! assert_eq!((exit.status().unwrap().signal(), exit.ended()), (Some(Signal::KILL), Ended::Requested));
+//!
+//! // {kill, "kill -n 2 ${CHILD_PID}"}: a custom stop command (run by /bin/sh).
+//! let child = sup.spawn(Command::new("sleep").arg("30").stop_command("kill -INT $CHILD_PID"))?;
+//! assert_eq!(child.stop()?.status().unwrap().signal(), Some(Signal::INT));
+//!
+//! // exec:run("read x; echo \"Got: $x\"", [stdin, stdout]), exec:send(I, ...)
+//! let mut child = Command::shell("read x; echo \"Got: $x\"")
+//!     .stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+//! child.write_all(b"Test data\n")?;
+//! assert_eq!(child.read()?.unwrap(), "Got: Test data\n");
+//! child.wait()?;
+//!
+//! // tac, then exec:send(I, eof)
+//! let out = Command::new("tac").input(["foo\n", "bar\n", "baz\n"]).output()?;
+//! assert_eq!(out.stdout, b"baz\nbar\nfoo\n");
+//!
+//! // exec:run("echo Test 1>&2", [{stderr, stdout}, stdout, sync])
+//! let out = Command::shell("echo Test 1>&2").stderr(Stdio::to_stdout()).output()?;
+//! assert_eq!(out.stdout, b"Test\n");
+//!
+//! // exec:manage(Pid, [monitor]) of a process started elsewhere.
+//! let mut other = std::process::Command::new("sleep").arg("0.1").spawn()?;
+//! let exit = sup.manage(other.id())?.monitor().recv();
+//! assert_eq!(exit, Exit::Unknown { ended: Ended::OnItsOwn });
+//! other.wait()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # What every child gets
 //!
 //! - Only descriptors 0, 1 and 2 (everything else is closed at `execve`),

@@ -263,7 +263,7 @@ impl Stdio {
     /// child.wait()?;
     /// let mut all: Vec<u8> = rx.iter().flat_map(|b| b.to_vec()).collect();
     /// all.sort();
-    /// assert_eq!(all, b"\n\neenoottw");
+    /// assert_eq!(all, b"\n\nenootw"); // "one\ntwo\n", sorted
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn channel(sender: std::sync::mpsc::SyncSender<Bytes>) -> Stdio {
