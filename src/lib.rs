@@ -284,6 +284,13 @@
 //! // exec:run("env", [sync, stdout, {env, [clear, {"TEST", "xxx"}]}])
 //! let out = Command::new("env").env_clear().env("TEST", "xxx").output()?;
 //! assert_eq!(out.stdout, b"TEST=xxx\n");
+//! // {env, [{"EMU", false}]}: unset one variable.
+//! let out = Command::new("env").env("EMU", "x").env_remove("EMU").output()?;
+//! assert!(!String::from_utf8_lossy(&out.stdout).contains("EMU="));
+//!
+//! // exec:run("echo Test; echo Err 1>&2", [sync, stdout, stderr])
+//! let out = Command::shell("echo Test; echo Err 1>&2").stderr(Stdio::piped()).output()?;
+//! assert_eq!((&out.stdout[..], &out.stderr[..]), (&b"Test\n"[..], &b"Err\n"[..]));
 //!
 //! // exec:kill(I, 15), then the status.
 //! let child = sup.spawn(&Command::shell("sleep 1000"))?;

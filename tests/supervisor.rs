@@ -322,7 +322,10 @@ fn a_link_stops_its_child_when_dropped_and_is_a_future_of_its_exit() {
     let link = child.link();
     assert_eq!(link.handle().pid(), child.pid());
     drop(link);
-    let exit = child.monitor().recv_timeout(Duration::from_secs(10)).expect("stopped by the drop");
+    let exit = child
+        .monitor()
+        .recv_timeout(Duration::from_secs(10))
+        .expect("stopped by the drop");
     assert_eq!(status(exit).signal(), Some(Signal::TERM));
     assert_eq!(exit.ended(), Ended::Requested);
 }
