@@ -688,3 +688,29 @@ fn run_many_async_yields_the_same_and_dropping_it_stops_the_rest() {
     }
     sup.shutdown();
 }
+
+#[test]
+fn a_supervised_child_appends_to_a_file_with_a_creation_mode() {
+    let _g = Guard::new();
+    use std::os::unix::fs::PermissionsExt;
+    // erlexec: {stdout, "/tmp/out", [append, {mode, 8#600}]}, twice.
+    let sup = Supervisor::new();
+    let dir = TempDir::new("sup-append");
+    let out = dir.join("out");
+    for line in ["for i in 1 2 3; do echo TEST$i; done", "echo Test4"] {
+        let child = sup
+            .spawn(
+                &shell(line.to_string())
+                    .stdout(Stdio::append(&out).mode(0o600))
+                    .clone(),
+            )
+            .unwrap();
+        assert!(status(child.wait().unwrap()).success());
+    }
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "TEST1\nTEST2\nTEST3\nTest4\n"
+    );
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
