@@ -280,7 +280,7 @@ pub fn run(ctx: &Ctx) -> io::Result<Outcome> {
         eprintln!("  [many] {msg}");
         limit_note = Some(msg);
     }
-    let exe = std::env::current_exe()?;
+    let exe = crate::util::worker_exe()?;
     let mut reports: Vec<Vec<ManyReport>> = LIBS.iter().map(|_| Vec::new()).collect();
     let mut failed: Vec<Option<String>> = vec![None; LIBS.len()];
     for rep in 0..ctx.reps {

@@ -163,7 +163,7 @@ pub fn worker(lib: &str, secs: f64) -> io::Result<()> {
 
 pub fn run(ctx: &Ctx) -> io::Result<Outcome> {
     let secs: f64 = if ctx.quick { 2.0 } else { 10.0 };
-    let exe = std::env::current_exe()?;
+    let exe = crate::util::worker_exe()?;
     let mut reports: Vec<Vec<SlowReport>> = LIBS.iter().map(|_| Vec::new()).collect();
     for rep in 0..ctx.reps {
         for (li, lib) in LIBS.iter().enumerate() {

@@ -474,7 +474,7 @@ pub fn run_mem(ctx: &Ctx) -> io::Result<Outcome> {
     };
     let n = if ctx.quick { 200 } else { 1000 };
     let budget_ms = if ctx.quick { 400 } else { 1500 };
-    let exe = std::env::current_exe()?;
+    let exe = crate::util::worker_exe()?;
     // samples[size][variant] = Vec<µs>
     let mut samples: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); MEM_VARIANTS.len()]; sizes.len()];
     for rep in 0..ctx.reps {

@@ -179,7 +179,7 @@ pub fn run_many(ctx: &Ctx) -> io::Result<Outcome> {
         eprintln!("  [supervise-many] {msg}");
         out.text.push(msg);
     }
-    let exe = std::env::current_exe()?;
+    let exe = crate::util::worker_exe()?;
     let mut reports: Vec<Vec<SupReport>> = MODES.iter().map(|_| Vec::new()).collect();
     let mut failed: Vec<Option<String>> = vec![None; MODES.len()];
     for rep in 0..ctx.reps {

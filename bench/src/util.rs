@@ -123,6 +123,20 @@ pub fn stats(v: &[f64]) -> (f64, f64, f64) {
     (med, s[0], s[n - 1])
 }
 
+/// The program to re-execute for a worker process: this very binary, through
+/// `/proc/self/exe`, so that a rebuild of the harness during the run (the
+/// helper build at start recompiles it when the sources changed after
+/// `cargo run` built it) neither breaks the worker's path nor runs
+/// different code in the workers than in the parent.
+pub fn worker_exe() -> io::Result<PathBuf> {
+    let proc_exe = PathBuf::from("/proc/self/exe");
+    if proc_exe.exists() {
+        Ok(proc_exe)
+    } else {
+        std::env::current_exe()
+    }
+}
+
 /// Where the helper programs live: next to this executable.
 #[derive(Clone, Debug)]
 pub struct Helpers {
