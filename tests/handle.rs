@@ -7,9 +7,9 @@ use support::*;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use procession::{Command, ErrorKind, Stdio, Step};
+use procession::{Bytes, Command, ErrorKind, Stdio, Step};
 
 #[test]
 fn using_a_stream_that_is_not_piped_names_the_stream_and_the_step() {
@@ -259,20 +259,42 @@ fn an_empty_write_takes_nothing_and_is_not_an_error() {
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
-/// Runs `work` on a thread, waits until that thread is blocked in poll,
-/// interrupts the poll with a SIGUSR1 that a do-nothing handler (installed
-/// here, without SA_RESTART) catches, and waits until the thread is back
-/// in poll: `work` must not have ended. Returns the thread. (nextest runs
-/// each test in a process of its own, so the handler stays in this one.)
-fn interrupt_in_poll<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
+/// Installs a do-nothing SIGUSR1 handler without SA_RESTART, so that a
+/// blocked system call it interrupts fails with EINTR. (nextest runs each
+/// test in a process of its own, so the handler stays in this one.)
+fn install_sigusr1_handler() {
     // SAFETY: installs a handler that does nothing, without SA_RESTART.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
         assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
     }
+}
+
+/// SIGUSR1 to thread `tid` of this process.
+fn tgkill_usr1(tid: i32) {
+    // SAFETY: signals a thread of this process, which has a handler for it.
+    assert_eq!(
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) },
+        0
+    );
+}
+
+/// Runs `work` on a thread, waits until that thread is blocked in poll,
+/// interrupts the poll with a handled SIGUSR1, and waits until the thread
+/// is back in poll: `work` must not have ended. Returns the thread.
+fn interrupt_in_poll<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    interrupt_in(&[libc::SYS_poll, libc::SYS_ppoll], work)
+}
+
+/// As [`interrupt_in_poll`], for a thread blocked in one of `syscalls`.
+fn interrupt_in<T: Send + 'static>(
+    syscalls: &'static [i64],
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    install_sigusr1_handler();
     let (tid_tx, tid_rx) = mpsc::channel();
     let worker = std::thread::spawn(move || {
         // SAFETY: gettid has no preconditions.
@@ -280,19 +302,14 @@ fn interrupt_in_poll<T: Send + 'static>(
         work()
     });
     let tid = tid_rx.recv().unwrap();
-    let in_poll =
-        || blocked_in(tid).is_some_and(|n| [libc::SYS_poll, libc::SYS_ppoll].contains(&n));
+    let in_poll = || blocked_in(tid).is_some_and(|n| syscalls.contains(&n));
     while !in_poll() {
         assert!(!worker.is_finished(), "the work ended early");
         std::thread::sleep(Duration::from_millis(1));
     }
-    // SAFETY: signals a thread of this process, which has a handler for it.
-    assert_eq!(
-        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) },
-        0
-    );
-    // The work goes on: back in poll (or, had the signal come just before
-    // it entered poll, never out of it).
+    tgkill_usr1(tid);
+    // The work goes on: back in the call (or, had the signal come just
+    // before it entered it, never out of it).
     while !in_poll() {
         assert!(!worker.is_finished(), "the signal ended the work");
         std::thread::sleep(Duration::from_millis(1));
@@ -353,4 +370,103 @@ fn a_redirection_file_opened_on_descriptor_0_is_not_overwritten_by_stdin() {
     std::mem::forget(null);
     assert!(status.unwrap().success());
     assert_eq!(std::fs::read_to_string(&output).unwrap(), "INPUT");
+}
+
+#[test]
+fn a_signal_handled_by_a_thread_blocked_in_read_does_not_end_the_read() {
+    let _g = Guard::new();
+    // Child::read on a blocking pipe sits in read(2); a handled signal
+    // makes it fail with EINTR, which must be retried, not returned.
+    let mut child = Command::shell("read x; echo got $x")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let reader = interrupt_in(&[libc::SYS_read], move || {
+        let chunk = child.read();
+        (chunk, child)
+    });
+    stdin.write_all(b"hi\n").unwrap();
+    drop(stdin);
+    let (chunk, mut child) = reader.join().unwrap();
+    assert_eq!(chunk.unwrap().unwrap(), Bytes::from("got hi\n"));
+    assert!(child.wait().unwrap().success());
+}
+
+/// The thread id of the background reaper, from /proc (the new thread
+/// names itself as it starts: look until it has).
+fn reaper_tid() -> i32 {
+    let start = Instant::now();
+    loop {
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() == "procession-reap" {
+                return task.file_name().to_str().unwrap().parse().unwrap();
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "no reaper thread");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// How many times thread `tid` has gone to sleep (voluntary context
+/// switches), from /proc.
+fn sleeps_of(tid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_idle_reaper_sleeps_until_there_is_work() {
+    let _g = Guard::new();
+    // No child, no deadline: the reaper's epoll_wait has no timeout, so in
+    // 300 ms it does not wake at all (a 1 ms timeout would wake it ~300
+    // times).
+    let tid = reaper_tid();
+    let start = Instant::now();
+    while blocked_in(tid) != Some(libc::SYS_epoll_wait) {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let before = sleeps_of(tid);
+    std::thread::sleep(Duration::from_millis(300)); // the subject: idle time
+    assert!(
+        sleeps_of(tid) - before <= 2,
+        "{} wake-ups",
+        sleeps_of(tid) - before
+    );
+}
+
+#[test]
+fn a_signal_handled_by_the_reaper_thread_does_not_stop_it() {
+    let _g = Guard::new();
+    // A host's handled signal can land on the reaper thread, in
+    // epoll_wait (EINTR). It must go on reaping dropped children.
+    install_sigusr1_handler();
+    let tid = reaper_tid();
+    let start = Instant::now();
+    while blocked_in(tid) != Some(libc::SYS_epoll_wait) {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    tgkill_usr1(tid);
+    let child = Command::new("sleep").arg("100").spawn().unwrap();
+    let pid = child.pid() as i32;
+    drop(child); // SIGTERM, then the reaper reaps it
+    let start = Instant::now();
+    while stat(pid).is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "never reaped: {:?}",
+            stat(pid)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
