@@ -795,7 +795,8 @@ impl Supervised {
     }
 
     /// Like [`wait`](Supervised::wait), giving up after `timeout`
-    /// (`None` then).
+    /// (`None` then). The timeout also bounds the wait for output still
+    /// being delivered to a [`Stdio::callback`] or [`Stdio::channel`].
     ///
     /// # Errors
     ///
@@ -818,9 +819,13 @@ impl Supervised {
         if self.entry.process.wait_until(deadline)?.is_none() && !self.entry.process.is_finished() {
             return Ok(None);
         }
+        // Finished: the exit is reported at once, unless output is still
+        // being delivered to a function, which the deadline also bounds.
+        // (A few milliseconds of slack cover another thread that saw the
+        // end first and is reporting it right now.)
         Ok(self
             .entry
-            .wait_exit(deadline.map(|d| d.max(Instant::now()) + Duration::from_secs(1))))
+            .wait_exit(deadline.map(|d| d.max(Instant::now() + Duration::from_millis(10)))))
     }
 
     /// How the process ended, if it is finished; never blocks.

@@ -714,3 +714,25 @@ fn a_supervised_child_appends_to_a_file_with_a_creation_mode() {
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+#[test]
+fn wait_timeout_bounds_the_wait_for_output_still_being_delivered() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    // The child ends at once; its one chunk is held by the function until
+    // the test says so.
+    let child = sup
+        .spawn(
+            Command::new("echo")
+                .arg("x")
+                .stdout(Stdio::callback(move |_| release_rx.recv().unwrap())),
+        )
+        .unwrap();
+    let start = Instant::now();
+    assert_eq!(child.wait_timeout(Duration::from_millis(200)).unwrap(), None);
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(1), "{took:?}");
+    release_tx.send(()).unwrap();
+    assert!(status(child.wait().unwrap()).success());
+}
