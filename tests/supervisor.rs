@@ -730,9 +730,15 @@ fn wait_timeout_bounds_the_wait_for_output_still_being_delivered() {
         )
         .unwrap();
     let start = Instant::now();
-    assert_eq!(child.wait_timeout(Duration::from_millis(200)).unwrap(), None);
+    assert_eq!(
+        child.wait_timeout(Duration::from_millis(200)).unwrap(),
+        None
+    );
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(1), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(1),
+        "{took:?}"
+    );
     release_tx.send(()).unwrap();
     assert!(status(child.wait().unwrap()).success());
 }
