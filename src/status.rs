@@ -136,6 +136,9 @@ impl ExitStatus {
 
     /// The child's resource usage (CPU time, peak memory), when the kernel
     /// reported it: always for a child procession started and reaped.
+    /// Two statuses compare equal only when their usage does too; compare
+    /// [`code`](ExitStatus::code), [`signal`](ExitStatus::signal) and
+    /// [`ended`](ExitStatus::ended) to ask "did they end the same way".
     ///
     /// ```
     /// let status = procession::Command::new("true").status()?;

@@ -550,7 +550,21 @@ impl Supervisor {
             deliveries,
         });
         start(&entry);
-        self.registry.lock().insert(pid, entry.clone());
+        {
+            let mut children = self.registry.lock();
+            match children.get(&pid) {
+                // Two `manage` calls for one pid raced: keep the first.
+                Some(existing) if process.is_adopted() && existing.process.is_adopted() => {
+                    let existing = existing.clone();
+                    drop(children);
+                    Process::abandon(&process);
+                    return Supervised { entry: existing };
+                }
+                _ => {
+                    children.insert(pid, entry.clone());
+                }
+            }
+        }
         let weak_entry: Weak<Entry> = Arc::downgrade(&entry);
         let weak_registry: Weak<Registry> = Arc::downgrade(&self.registry);
         process.on_finish(Box::new(move || {
@@ -786,8 +800,14 @@ impl Supervised {
             return Ok(exit);
         }
         // Drive it on this thread too (the reaper does as well): the exit
-        // is reported as soon as either sees it.
-        self.entry.process.wait_until(None)?;
+        // is reported as soon as either sees it. A child reaped outside
+        // procession is finished too: its exit is `Unknown`, as monitors
+        // see it.
+        if let Err(e) = self.entry.process.wait_until(None) {
+            if !self.entry.process.is_finished() {
+                return Err(e);
+            }
+        }
         Ok(self
             .entry
             .wait_exit(None)
@@ -816,8 +836,10 @@ impl Supervised {
             return Ok(Some(exit));
         }
         let deadline = Instant::now().checked_add(timeout);
-        if self.entry.process.wait_until(deadline)?.is_none() && !self.entry.process.is_finished() {
-            return Ok(None);
+        match self.entry.process.wait_until(deadline) {
+            Err(e) if !self.entry.process.is_finished() => return Err(e),
+            Ok(None) if !self.entry.process.is_finished() => return Ok(None),
+            _ => {}
         }
         // Finished: the exit is reported at once, unless output is still
         // being delivered to a function, which the deadline also bounds.

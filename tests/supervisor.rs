@@ -742,3 +742,72 @@ fn wait_timeout_bounds_the_wait_for_output_still_being_delivered() {
     release_tx.send(()).unwrap();
     assert!(status(child.wait().unwrap()).success());
 }
+
+#[test]
+fn a_grandchild_that_keeps_the_pipe_full_delays_the_exit_only_by_the_drain_timeout() {
+    let _g = Guard::new();
+    // Found in review: the drain deadline was looked at only when the pipe
+    // was empty, so a grandchild writing faster than the function takes
+    // held the exit back for as long as it lived.
+    let sup = Supervisor::new();
+    let first = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = first.clone();
+    let child = sup
+        .spawn(
+            Command::shell("setsid sh -c 'echo $$; exec yes' &")
+                .stdin(Stdio::null())
+                .pipe_drain_timeout(Duration::from_millis(200))
+                .stdout(Stdio::callback(move |c| {
+                    let mut got = sink.lock().unwrap();
+                    if got.len() < 64 {
+                        got.extend_from_slice(&c);
+                    }
+                    drop(got);
+                    // The consumer's pace (the subject of the test).
+                    std::thread::sleep(Duration::from_millis(2));
+                })),
+        )
+        .unwrap();
+    let start = Instant::now();
+    let exit = child.wait_timeout(Duration::from_secs(5)).unwrap();
+    let took = start.elapsed();
+    let text = String::from_utf8_lossy(&first.lock().unwrap()).into_owned();
+    let grandchild: i32 = text.lines().next().unwrap().trim().parse().unwrap();
+    // It left our group (setsid) and its parent is gone: ours to clean up.
+    // SAFETY: kill and waitpid with integer arguments and a valid pointer.
+    unsafe {
+        libc::kill(grandchild, libc::SIGKILL);
+        let mut st = 0;
+        assert_eq!(libc::waitpid(grandchild, &mut st, 0), grandchild);
+    }
+    assert!(exit.is_some(), "no exit after {took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn wait_and_monitors_agree_on_a_child_reaped_outside_procession() {
+    let _g = Guard::new();
+    // Found in review: with SIGCHLD ignored the kernel reaps the child;
+    // monitors got Exit::Unknown but wait() returned an error. (nextest
+    // runs each test in its own process, so the disposition stays here.)
+    // SAFETY: setting SIGCHLD's disposition has no memory preconditions.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let sup = Supervisor::new();
+    let child = sup.spawn(Command::new("sleep").arg("0.2")).unwrap();
+    let m = child.monitor();
+    let waited = child.wait();
+    // SAFETY: as above.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    assert_eq!(
+        waited.unwrap(),
+        Exit::Unknown {
+            ended: Ended::OnItsOwn
+        }
+    );
+    assert_eq!(
+        m.recv_timeout(Duration::from_secs(5)),
+        Some(Exit::Unknown {
+            ended: Ended::OnItsOwn
+        })
+    );
+}

@@ -42,6 +42,12 @@ fn run(pipe: &OwnedFd, exited: &OwnedFd, sink: &Callback, max_chunk: usize, drai
     let mut deadline: Option<Instant> = None;
     let mut buf = BytesMut::new();
     loop {
+        // Checked on every pass, not only when the pipe is empty: a
+        // grandchild that keeps the pipe full (a slow function) must not
+        // hold the exit back past the drain timeout.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return;
+        }
         let mut fds = [
             libc::pollfd {
                 fd: pipe.as_raw_fd(),
@@ -79,8 +85,6 @@ fn run(pipe: &OwnedFd, exited: &OwnedFd, sink: &Callback, max_chunk: usize, drai
                     }
                 }
             }
-        } else if deadline.is_some_and(|d| Instant::now() >= d) {
-            return;
         }
     }
 }

@@ -125,16 +125,32 @@ impl Process {
         policy: Policy,
         timeout: Option<Duration>,
     ) -> Process {
+        Process::build(pid, pidfd, who, pgid, policy, timeout, false)
+    }
+
+    fn build(
+        pid: libc::pid_t,
+        pidfd: Option<OwnedFd>,
+        who: Who,
+        pgid: Option<libc::pid_t>,
+        policy: Policy,
+        timeout: Option<Duration>,
+        adopted: bool,
+    ) -> Process {
         UNREAPED.fetch_add(1, Ordering::SeqCst);
-        let span = Span::child(Subject::program(&&who), pid, false);
-        event!(span, "spawned", pgid = ?pgid);
+        let span = Span::child(Subject::program(&&who), pid, adopted);
+        if adopted {
+            event!(span, "adopted");
+        } else {
+            event!(span, "spawned", pgid = ?pgid);
+        }
         Process {
             pid,
             pidfd,
             who,
             pgid,
             policy,
-            adopted: false,
+            adopted,
             on_finish: OnceLock::new(),
             finish_reported: AtomicBool::new(false),
             span,
@@ -157,11 +173,14 @@ impl Process {
     /// pidfd, its group never (it is not ours), and its exit is seen when
     /// the pidfd becomes readable; the status is its parent's to collect.
     pub(crate) fn adopted(pid: libc::pid_t, pidfd: OwnedFd, who: Who, policy: Policy) -> Process {
-        let mut p = Process::new(pid, Some(pidfd), who, None, policy, None);
-        p.adopted = true;
-        p.span = Span::child(Subject::program(&&p.who), pid, true);
-        event!(p.span, "adopted");
-        p
+        Process::build(pid, Some(pidfd), who, None, policy, None, true)
+    }
+
+    /// Lets go of an adopted process that is not watched after all (a
+    /// second adoption of the same pid lost a race): nothing is sent to it.
+    pub(crate) fn abandon(this: &Arc<Process>) {
+        debug_assert!(this.adopted);
+        this.mark_reaped(&mut this.lock());
     }
 
     /// Whether this is a process adopted by pid rather than spawned.
@@ -521,7 +540,14 @@ impl Process {
         if let Some(h) = &st.helper {
             h.advance(Instant::now());
         }
-        self.lost_error(&st)?;
+        if let Err(e) = self.lost_error(&st) {
+            let finished = self.finished(&st);
+            drop(st);
+            if finished {
+                self.report_finish();
+            }
+            return Err(e);
+        }
         if !self.finished(&st) {
             return Ok(None);
         }
@@ -572,7 +598,14 @@ impl Process {
             let (progress, exit_seen, reaped, helper) = {
                 let mut st = self.lock();
                 let p = self.advance_locked(&mut st, now);
-                self.lost_error(&st)?;
+                if let Err(e) = self.lost_error(&st) {
+                    let finished = self.finished(&st);
+                    drop(st);
+                    if finished {
+                        self.report_finish();
+                    }
+                    return Err(e);
+                }
                 if self.finished(&st) {
                     let status = self.status_of(&st);
                     drop(st);
