@@ -257,7 +257,7 @@
 //! | `exec:run_link` | [`Supervisor::spawn`] + [`Supervised::link`]: a [`Link`] stops the child when dropped and is a future of its exit |
 //! | `monitor`, `{'DOWN', …}` | [`Supervised::monitor`]: a [`Monitor`] blocks ([`Monitor::recv`]) or is awaited |
 //! | `exec:run(…, [sync, stdout, stderr])` | [`Command::output`] / [`Command::run`] |
-//! | `exec:manage(Pid, …)` | [`Supervisor::manage`] (exit seen through a pidfd at once; status [`Exit::Unknown`]) |
+//! | `exec:manage(Pid, Opts)` | [`Supervisor::manage`], [`Supervisor::manage_with`] (exit seen through a pidfd at once; status [`Exit::Unknown`]) |
 //! | `exec:which_children()`, `exec:pid(OsPid)` | [`Supervisor::children`], [`Supervisor::get`] |
 //! | `exec:stop`, `exec:kill(I, Sig)` | [`Supervised::stop`] / [`start_stop`](Supervised::start_stop), [`Supervised::signal`] |
 //! | `{kill_timeout, S}`, `{kill, Cmd}` | [`Command::stop_timeout`], [`Command::stop_command`] (with `CHILD_PID`) |

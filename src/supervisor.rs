@@ -473,6 +473,32 @@ impl Supervisor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn manage(&self, pid: u32) -> Result<Supervised, Error> {
+        self.manage_with(pid, &Command::new("-"))
+    }
+
+    /// [`manage`](Supervisor::manage) with the stop settings of `stop`
+    /// (erlexec's `manage(Pid, Opts)`): its [`stop_signal`](Command::stop_signal),
+    /// [`stop_command`](Command::stop_command) (run with `CHILD_PID` set),
+    /// [`stop_timeout`](Command::stop_timeout) and
+    /// [`timeout`](Command::timeout). Nothing else of `stop` is used (its
+    /// program is never run).
+    ///
+    /// # Errors
+    ///
+    /// As [`manage`](Supervisor::manage).
+    ///
+    /// ```
+    /// use procession::{Command, Ended, Signal, Supervisor};
+    /// use std::time::Duration;
+    /// let mut sleeper = std::process::Command::new("sleep").arg("10").spawn()?;
+    /// let sup = Supervisor::new();
+    /// let settings = Command::new("-").stop_signal(Signal::INT).timeout(Duration::from_millis(50)).clone();
+    /// let exit = sup.manage_with(sleeper.id(), &settings)?.monitor().recv();
+    /// assert_eq!(exit.ended(), Ended::TimedOut);
+    /// assert_eq!(std::os::unix::process::ExitStatusExt::signal(&sleeper.wait()?), Some(2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn manage_with(&self, pid: u32, stop: &Command) -> Result<Supervised, Error> {
         let name = format!("pid {pid}");
         let who = Who::new(std::ffi::OsStr::new(&name), std::iter::empty());
         let invalid = |detail: &str| {
@@ -524,12 +550,13 @@ impl Supervisor {
             pidfd,
             who.clone(),
             Policy {
-                stop_signal: Signal::TERM,
-                stop_command: None,
-                stop_timeout: crate::command::DEFAULT_STOP_TIMEOUT,
+                stop_signal: stop.stop_signal,
+                stop_command: stop.stop_command.clone(),
+                stop_timeout: stop.stop_timeout,
                 stop_group: false,
                 success_codes: vec![0],
             },
+            stop.timeout,
         ));
         Ok(self.register(process, None, |_| {}))
     }

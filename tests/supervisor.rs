@@ -811,3 +811,46 @@ fn wait_and_monitors_agree_on_a_child_reaped_outside_procession() {
         })
     );
 }
+
+#[test]
+fn an_adopted_process_gets_the_stop_settings_it_was_managed_with() {
+    let _g = Guard::new();
+    use std::os::unix::process::ExitStatusExt;
+    let sup = Supervisor::new();
+    // A TERM-ignoring process started elsewhere: SIGKILL after the grace.
+    let mut stubborn = std::process::Command::new("sh")
+        .args(["-c", "trap '' TERM; echo ready; exec sleep 100"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(read_line(stubborn.stdout.as_mut().unwrap()), "ready\n");
+    let settings = Command::new("-")
+        .stop_timeout(Duration::from_millis(200))
+        .clone();
+    let managed = sup.manage_with(stubborn.id(), &settings).unwrap();
+    let start = Instant::now();
+    assert_eq!(
+        managed.stop().unwrap(),
+        Exit::Unknown {
+            ended: Ended::Requested
+        }
+    );
+    let took = start.elapsed();
+    // Its own 200 ms, not the default 5 s.
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(stubborn.wait().unwrap().signal(), Some(libc::SIGKILL));
+    // A stop command, with the adopted pid in CHILD_PID.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    let settings = Command::new("-")
+        .stop_command("kill -USR1 $CHILD_PID")
+        .clone();
+    let managed = sup.manage_with(sleeper.id(), &settings).unwrap();
+    assert_eq!(managed.stop().unwrap().ended(), Ended::Requested);
+    assert_eq!(sleeper.wait().unwrap().signal(), Some(libc::SIGUSR1));
+}

@@ -172,8 +172,14 @@ impl Process {
     /// caller opened with `pidfd_open`). It is signalled only through the
     /// pidfd, its group never (it is not ours), and its exit is seen when
     /// the pidfd becomes readable; the status is its parent's to collect.
-    pub(crate) fn adopted(pid: libc::pid_t, pidfd: OwnedFd, who: Who, policy: Policy) -> Process {
-        Process::build(pid, Some(pidfd), who, None, policy, None, true)
+    pub(crate) fn adopted(
+        pid: libc::pid_t,
+        pidfd: OwnedFd,
+        who: Who,
+        policy: Policy,
+        timeout: Option<Duration>,
+    ) -> Process {
+        Process::build(pid, Some(pidfd), who, None, policy, timeout, true)
     }
 
     /// Lets go of an adopted process that is not watched after all (a
