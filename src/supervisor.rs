@@ -868,10 +868,13 @@ impl Supervised {
             Ok(None) if !self.entry.process.is_finished() => return Ok(None),
             _ => {}
         }
-        // Finished: the exit is reported at once, unless output is still
-        // being delivered to a function, which the deadline also bounds.
-        // (A few milliseconds of slack cover another thread that saw the
-        // end first and is reporting it right now.)
+        // Finished. Without output being delivered to a function, the exit
+        // is being reported right now (by this thread, or by another that
+        // saw the end first): wait for it. Delivery can take longer; the
+        // deadline bounds it (with a little slack for that same report).
+        if self.entry.deliveries.is_none() {
+            return Ok(self.entry.wait_exit(None));
+        }
         Ok(self
             .entry
             .wait_exit(deadline.map(|d| d.max(Instant::now() + Duration::from_millis(10)))))
