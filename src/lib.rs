@@ -482,10 +482,14 @@ pub mod __test_support {
     /// check behind [`ProcessGroup::Auto`](crate::ProcessGroup::Auto).
     ///
     /// ```
-    /// // Under a test runner or CI there is usually no terminal; in one,
-    /// // run from a prompt, the answer is true.
-    /// let answer = procession::__test_support::in_foreground();
-    /// assert_eq!(answer, procession::__test_support::in_foreground());
+    /// use std::os::fd::AsRawFd;
+    /// // The same question asked by hand: is our group the foreground
+    /// // group of our controlling terminal (if we have one)?
+    /// let by_hand = std::fs::File::open("/dev/tty").is_ok_and(|tty| {
+    ///     // SAFETY: tcgetpgrp and getpgrp only read ids.
+    ///     unsafe { libc::tcgetpgrp(tty.as_raw_fd()) == libc::getpgrp() }
+    /// });
+    /// assert_eq!(procession::__test_support::in_foreground(), by_hand);
     /// ```
     pub fn in_foreground() -> bool {
         crate::sys::tty::in_foreground()

@@ -410,6 +410,17 @@ fn reaper_tid() -> i32 {
     }
 }
 
+/// The reaper's thread id, once it waits in epoll_wait (its idle state).
+fn reaper_in_epoll_wait() -> i32 {
+    let tid = reaper_tid();
+    let start = Instant::now();
+    while blocked_in(tid) != Some(libc::SYS_epoll_wait) {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    tid
+}
+
 /// How many times thread `tid` has gone to sleep (voluntary context
 /// switches), from /proc.
 fn sleeps_of(tid: i32) -> u64 {
@@ -429,12 +440,7 @@ fn the_idle_reaper_sleeps_until_there_is_work() {
     // No child, no deadline: the reaper's epoll_wait has no timeout, so in
     // 300 ms it does not wake at all (a 1 ms timeout would wake it ~300
     // times).
-    let tid = reaper_tid();
-    let start = Instant::now();
-    while blocked_in(tid) != Some(libc::SYS_epoll_wait) {
-        assert!(start.elapsed() < Duration::from_secs(5));
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let tid = reaper_in_epoll_wait();
     let before = sleeps_of(tid);
     std::thread::sleep(Duration::from_millis(300)); // the subject: idle time
     assert!(
@@ -450,12 +456,7 @@ fn a_signal_handled_by_the_reaper_thread_does_not_stop_it() {
     // A host's handled signal can land on the reaper thread, in
     // epoll_wait (EINTR). It must go on reaping dropped children.
     install_sigusr1_handler();
-    let tid = reaper_tid();
-    let start = Instant::now();
-    while blocked_in(tid) != Some(libc::SYS_epoll_wait) {
-        assert!(start.elapsed() < Duration::from_secs(5));
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let tid = reaper_in_epoll_wait();
     tgkill_usr1(tid);
     let child = Command::new("sleep").arg("100").spawn().unwrap();
     let pid = child.pid() as i32;

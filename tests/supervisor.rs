@@ -383,19 +383,44 @@ fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }
 
+/// A [`Stdio::callback`] that keeps the first `limit` bytes it gets, taking
+/// `pace` over each chunk (the consumer's pace), and the buffer it fills.
+fn collector(limit: usize, pace: Duration) -> (Arc<std::sync::Mutex<Vec<u8>>>, Stdio) {
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let stdio = Stdio::callback(move |c| {
+        let mut got = sink.lock().unwrap();
+        let room = limit.saturating_sub(got.len()).min(c.len());
+        got.extend_from_slice(&c[..room]);
+        drop(got);
+        if !pace.is_zero() {
+            std::thread::sleep(pace);
+        }
+    });
+    (got, stdio)
+}
+
+/// Kills and reaps a grandchild that escaped with `setsid`: its parent is
+/// gone, so it is ours now (the test process is the subreaper).
+fn kill_escaped(pid: i32) {
+    // SAFETY: kill and waitpid with integer arguments and a valid pointer.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        let mut st = 0;
+        assert_eq!(libc::waitpid(pid, &mut st, 0), pid);
+    }
+}
+
 #[test]
 fn a_callback_gets_every_byte_in_order_before_the_exit_is_reported() {
     let _g = Guard::new();
     let sup = Supervisor::new();
-    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = got.clone();
+    let (got, stdout) = collector(usize::MAX, Duration::ZERO);
     let child = sup
         .spawn(
             pt_cmd(["write", "3000000", "7000"])
                 .stdin(Stdio::null())
-                .stdout(Stdio::callback(move |c| {
-                    sink.lock().unwrap().extend_from_slice(&c)
-                })),
+                .stdout(stdout),
         )
         .unwrap();
     let exit = child.monitor().recv();
@@ -486,8 +511,7 @@ fn stdout_and_stderr_go_to_channels_and_a_gone_receiver_breaks_the_pipe() {
 fn a_grandchild_holding_the_pipe_delays_the_exit_only_by_the_drain_timeout() {
     let _g = Guard::new();
     let sup = Supervisor::new();
-    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = got.clone();
+    let (got, stdout) = collector(usize::MAX, Duration::ZERO);
     // The grandchild escapes the group (setsid): only the drain timeout
     // ends the delivery.
     let child = sup
@@ -495,9 +519,7 @@ fn a_grandchild_holding_the_pipe_delays_the_exit_only_by_the_drain_timeout() {
             Command::shell("setsid sleep 30 & echo $!")
                 .stdin(Stdio::null())
                 .pipe_drain_timeout(Duration::from_millis(200))
-                .stdout(Stdio::callback(move |c| {
-                    sink.lock().unwrap().extend_from_slice(&c)
-                })),
+                .stdout(stdout),
         )
         .unwrap();
     let start = Instant::now();
@@ -507,15 +529,7 @@ fn a_grandchild_holding_the_pipe_delays_the_exit_only_by_the_drain_timeout() {
     assert!(took >= Duration::from_millis(200), "{took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
     let text = String::from_utf8(got.lock().unwrap().clone()).unwrap();
-    let grandchild: i32 = text.trim().parse().unwrap();
-    // Its parent (the shell) is gone, so it is ours now (we are the
-    // subreaper): kill it and reap it.
-    // SAFETY: kill and waitpid with integer arguments and a valid pointer.
-    unsafe {
-        libc::kill(grandchild, libc::SIGKILL);
-        let mut st = 0;
-        assert_eq!(libc::waitpid(grandchild, &mut st, 0), grandchild);
-    }
+    kill_escaped(text.trim().parse().unwrap());
 }
 
 #[test]
@@ -750,36 +764,21 @@ fn a_grandchild_that_keeps_the_pipe_full_delays_the_exit_only_by_the_drain_timeo
     // was empty, so a grandchild writing faster than the function takes
     // held the exit back for as long as it lived.
     let sup = Supervisor::new();
-    let first = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = first.clone();
+    // A consumer slower than `yes` (the subject of the test).
+    let (first, stdout) = collector(64, Duration::from_millis(2));
     let child = sup
         .spawn(
             Command::shell("setsid sh -c 'echo $$; exec yes' &")
                 .stdin(Stdio::null())
                 .pipe_drain_timeout(Duration::from_millis(200))
-                .stdout(Stdio::callback(move |c| {
-                    let mut got = sink.lock().unwrap();
-                    if got.len() < 64 {
-                        got.extend_from_slice(&c);
-                    }
-                    drop(got);
-                    // The consumer's pace (the subject of the test).
-                    std::thread::sleep(Duration::from_millis(2));
-                })),
+                .stdout(stdout),
         )
         .unwrap();
     let start = Instant::now();
     let exit = child.wait_timeout(Duration::from_secs(5)).unwrap();
     let took = start.elapsed();
     let text = String::from_utf8_lossy(&first.lock().unwrap()).into_owned();
-    let grandchild: i32 = text.lines().next().unwrap().trim().parse().unwrap();
-    // It left our group (setsid) and its parent is gone: ours to clean up.
-    // SAFETY: kill and waitpid with integer arguments and a valid pointer.
-    unsafe {
-        libc::kill(grandchild, libc::SIGKILL);
-        let mut st = 0;
-        assert_eq!(libc::waitpid(grandchild, &mut st, 0), grandchild);
-    }
+    kill_escaped(text.lines().next().unwrap().trim().parse().unwrap());
     assert!(exit.is_some(), "no exit after {took:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
 }

@@ -280,7 +280,6 @@ pub fn run(ctx: &Ctx) -> io::Result<Outcome> {
         eprintln!("  [many] {msg}");
         limit_note = Some(msg);
     }
-    let exe = crate::util::worker_exe()?;
     let mut reports: Vec<Vec<ManyReport>> = LIBS.iter().map(|_| Vec::new()).collect();
     let mut failed: Vec<Option<String>> = vec![None; LIBS.len()];
     for rep in 0..ctx.reps {
@@ -288,18 +287,21 @@ pub fn run(ctx: &Ctx) -> io::Result<Outcome> {
             if failed[li].is_some() {
                 continue;
             }
-            let o = std::process::Command::new(&exe)
-                .args(["__many", lib, &n.to_string()])
-                .arg(&ctx.helpers.tiny_pause)
-                .env("BENCH_SKIP_BUILD", "1")
-                .stderr(Stdio::inherit())
-                .output()?;
-            if !o.status.success() {
-                eprintln!("  [many] {lib} failed: {}", o.status);
-                failed[li] = Some(format!("worker failed: {}", o.status));
-                continue;
-            }
-            let r: ManyReport = serde_json::from_slice(&o.stdout).map_err(ioe)?;
+            let n_arg = n.to_string();
+            let args = [
+                "__many".as_ref(),
+                lib.as_ref(),
+                n_arg.as_ref(),
+                ctx.helpers.tiny_pause.as_os_str(),
+            ];
+            let r: ManyReport = match crate::util::run_worker(&args)? {
+                Ok(r) => r,
+                Err(why) => {
+                    eprintln!("  [many] {lib}: {why}");
+                    failed[li] = Some(why);
+                    continue;
+                }
+            };
             eprintln!(
                 "  [many] rep {}/{} {:<11} spawn {:.2} s, RSS {:+} KiB ({:.2} KiB/child), fds {:+} ({:.2}/child), stop call {:.3} s, all reaped {:.3} s",
                 rep + 1,

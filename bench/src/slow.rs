@@ -163,22 +163,13 @@ pub fn worker(lib: &str, secs: f64) -> io::Result<()> {
 
 pub fn run(ctx: &Ctx) -> io::Result<Outcome> {
     let secs: f64 = if ctx.quick { 2.0 } else { 10.0 };
-    let exe = crate::util::worker_exe()?;
     let mut reports: Vec<Vec<SlowReport>> = LIBS.iter().map(|_| Vec::new()).collect();
     for rep in 0..ctx.reps {
         for (li, lib) in LIBS.iter().enumerate() {
-            let o = std::process::Command::new(&exe)
-                .args(["__slow", lib, &secs.to_string()])
-                .env("BENCH_SKIP_BUILD", "1")
-                .stderr(Stdio::inherit())
-                .output()?;
-            if !o.status.success() {
-                return Err(io::Error::other(format!(
-                    "__slow {lib} failed: {}",
-                    o.status
-                )));
-            }
-            let r: SlowReport = serde_json::from_slice(&o.stdout).map_err(ioe)?;
+            let secs = secs.to_string();
+            let args = ["__slow".as_ref(), lib.as_ref(), secs.as_ref()];
+            let r: SlowReport = crate::util::run_worker(&args)?
+                .map_err(|why| io::Error::other(format!("__slow {lib}: {why}")))?;
             let peak = r.samples.iter().map(|s| s.1).max().unwrap_or(0);
             eprintln!(
                 "  [slow] rep {}/{} {:<11} RSS {} → peak {} KiB (+{} KiB), {} chunks, {:.1} MiB read",

@@ -474,29 +474,20 @@ pub fn run_mem(ctx: &Ctx) -> io::Result<Outcome> {
     };
     let n = if ctx.quick { 200 } else { 1000 };
     let budget_ms = if ctx.quick { 400 } else { 1500 };
-    let exe = crate::util::worker_exe()?;
     // samples[size][variant] = Vec<µs>
     let mut samples: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); MEM_VARIANTS.len()]; sizes.len()];
     for rep in 0..ctx.reps {
         for (si, &mib) in sizes.iter().enumerate() {
-            let outp = std::process::Command::new(&exe)
-                .args([
-                    "__spawnmem",
-                    &mib.to_string(),
-                    &n.to_string(),
-                    &budget_ms.to_string(),
-                ])
-                .arg(&ctx.helpers.tiny_true)
-                .env("BENCH_SKIP_BUILD", "1")
-                .stderr(std::process::Stdio::inherit())
-                .output()?;
-            if !outp.status.success() {
-                return Err(io::Error::other(format!(
-                    "__spawnmem {mib} failed: {}",
-                    outp.status
-                )));
-            }
-            let r: MemReport = serde_json::from_slice(&outp.stdout).map_err(ioe)?;
+            let (mib_s, n_s, budget_s) = (mib.to_string(), n.to_string(), budget_ms.to_string());
+            let args = [
+                "__spawnmem".as_ref(),
+                mib_s.as_ref(),
+                n_s.as_ref(),
+                budget_s.as_ref(),
+                ctx.helpers.tiny_true.as_os_str(),
+            ];
+            let r: MemReport = crate::util::run_worker(&args)?
+                .map_err(|why| io::Error::other(format!("__spawnmem {mib}: {why}")))?;
             for (vi, (name, us)) in r.us_per_spawn.iter().enumerate() {
                 eprintln!(
                     "  [spawn-memory] rep {}/{} {} MiB (RSS {} MiB) {:<28} {:.1} µs ({} spawns)",

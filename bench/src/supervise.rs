@@ -179,7 +179,6 @@ pub fn run_many(ctx: &Ctx) -> io::Result<Outcome> {
         eprintln!("  [supervise-many] {msg}");
         out.text.push(msg);
     }
-    let exe = crate::util::worker_exe()?;
     let mut reports: Vec<Vec<SupReport>> = MODES.iter().map(|_| Vec::new()).collect();
     let mut failed: Vec<Option<String>> = vec![None; MODES.len()];
     for rep in 0..ctx.reps {
@@ -187,18 +186,21 @@ pub fn run_many(ctx: &Ctx) -> io::Result<Outcome> {
             if failed[mi].is_some() {
                 continue;
             }
-            let o = std::process::Command::new(&exe)
-                .args(["__supervise", mode, &n.to_string()])
-                .arg(&ctx.helpers.tiny_pause)
-                .env("BENCH_SKIP_BUILD", "1")
-                .stderr(Stdio::inherit())
-                .output()?;
-            if !o.status.success() {
-                eprintln!("  [supervise-many] {mode} failed: {}", o.status);
-                failed[mi] = Some(format!("worker failed: {}", o.status));
-                continue;
-            }
-            let r: SupReport = serde_json::from_slice(&o.stdout).map_err(ioe)?;
+            let n_arg = n.to_string();
+            let args = [
+                "__supervise".as_ref(),
+                mode.as_ref(),
+                n_arg.as_ref(),
+                ctx.helpers.tiny_pause.as_os_str(),
+            ];
+            let r: SupReport = match crate::util::run_worker(&args)? {
+                Ok(r) => r,
+                Err(why) => {
+                    eprintln!("  [supervise-many] {mode}: {why}");
+                    failed[mi] = Some(why);
+                    continue;
+                }
+            };
             eprintln!(
                 "  [supervise-many] rep {}/{} {:<10} spawn {:.2} s, RSS {:+} KiB ({:.3} KiB/child), fds {:+} ({:.2}/child), stop {:.3} s",
                 rep + 1,

@@ -137,6 +137,25 @@ pub fn worker_exe() -> io::Result<PathBuf> {
     }
 }
 
+/// Runs this harness again as a worker (`args`: the worker subcommand and
+/// its arguments), its stderr on ours, and parses the JSON report it prints.
+/// `Ok(Err(..))` when the worker itself failed.
+pub fn run_worker<R: serde::de::DeserializeOwned>(
+    args: &[&std::ffi::OsStr],
+) -> io::Result<Result<R, String>> {
+    let out = std::process::Command::new(worker_exe()?)
+        .args(args)
+        .env("BENCH_SKIP_BUILD", "1")
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        return Ok(Err(format!("worker failed: {}", out.status)));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map(Ok)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// Where the helper programs live: next to this executable.
 #[derive(Clone, Debug)]
 pub struct Helpers {

@@ -29,13 +29,17 @@ fn c_name(program: &std::ffi::OsStr, name: &std::ffi::OsStr) -> Result<CString, 
         .map_err(|_| Error::invalid(program, format!("the name {name:?} contains a NUL byte")))
 }
 
-/// A user's passwd entry (`None` for a uid the database does not know).
-fn passwd_of(program: &std::ffi::OsStr, u: &NameOrId) -> Result<Option<Passwd>, Error> {
+/// A user's uid and passwd entry (no entry for a uid the database does
+/// not know; an unknown name is an error).
+fn account_of(
+    program: &std::ffi::OsStr,
+    u: &NameOrId,
+) -> Result<(libc::uid_t, Option<Passwd>), Error> {
     match u {
         NameOrId::Name(name) => {
             let c = c_name(program, name)?;
             match user::user_by_name(&c) {
-                Ok(Some(pw)) => Ok(Some(pw)),
+                Ok(Some(pw)) => Ok((pw.uid, Some(pw))),
                 Ok(None) => Err(Error::invalid(program, format!("no user named {name:?}"))
                     .with_step(Step::User)),
                 Err(e) => Err(lookup_failed(
@@ -46,6 +50,7 @@ fn passwd_of(program: &std::ffi::OsStr, u: &NameOrId) -> Result<Option<Passwd>, 
             }
         }
         NameOrId::Id(uid) => user::user_by_id(*uid)
+            .map(|pw| (*uid, pw))
             .map_err(|e| lookup_failed(program, format!("looking up uid {uid}"), e)),
     }
 }
@@ -72,11 +77,7 @@ pub(crate) fn gid_of(program: &std::ffi::OsStr, g: &NameOrId) -> Result<libc::gi
 
 /// A user's uid (for allow-lists): the name looked up, or the id itself.
 pub(crate) fn uid_of(program: &std::ffi::OsStr, u: &NameOrId) -> Result<libc::uid_t, Error> {
-    match (u, passwd_of(program, u)?) {
-        (_, Some(pw)) => Ok(pw.uid),
-        (NameOrId::Id(uid), None) => Ok(*uid),
-        (NameOrId::Name(_), None) => unreachable!("an unknown name is an error"),
-    }
+    account_of(program, u).map(|(uid, _)| uid)
 }
 
 /// Resolves the user and group settings of `run_as`.
@@ -99,12 +100,7 @@ pub(crate) fn resolve(program: &std::ffi::OsStr, run_as: &RunAs) -> Result<Crede
         None => None,
     };
     if let Some(u) = &run_as.user {
-        let pw = passwd_of(program, u)?;
-        let uid = match (&pw, u) {
-            (Some(pw), _) => pw.uid,
-            (None, NameOrId::Id(uid)) => *uid,
-            (None, NameOrId::Name(_)) => unreachable!("an unknown name is an error"),
-        };
+        let (uid, pw) = account_of(program, u)?;
         let gid = match (explicit_gid, &pw) {
             (Some(g), _) => g,
             (None, Some(pw)) => pw.gid,

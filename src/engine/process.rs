@@ -125,7 +125,9 @@ impl Process {
         policy: Policy,
         timeout: Option<Duration>,
     ) -> Process {
-        Process::build(pid, pidfd, who, pgid, policy, timeout, false)
+        let p = Process::build(pid, pidfd, who, pgid, policy, timeout, false);
+        event!(p.span, "spawned", pgid = ?pgid);
+        p
     }
 
     fn build(
@@ -139,11 +141,6 @@ impl Process {
     ) -> Process {
         UNREAPED.fetch_add(1, Ordering::SeqCst);
         let span = Span::child(Subject::program(&&who), pid, adopted);
-        if adopted {
-            event!(span, "adopted");
-        } else {
-            event!(span, "spawned", pgid = ?pgid);
-        }
         Process {
             pid,
             pidfd,
@@ -179,7 +176,9 @@ impl Process {
         policy: Policy,
         timeout: Option<Duration>,
     ) -> Process {
-        Process::build(pid, Some(pidfd), who, None, policy, timeout, true)
+        let p = Process::build(pid, Some(pidfd), who, None, policy, timeout, true);
+        event!(p.span, "adopted");
+        p
     }
 
     /// Lets go of an adopted process that is not watched after all (a
@@ -546,21 +545,28 @@ impl Process {
         if let Some(h) = &st.helper {
             h.advance(Instant::now());
         }
-        if let Err(e) = self.lost_error(&st) {
-            let finished = self.finished(&st);
-            drop(st);
-            if finished {
-                self.report_finish();
-            }
-            return Err(e);
-        }
-        if !self.finished(&st) {
-            return Ok(None);
-        }
-        let status = self.status_of(&st);
+        self.settled(st).unwrap_or_else(|_still_going| Ok(None))
+    }
+
+    /// The result once the child is over: its status when it is
+    /// [finished](Self::finished), the error when another reaper took it.
+    /// The finish hook runs after the lock is released. While the child
+    /// is still going, the lock is handed back.
+    fn settled<'a>(
+        &self,
+        st: MutexGuard<'a, State>,
+    ) -> Result<Result<Option<ExitStatus>, Error>, MutexGuard<'a, State>> {
+        let finished = self.finished(&st);
+        let result = match self.lost_error(&st) {
+            Err(e) => Err(e),
+            Ok(()) if finished => Ok(self.status_of(&st)),
+            Ok(()) => return Err(st),
+        };
         drop(st);
-        self.report_finish();
-        Ok(status)
+        if finished {
+            self.report_finish();
+        }
+        Ok(result)
     }
 
     fn lost_error(&self, st: &State) -> Result<(), Error> {
@@ -604,20 +610,10 @@ impl Process {
             let (progress, exit_seen, reaped, helper) = {
                 let mut st = self.lock();
                 let p = self.advance_locked(&mut st, now);
-                if let Err(e) = self.lost_error(&st) {
-                    let finished = self.finished(&st);
-                    drop(st);
-                    if finished {
-                        self.report_finish();
-                    }
-                    return Err(e);
-                }
-                if self.finished(&st) {
-                    let status = self.status_of(&st);
-                    drop(st);
-                    self.report_finish();
-                    return Ok(status);
-                }
+                let st = match self.settled(st) {
+                    Ok(result) => return result,
+                    Err(still_going) => still_going,
+                };
                 let draining = matches!(st.group, GroupCleanup::Draining { .. });
                 (
                     p,
