@@ -400,6 +400,17 @@ fn collector(limit: usize, pace: Duration) -> (Arc<std::sync::Mutex<Vec<u8>>>, S
     (got, stdio)
 }
 
+/// A shell line that starts `cmd` in a new session (`setsid`) in the
+/// background and returns only once it is there: without the wait, a
+/// leader that exits first has its group stopped (the default off a
+/// terminal) while the grandchild is still in it, before it escaped.
+fn escaped(cmd: &str) -> String {
+    format!(
+        "setsid {cmd} & while [ \"$(cut -d' ' -f6 /proc/$!/stat 2>/dev/null)\" != $! ]; do \
+         kill -0 $! 2>/dev/null || exit 99; done"
+    )
+}
+
 /// Kills and reaps a grandchild that escaped with `setsid`: its parent is
 /// gone, so it is ours now (the test process is the subreaper).
 fn kill_escaped(pid: i32) {
@@ -516,7 +527,7 @@ fn a_grandchild_holding_the_pipe_delays_the_exit_only_by_the_drain_timeout() {
     // ends the delivery.
     let child = sup
         .spawn(
-            Command::shell("setsid sleep 30 & echo $!")
+            Command::shell(format!("{}; echo $!", escaped("sleep 30")))
                 .stdin(Stdio::null())
                 .pipe_drain_timeout(Duration::from_millis(200))
                 .stdout(stdout),
@@ -768,7 +779,7 @@ fn a_grandchild_that_keeps_the_pipe_full_delays_the_exit_only_by_the_drain_timeo
     let (first, stdout) = collector(64, Duration::from_millis(2));
     let child = sup
         .spawn(
-            Command::shell("setsid sh -c 'echo $$; exec yes' &")
+            Command::shell(escaped("sh -c 'echo $$; exec yes'"))
                 .stdin(Stdio::null())
                 .pipe_drain_timeout(Duration::from_millis(200))
                 .stdout(stdout),
