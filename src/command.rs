@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cgroup::Cgroup;
 use crate::engine::spawn::Ends;
 use crate::error::{Step, Who};
 use crate::input::{InputSpec, InputThread, Source};
@@ -99,6 +100,8 @@ pub struct Command {
     pub(crate) stop_timeout: Duration,
     pub(crate) timeout: Option<Duration>,
     pub(crate) stop_on_drop: bool,
+    pub(crate) outlive_owner: bool,
+    pub(crate) cgroup: Option<Cgroup>,
     pub(crate) success_codes: Vec<i32>,
     pub(crate) pipe_capacity: Option<usize>,
     /// User, groups, limits, nice, umask, `no_new_privs` (rarely set).
@@ -138,6 +141,8 @@ impl Command {
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             timeout: None,
             stop_on_drop: true,
+            outlive_owner: false,
+            cgroup: None,
             success_codes: vec![0],
             pipe_capacity: Some(DEFAULT_PIPE_CAPACITY),
             run_as: None,
@@ -521,6 +526,64 @@ impl Command {
     /// ```
     pub fn stop_on_drop(&mut self, on: bool) -> &mut Command {
         self.stop_on_drop = on;
+        self
+    }
+
+    /// Whether the child may outlive this process (`false` by default).
+    ///
+    /// By default, when this process ends, however it ends (a return from
+    /// `main`, a panic, `exit`, a crash, SIGKILL, `execve`), every child it
+    /// started and has not reaped yet is killed with SIGKILL within
+    /// milliseconds, with its process group when it leads one, and its
+    /// cgroup with [`cgroup`](Command::cgroup). A watchdog process started
+    /// at the first spawn does it; see the crate docs' section *Nothing
+    /// left behind* for what each strength of cleanup covers. `true` leaves
+    /// this child out: a daemon meant to keep running.
+    ///
+    /// ```
+    /// use procession::Command;
+    /// // Keeps running after this program exits (as long as it sleeps).
+    /// let child = Command::new("sleep").arg("0.05").outlive_owner(true).stop_on_drop(false).spawn()?;
+    /// # drop(child);
+    /// # assert!(procession::__test_support::wait_for_reaper());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn outlive_owner(&mut self, on: bool) -> &mut Command {
+        self.outlive_owner = on;
+        self
+    }
+
+    /// Runs the child in a cgroup v2 of its own, made under `cgroup`'s
+    /// parent before the spawn and joined by the child before `execve`.
+    ///
+    /// Everything the child starts stays in the cgroup, including
+    /// descendants that leave its process group (`setsid`, a double fork),
+    /// so the cgroup reaches all of them: the stop sequence sends the stop
+    /// signal to every member and ends with `cgroup.kill`; once the child
+    /// has exited, what is left of the cgroup gets the same sequence; the
+    /// cgroup is removed when it is empty, after its accounting is read
+    /// into [`ExitStatus::cgroup_usage`]. If this process dies, its
+    /// watchdog kills the cgroup too (see
+    /// [`outlive_owner`](Command::outlive_owner)).
+    ///
+    /// # Errors
+    ///
+    /// The spawn fails, and starts nothing, when the cgroup cannot be made:
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) without a
+    /// cgroup v2 hierarchy or for a parent outside one,
+    /// [`ErrorKind::PermissionDenied`](crate::ErrorKind::PermissionDenied)
+    /// for a parent this process may not write to (or a read-only mount),
+    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) for a missing
+    /// parent; the step is [`Step::Cgroup`](crate::Step::Cgroup). There is
+    /// never a silent fallback to a weaker cleanup.
+    ///
+    /// ```
+    /// use procession::{Cgroup, Command, ErrorKind, Step};
+    /// let err = Command::new("true").cgroup(Cgroup::under("/proc")).spawn().unwrap_err();
+    /// assert_eq!((err.kind(), err.step()), (ErrorKind::Unsupported, Step::Cgroup));
+    /// ```
+    pub fn cgroup(&mut self, cgroup: Cgroup) -> &mut Command {
+        self.cgroup = Some(cgroup);
         self
     }
 
@@ -971,6 +1034,8 @@ impl fmt::Debug for Command {
                 .field("stop_timeout", &self.stop_timeout)
                 .field("timeout", &self.timeout)
                 .field("stop_on_drop", &self.stop_on_drop)
+                .field("outlive_owner", &self.outlive_owner)
+                .field("cgroup", &self.cgroup)
                 .field("drop_timeout", &self.drop_timeout)
                 .field("drain_timeout", &self.drain_timeout)
                 .field("ignore_epipe", &self.ignore_epipe)

@@ -115,6 +115,9 @@ pub enum Step {
     Read,
     /// Writing to the child.
     Write,
+    /// Creating the child's cgroup (before the spawn) or, in the child,
+    /// joining it (`cgroup.procs`).
+    Cgroup,
 }
 
 impl Step {
@@ -141,6 +144,7 @@ impl Step {
             Step::Signal => "signalling the child",
             Step::Read => "reading from the child",
             Step::Write => "writing to the child",
+            Step::Cgroup => "setting up the child's cgroup",
         }
     }
 }
@@ -165,6 +169,9 @@ pub enum ErrorKind {
     Exit,
     /// Any other operating-system error (see [`Error::os_error`]).
     Os,
+    /// What was asked for does not exist on this system (no cgroup v2
+    /// hierarchy for [`Command::cgroup`](crate::Command::cgroup)).
+    Unsupported,
 }
 
 /// An error from starting, controlling or talking to a child.
@@ -203,7 +210,9 @@ impl Error {
     pub(crate) fn os(program: impl Subject, step: Step, err: io::Error) -> Error {
         let kind = match err.raw_os_error() {
             Some(libc::ENOENT) => ErrorKind::NotFound,
-            Some(libc::EACCES | libc::EPERM | libc::ENOEXEC) => ErrorKind::PermissionDenied,
+            Some(libc::EACCES | libc::EPERM | libc::ENOEXEC | libc::EROFS) => {
+                ErrorKind::PermissionDenied
+            }
             _ => ErrorKind::Os,
         };
         Error::new(program, step, kind, None, Some(err))

@@ -373,6 +373,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("procession supports Linux only for now; other Unix systems need a `sys` port");
 
+mod cgroup;
 mod child;
 mod command;
 mod engine;
@@ -391,6 +392,7 @@ mod sys;
 pub mod tokio;
 
 pub use bytes::Bytes;
+pub use cgroup::{Cgroup, CgroupUsage};
 pub use child::{Child, Signaller};
 pub use command::{
     Command, DEFAULT_DROP_TIMEOUT, DEFAULT_MAX_CHUNK_SIZE, DEFAULT_PIPE_CAPACITY,
@@ -412,6 +414,21 @@ pub use tokio::{AsyncChild, AsyncChunks, AsyncEvents, AsyncInputSink};
 #[doc(hidden)]
 pub mod __test_support {
     pub use crate::sys::signal::Disposition;
+
+    /// The pid of this process's owner-death watchdog, starting it if it
+    /// is not running (`None` when none can run).
+    ///
+    /// ```
+    /// let pid = procession::__test_support::watchdog_pid().expect("a watchdog runs");
+    /// // It is a child of this process (field 4 of its stat line).
+    /// let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    /// let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    /// assert_eq!(after_name.split(' ').nth(1), Some(std::process::id().to_string().as_str()));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn watchdog_pid() -> Option<u32> {
+        crate::engine::watchdog::pid()
+    }
 
     /// Children spawned by this process and not yet reaped.
     ///
@@ -463,6 +480,9 @@ pub mod __test_support {
     /// use procession::__test_support::start_reaper;
     /// let open_fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
     /// assert!(start_reaper());
+    /// // (The owner-death watchdog's pipe and tables, opened at the first
+    /// // spawn, stay open too.)
+    /// assert!(procession::__test_support::watchdog_pid().is_some());
     /// let fds = open_fds();
     /// // It starts once: a second call opens nothing, and neither does a
     /// // child's life from spawn to reaping.

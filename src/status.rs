@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::Signal;
+use crate::cgroup::CgroupUsage;
 
 /// Who or what ended a child.
 ///
@@ -45,6 +46,7 @@ pub struct ExitStatus {
     ended: Ended,
     success: bool,
     usage: Option<ResourceUsage>,
+    cgroup: Option<CgroupUsage>,
 }
 
 /// What the kernel counted for an ended child: CPU time and peak memory
@@ -126,6 +128,7 @@ impl ExitStatus {
             ended,
             success: success_codes.contains(&code),
             usage: None,
+            cgroup: None,
         }
     }
 
@@ -149,6 +152,31 @@ impl ExitStatus {
         self.usage
     }
 
+    pub(crate) fn with_cgroup_usage(mut self, usage: Option<CgroupUsage>) -> ExitStatus {
+        self.cgroup = usage;
+        self
+    }
+
+    /// What the child's own cgroup counted, for a child started with
+    /// [`Command::cgroup`](crate::Command::cgroup): the CPU time of the
+    /// child and of every descendant, daemons that left its group
+    /// included (where [`usage`](ExitStatus::usage) counts only the child
+    /// and the descendants it waited for). `None` without a cgroup.
+    ///
+    /// ```no_run
+    /// use procession::{Cgroup, Command};
+    /// // Needs a writable cgroup v2 hierarchy (root, or a delegated subtree).
+    /// let status = Command::new("sh").args(["-c", "setsid sh -c 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done' &"])
+    ///     .cgroup(Cgroup::auto())
+    ///     .status()?;
+    /// let counted = status.cgroup_usage().expect("it ran in a cgroup");
+    /// println!("cpu: {:?}", counted.user_time + counted.system_time);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn cgroup_usage(&self) -> Option<CgroupUsage> {
+        self.cgroup
+    }
+
     pub(crate) fn from_signal(signal: i32, core_dumped: bool, ended: Ended) -> ExitStatus {
         ExitStatus {
             kind: Kind::Signal {
@@ -158,6 +186,7 @@ impl ExitStatus {
             ended,
             success: false,
             usage: None,
+            cgroup: None,
         }
     }
 

@@ -10,7 +10,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use super::cgroup::ChildCgroup;
 use super::credentials::{self, Credentials};
+use super::watchdog::{self, Slot};
 use crate::command::{Command, ProcessGroup};
 use crate::error::{Error, Step};
 use crate::limits::RunAs;
@@ -53,6 +55,10 @@ pub(crate) struct Plan {
     pub stop_group: bool,
     /// Whether the parent's pipe ends are made non-blocking.
     nonblocking: bool,
+    /// The child's owner-death watchdog slot (it records itself there).
+    pub watch: Option<Slot>,
+    /// The child's own cgroup (it joins it).
+    pub cgroup: Option<ChildCgroup>,
 }
 
 fn cstring(program: &OsStr, what: &str, s: impl Into<Vec<u8>>) -> Result<CString, Error> {
@@ -158,6 +164,8 @@ impl Plan {
             parent: ParentEnds::default(),
             pgid: None,
             stop_group: false,
+            watch: None,
+            cgroup: None,
         };
 
         plan.push(Action::ResetSignalDispositions, Step::Signals);
@@ -171,6 +179,26 @@ impl Plan {
             plan.push(Action::SetProcessGroup(g), Step::ProcessGroup);
         }
         plan.pgid = pgid;
+        if let Some(cfg) = &cmd.cgroup {
+            let cg = ChildCgroup::create(program, cfg)?;
+            plan.push(Action::JoinCgroup(cg.procs_fd()), Step::Cgroup);
+            plan.cgroup = Some(cg);
+        }
+        if !cmd.outlive_owner {
+            // After setpgid: the child records the group it leads. A group
+            // it joins belongs to someone else and is not recorded.
+            if let Some((slot, ptr)) = watchdog::slot() {
+                plan.watch = Some(slot);
+                plan.push(
+                    Action::RecordSelf {
+                        slot: ptr,
+                        group: pgid == Some(0),
+                        owner: std::process::id() as libc::pid_t,
+                    },
+                    Step::Spawn,
+                );
+            }
+        }
         if let Some(run_as) = cmd.run_as.as_deref() {
             plan.run_as(program, run_as)?;
         }

@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::cgroup::ChildCgroup;
 use super::trace::{Span, event};
+use super::watchdog::Slot;
+use crate::cgroup::CgroupUsage;
 use crate::error::{Error, ErrorKind, Step, Subject, Who};
 use crate::status::{Ended, ExitStatus, ResourceUsage};
 use crate::sys::fd::{self, Interest};
@@ -66,6 +69,8 @@ enum GroupCleanup {
     Draining {
         kill_at: Instant,
         recheck: Duration,
+        /// SIGKILL (`cgroup.kill`) has been sent.
+        killed: bool,
     },
     Done,
 }
@@ -85,6 +90,19 @@ struct State {
     /// The stop command's process, while the stop sequence uses one: the
     /// child is not finished until it is.
     helper: Option<Arc<Process>>,
+    /// The owner-death watchdog's record of the child, until it is reaped
+    /// (and its group cleaned up).
+    watch: Option<Slot>,
+    /// Read from the child's cgroup just before it was removed.
+    cgroup_usage: Option<CgroupUsage>,
+}
+
+/// What keeps a child's descendants within reach beyond its process group:
+/// its owner-death watchdog slot and its own cgroup.
+#[derive(Default)]
+pub(crate) struct Containment {
+    pub watch: Option<Slot>,
+    pub cgroup: Option<ChildCgroup>,
 }
 
 /// What [`Process::advance`] leaves to do.
@@ -109,6 +127,9 @@ pub(crate) struct Process {
     /// Not our child (adopted by pid): its exit is seen through the pidfd
     /// becoming readable, and its status belongs to its parent.
     adopted: bool,
+    /// The child's own cgroup ([`Command::cgroup`]): signalled with the
+    /// group, cleaned up after the leader's exit, then removed.
+    cgroup: Option<ChildCgroup>,
     /// Called once, without the state lock, when the child is finished.
     on_finish: OnceLock<Box<dyn Fn() + Send + Sync>>,
     finish_reported: AtomicBool,
@@ -124,8 +145,11 @@ impl Process {
         pgid: Option<libc::pid_t>,
         policy: Policy,
         timeout: Option<Duration>,
+        containment: Containment,
     ) -> Process {
-        let p = Process::build(pid, pidfd, who, pgid, policy, timeout, false);
+        let mut p = Process::build(pid, pidfd, who, pgid, policy, timeout, false);
+        p.cgroup = containment.cgroup;
+        p.lock().watch = containment.watch;
         event!(p.span, "spawned", pgid = ?pgid);
         p
     }
@@ -148,6 +172,7 @@ impl Process {
             pgid,
             policy,
             adopted,
+            cgroup: None,
             on_finish: OnceLock::new(),
             finish_reported: AtomicBool::new(false),
             span,
@@ -161,6 +186,8 @@ impl Process {
                 group: GroupCleanup::Idle,
                 lost: None,
                 helper: None,
+                watch: None,
+                cgroup_usage: None,
             }),
         }
     }
@@ -260,6 +287,17 @@ impl Process {
         if !st.reaped {
             st.reaped = true;
             UNREAPED.fetch_sub(1, Ordering::SeqCst);
+            // The pid is free now: the watchdog keeps only a group that is
+            // still being cleaned up (its id stays allocated while a
+            // member lives).
+            match (self.policy.stop_group, self.pgid, st.exit.is_some()) {
+                (true, Some(g), true) => {
+                    if let Some(w) = &st.watch {
+                        w.group_only(g);
+                    }
+                }
+                _ => st.watch = None,
+            }
         }
     }
 
@@ -276,11 +314,15 @@ impl Process {
                 core_dumped,
             } => ExitStatus::from_signal(signal, core_dumped, ended),
         };
-        Some(status.with_usage(st.usage.map(|u| ResourceUsage {
-            user_time: u.user,
-            system_time: u.system,
-            max_rss: u.max_rss_kib.saturating_mul(1024),
-        })))
+        Some(
+            status
+                .with_usage(st.usage.map(|u| ResourceUsage {
+                    user_time: u.user,
+                    system_time: u.system,
+                    max_rss: u.max_rss_kib.saturating_mul(1024),
+                }))
+                .with_cgroup_usage(st.cgroup_usage),
+        )
     }
 
     /// Sends `sig` to the child, or to its group with `stop_group`.
@@ -296,6 +338,14 @@ impl Process {
             (true, Some(g)) => pidfd::kill(-g, sig.as_raw()),
             _ => self.send_to_child(sig),
         };
+        if let Some(cg) = &self.cgroup {
+            cg.signal(sig);
+        }
+    }
+
+    /// Whether group or cgroup cleanup follows the leader's exit.
+    fn has_tree(&self) -> bool {
+        self.policy.stop_group || self.cgroup.is_some()
     }
 
     /// Whether the child is provably not reaped yet, by us or by anyone
@@ -443,7 +493,7 @@ impl Process {
             }
             return Progress { next, done: false };
         }
-        if self.policy.stop_group {
+        if self.has_tree() {
             self.clean_up_group(st, now)
         } else {
             Progress {
@@ -453,9 +503,10 @@ impl Process {
         }
     }
 
-    /// After the leader of a stopped group exited: the stop signal to the
-    /// rest of the group, then SIGKILL after `stop_timeout` if anything is
-    /// left.
+    /// After the leader of a stopped group (or of a cgroup) exited: the
+    /// stop signal to the rest of the group and of the cgroup, then SIGKILL
+    /// (`cgroup.kill`) after `stop_timeout` if anything is left; a cgroup
+    /// is then read for its accounting and removed once empty.
     ///
     /// The leader has been reaped. From then on the group id stays
     /// allocated exactly as long as a member is alive (the kernel does not
@@ -465,12 +516,13 @@ impl Process {
     /// Only a group that emptied and whose id was handed out again to a new
     /// group between a check and the signal that follows it (microseconds,
     /// or one recheck interval of at most 50 ms while draining) could be
-    /// hit; that needs the pid counter to wrap around in that time.
+    /// hit; that needs the pid counter to wrap around in that time. A
+    /// cgroup has no such race: it is a directory only we remove.
     fn clean_up_group(&self, st: &mut State, now: Instant) -> Progress {
         let pgid = self.pgid.unwrap_or(self.pid);
         if let GroupCleanup::Idle = st.group {
-            if !group_alive(pgid, self.pid) {
-                st.group = GroupCleanup::Done;
+            if !self.tree_alive(pgid) {
+                self.tree_done(st);
                 return Progress {
                     next: None,
                     done: true,
@@ -481,37 +533,90 @@ impl Process {
                 _ => self.policy.stop_signal,
             };
             event!(self.span, "leader exited: stopping the rest of its group", pgid, signal = %sig);
-            let _ = pidfd::kill(-pgid, sig.as_raw());
+            self.signal_tree(pgid, sig);
             if !matches!(sig, Signal::KILL | Signal::CONT) {
-                let _ = pidfd::kill(-pgid, libc::SIGCONT);
+                self.signal_tree(pgid, Signal::CONT);
             }
             st.group = GroupCleanup::Draining {
                 kill_at: now + self.policy.stop_timeout,
                 recheck: Duration::from_millis(1),
+                killed: sig == Signal::KILL,
             };
         }
-        if let GroupCleanup::Draining { kill_at, recheck } = st.group {
-            if group_alive(pgid, self.pid) {
-                if now < kill_at {
-                    // No event tells when a group empties: look again
-                    // soon, backing off to 50 ms.
+        if let GroupCleanup::Draining {
+            kill_at,
+            recheck,
+            killed,
+        } = st.group
+        {
+            if self.tree_alive(pgid) {
+                let mut killed = killed;
+                if now >= kill_at && !killed {
+                    event!(self.span, "group: grace period over", pgid);
+                    self.signal_tree(pgid, Signal::KILL);
+                    killed = true;
+                }
+                // Before the grace period ends, and for a cgroup (which must
+                // be empty to be removed) a while after SIGKILL: look again
+                // soon, backing off to 50 ms. No event tells when a group
+                // empties.
+                let waiting = !killed || (self.cgroup.is_some() && now < kill_at + KILLED_WAIT);
+                if waiting {
                     st.group = GroupCleanup::Draining {
                         kill_at,
                         recheck: (recheck * 2).min(Duration::from_millis(50)),
+                        killed,
+                    };
+                    let next = if killed {
+                        now + recheck
+                    } else {
+                        (now + recheck).min(kill_at)
                     };
                     return Progress {
-                        next: Some((now + recheck).min(kill_at)),
+                        next: Some(next),
                         done: false,
                     };
                 }
-                event!(self.span, "group: grace period over", pgid);
-                let _ = pidfd::kill(-pgid, libc::SIGKILL);
             }
-            st.group = GroupCleanup::Done;
+            self.tree_done(st);
         }
         Progress {
             next: None,
             done: true,
+        }
+    }
+
+    /// Whether the leader's group (with `stop_group`) or its cgroup still
+    /// has a live member.
+    fn tree_alive(&self, pgid: libc::pid_t) -> bool {
+        (self.policy.stop_group && group_alive(pgid, self.pid))
+            || self.cgroup.as_ref().is_some_and(|c| c.populated())
+    }
+
+    /// Sends `sig` to the rest of the group (with `stop_group`) and to the
+    /// cgroup's members.
+    fn signal_tree(&self, pgid: libc::pid_t, sig: Signal) {
+        if self.policy.stop_group {
+            let _ = pidfd::kill(-pgid, sig.as_raw());
+        }
+        if let Some(cg) = &self.cgroup {
+            cg.signal(sig);
+        }
+    }
+
+    /// The cleanup is over: the watchdog forgets the child; a cgroup is
+    /// read and removed.
+    fn tree_done(&self, st: &mut State) {
+        st.group = GroupCleanup::Done;
+        st.watch = None;
+        if let Some(cg) = &self.cgroup {
+            st.cgroup_usage = Some(cg.usage());
+            let removed = cg.remove();
+            #[cfg(feature = "tracing")]
+            if let Err(e) = &removed {
+                event!(self.span, "cgroup not removed", dir = %cg.dir().display(), error = %e);
+            }
+            drop(removed);
         }
     }
 
@@ -520,9 +625,7 @@ impl Process {
     /// command, if one ran, has ended too.
     fn finished(&self, st: &State) -> bool {
         st.reaped
-            && (!self.policy.stop_group
-                || st.exit.is_none()
-                || matches!(st.group, GroupCleanup::Done))
+            && (!self.has_tree() || st.exit.is_none() || matches!(st.group, GroupCleanup::Done))
             && st.helper.as_ref().is_none_or(|h| h.is_finished())
     }
 
@@ -761,6 +864,10 @@ impl Process {
         pidfd::kill(-pgid, sig.as_raw()).map_err(|e| Error::os(&self.who, Step::Signal, e))
     }
 }
+
+/// How long a cgroup is waited for after `cgroup.kill` before it is left
+/// behind (its members are dying; the kernel needs microseconds).
+const KILLED_WAIT: Duration = Duration::from_secs(2);
 
 /// Why a child our bookkeeping still counts as running is gone.
 const REAPED_ELSEWHERE: &str = "the child was reaped outside procession (is SIGCHLD ignored, or does something call waitpid(-1)?)";

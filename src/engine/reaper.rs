@@ -225,6 +225,7 @@ mod tests {
                 success_codes: vec![0],
             },
             timeout,
+            Default::default(),
         ));
         (pid, process)
     }

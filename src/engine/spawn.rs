@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::plan::{ParentEnds, Plan};
-use super::process::{Policy, Process};
+use super::process::{Containment, Policy, Process};
 use crate::error::{Error, Step, Who};
 use crate::sys::spawn::{self as sys_spawn, SpawnError};
 use crate::{Command, Stdio};
@@ -99,6 +99,10 @@ pub(crate) fn spawn_with_ends(
             success_codes: cmd.success_codes.clone(),
         },
         cmd.timeout,
+        Containment {
+            watch: plan.watch.take(),
+            cgroup: plan.cgroup.take(),
+        },
     ));
     if process.needs_watching() {
         super::reaper::adopt(process.clone());

@@ -11,11 +11,13 @@
 
 pub(crate) mod epoll;
 pub(crate) mod fd;
+pub(crate) mod fs;
 pub(crate) mod pidfd;
 pub(crate) mod pipe;
 pub(crate) mod procfs;
 #[cfg(feature = "tokio")]
 pub(crate) mod reactor;
+pub(crate) mod shm;
 pub(crate) mod signal;
 pub(crate) mod spawn;
 pub(crate) mod tty;

@@ -53,6 +53,22 @@ pub(crate) enum Action {
     ResetSignalDispositions,
     /// `setpgid(0, pgid)`; 0 makes the child lead a new group.
     SetProcessGroup(libc::pid_t),
+    /// `setsid()`: a new session (and group) led by the child.
+    NewSession,
+    /// Records the child in its owner-death watchdog slot (`SLOT` bytes at
+    /// `slot`, see `engine::watchdog`): its pid, and `-pid` for its group
+    /// when it leads one, then the commit byte; then checks that its parent
+    /// is still `owner`. An owner that died during the spawn may have let
+    /// its watchdog read the table before the slot was committed, so the
+    /// child then exits instead of running unwatched (`ESRCH`).
+    RecordSelf {
+        slot: *mut u8,
+        group: bool,
+        owner: libc::pid_t,
+    },
+    /// `write(fd, "0")` to a cgroup's `cgroup.procs`: moves the child into
+    /// that cgroup (0 names the writer).
+    JoinCgroup(RawFd),
     /// `chdir(path)`.
     Chdir(*const c_char),
     /// `dup2(from, to)`; when `from == to`, clears `FD_CLOEXEC` instead.
@@ -306,6 +322,22 @@ fn run_action(action: &Action, shared: &Shared<'_>) -> Result<(), c_int> {
                 Ok(())
             }
             Action::SetProcessGroup(pgid) => check(libc::setpgid(0, pgid)),
+            Action::NewSession => check(libc::setsid()),
+            Action::RecordSelf { slot, group, owner } => {
+                record_self(slot, group);
+                if libc::syscall(libc::SYS_getppid) as libc::pid_t == owner {
+                    Ok(())
+                } else {
+                    Err(libc::ESRCH)
+                }
+            }
+            Action::JoinCgroup(fd) => loop {
+                let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+                if n == -1 && errno() == libc::EINTR {
+                    continue;
+                }
+                break if n == 1 { Ok(()) } else { Err(errno()) };
+            },
             Action::Chdir(path) => check(libc::chdir(path)),
             Action::Dup2 { from, to } => {
                 if from == to {
@@ -398,6 +430,52 @@ fn run_action(action: &Action, shared: &Shared<'_>) -> Result<(), c_int> {
     }
 }
 
+/// Bytes per watchdog slot: a commit byte, the text, a newline.
+pub(crate) const SLOT: usize = 32;
+
+/// Formats `" -<pid> <pid>"` (or `" <pid>"`) into the slot after its commit
+/// byte, then commits it with `k`. Async-signal-safe: stack buffer, integer
+/// arithmetic on a pid (at most 10 digits), volatile and atomic stores.
+fn record_self(slot: *mut u8, group: bool) {
+    // SAFETY: getpid has no arguments and cannot fail.
+    let pid = unsafe { libc::syscall(libc::SYS_getpid) } as u32;
+    let mut digits = [0u8; 10];
+    let mut n = 0;
+    let mut v = pid;
+    loop {
+        digits[n % 10] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 || n == 10 {
+            break;
+        }
+    }
+    let mut text = [b' '; SLOT - 2];
+    let mut at = 1;
+    let mut put = |b: u8| {
+        if at < text.len() {
+            text[at] = b;
+            at += 1;
+        }
+    };
+    if group {
+        put(b'-');
+        for i in (0..n).rev() {
+            put(digits[i % 10]);
+        }
+        put(b' ');
+    }
+    for i in (0..n).rev() {
+        put(digits[i % 10]);
+    }
+    for (i, &b) in text.iter().enumerate() {
+        // SAFETY: `slot` points at SLOT bytes of the watchdog's mapping
+        // (prepared by the parent); bytes 1..SLOT-1 are written here.
+        unsafe { std::ptr::write_volatile(slot.add(1 + i), b) };
+    }
+    super::shm::commit_at(slot, b'k');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,6 +516,8 @@ mod tests {
                 .filter(|target| target.to_string_lossy().contains("pidfd"))
                 .count()
         };
+        // The watchdog's own pidfd stays open from its start.
+        assert!(crate::engine::watchdog::pid().is_some());
         let before = pidfds();
         let mut child = crate::Command::new("sleep").arg("100").spawn().unwrap();
         assert_eq!(pidfds(), before + 1, "no pidfd for the child");

@@ -121,8 +121,10 @@ pub struct Guard {
 impl Guard {
     pub fn new() -> Guard {
         let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-        // Its epoll and eventfd descriptors live for the whole process.
+        // Its epoll and eventfd descriptors live for the whole process, as
+        // do the watchdog's tables and pipe.
         assert!(procession::__test_support::start_reaper());
+        assert!(procession::__test_support::watchdog_pid().is_some());
         // SAFETY: prctl with integer arguments only.
         let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         assert_eq!(r, 0, "PR_SET_CHILD_SUBREAPER");
@@ -130,6 +132,12 @@ impl Guard {
             fds: open_fds(),
             _serial: serial,
         }
+    }
+
+    /// Takes the list of open descriptors again: for a test that replaces
+    /// a process-wide one on purpose (the watchdog's pipe).
+    pub fn snapshot_fds(&mut self) {
+        self.fds = open_fds();
     }
 
     /// Runs every check now and panics with what leaked.
@@ -151,7 +159,11 @@ impl Guard {
         // started it.
         // SAFETY: getpgrp takes no arguments and cannot fail.
         let own_group = unsafe { libc::getpgrp() };
-        let spawned_here = |k: &Proc| k.pgrp == k.pid || k.pgrp == own_group;
+        // The watchdog of a program under test that has ended (the CLI, a
+        // helper using the library) is re-parented to us like any orphan.
+        let spawned_here = |k: &Proc| {
+            (k.pgrp == k.pid || k.pgrp == own_group) && !k.comm.starts_with("procession-wat")
+        };
         let zombies: Vec<_> = children()
             .into_iter()
             .filter(|k| k.state == 'Z' && spawned_here(k))
@@ -186,7 +198,10 @@ impl Guard {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        // 3. No descriptor opened during the test is still open. The reaper
+        // 3. No cgroup made for a child of this process is left.
+        let cgroups = leftover_cgroups();
+        assert!(cgroups.is_empty(), "cgroups left behind: {cgroups:?}");
+        // 4. No descriptor opened during the test is still open. The reaper
         //    drops its reference to a child (and so its pidfd) just after
         //    reaping it, so allow it a moment.
         let fd_deadline = Instant::now() + Duration::from_secs(5);
@@ -236,17 +251,53 @@ impl Drop for Guard {
     }
 }
 
+/// The cgroup v2 directory this process is in (mount point from
+/// /proc/self/mountinfo, path from /proc/self/cgroup), if there is one.
+pub fn own_cgroup_dir() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = info.lines().find_map(|l| {
+        let (before, after) = l.split_once(" - ")?;
+        (after.split(' ').next()? == "cgroup2")
+            .then(|| before.split(' ').nth(4).map(str::to_owned))?
+    })?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?.to_owned();
+    Some(PathBuf::from(mount).join(rel.trim_start_matches('/')))
+}
+
+/// Cgroups named for a child of this process (`procession-<pid>-<n>`)
+/// still present in this process's own cgroup.
+pub fn leftover_cgroups() -> Vec<PathBuf> {
+    let Some(dir) = own_cgroup_dir() else {
+        return Vec::new();
+    };
+    let prefix = format!("procession-{}-", std::process::id());
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// This process's open descriptors and what they point at.
 pub fn open_fds() -> BTreeMap<i32, String> {
     let mut out = BTreeMap::new();
+    let own_fd_dir = format!("/proc/{}/fd", std::process::id());
     let dir = std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd");
     for e in dir.flatten() {
         let Some(fd) = e.file_name().to_str().and_then(|s| s.parse().ok()) else {
             continue;
         };
-        // The directory's own descriptor is gone by the time we look.
+        // The directory's own descriptor is usually gone by the time we
+        // look; when it is not, it is not counted.
         if let Ok(target) = std::fs::read_link(e.path()) {
-            out.insert(fd, target.to_string_lossy().into_owned());
+            let target = target.to_string_lossy().into_owned();
+            if target != own_fd_dir {
+                out.insert(fd, target);
+            }
         }
     }
     out
@@ -258,11 +309,16 @@ pub struct Proc {
     pub state: char,
     pub pgrp: i32,
     pub cmdline: String,
+    /// The command name (`/proc/<pid>/comm`), which a zombie keeps.
+    pub comm: String,
 }
 
 /// Direct children of this process, from /proc/*/stat.
+/// This process's own owner-death watchdog (started if need be) is not
+/// counted: it lives as long as the process, by design.
 pub fn children() -> Vec<Proc> {
     let me = std::process::id() as i32;
+    let own_watchdog = procession::__test_support::watchdog_pid().map(|p| p as i32);
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").expect("read /proc").flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -271,15 +327,20 @@ pub fn children() -> Vec<Proc> {
         let Some((state, ppid, pgrp)) = stat(pid) else {
             continue;
         };
-        if ppid == me {
+        if ppid == me && Some(pid) != own_watchdog {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
                 .unwrap_or_default();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .unwrap_or_default()
+                .trim_end()
+                .to_owned();
             out.push(Proc {
                 pid,
                 state,
                 pgrp,
                 cmdline,
+                comm,
             });
         }
     }
