@@ -430,3 +430,82 @@ fn a_killed_watchdog_is_replaced_at_the_next_spawn() {
     // Its stdin pipe was replaced by the new one's.
     g.snapshot_fds();
 }
+
+/// The committed lines of this process's watchdog table: what the watchdog
+/// would kill if this process died now (read through the watchdog's own
+/// descriptor, the file it reads).
+fn watchdog_table() -> Vec<String> {
+    let wd = procession::__test_support::watchdog_pid().unwrap();
+    let table = std::fs::read(format!("/proc/{wd}/fd/3")).unwrap();
+    String::from_utf8(table)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with('k'))
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn the_watchdog_lists_a_child_with_its_group_until_it_is_reaped() {
+    let _g = Guard::new();
+    let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = child.pid() as i32;
+    assert!(
+        watchdog_table().contains(&format!("-{pid} {pid}")),
+        "{:?}",
+        watchdog_table()
+    );
+    // In a group we join, only the pid: the group is not ours.
+    let mut joined = Command::new("sleep")
+        .arg("1000")
+        .process_group(procession::ProcessGroup::Join(pid as u32))
+        .stop_group(false)
+        .spawn()
+        .unwrap();
+    let joined_pid = joined.pid() as i32;
+    assert!(watchdog_table().contains(&joined_pid.to_string()));
+    joined.kill().unwrap();
+    joined.wait().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Reaped: its pid may name another process from now on.
+    let table = watchdog_table();
+    assert!(
+        !table.iter().any(|l| l
+            .split(' ')
+            .any(|w| w.trim_start_matches('-') == pid.to_string() || w == joined_pid.to_string())),
+        "{table:?}"
+    );
+}
+
+#[test]
+fn the_watchdog_keeps_only_the_group_while_it_is_cleaned_up_after_the_leader() {
+    let _g = Guard::new();
+    // A group member that ignores SIGTERM keeps the cleanup going after
+    // the leader was reaped: the group id stays listed, the pid not.
+    let mut child = Command::shell(
+        "trap '' TERM; sh -c \"trap '' TERM; echo ready; exec sleep 1000\" & read x",
+    )
+    .stdin(procession::Stdio::piped())
+    .stdout(procession::Stdio::piped())
+    .stop_timeout(Duration::from_secs(30))
+    .spawn()
+    .unwrap();
+    let pid = child.pid() as i32;
+    assert_eq!(read_line(child.stdout.as_mut().unwrap()), "ready\n");
+    child.close_stdin();
+    // The leader exits on EOF; the member is left for the group cleanup.
+    let status = child.wait_timeout(Duration::from_millis(300)).unwrap();
+    assert_eq!(status, None, "the cleanup should still wait for the member");
+    assert_eq!(watchdog_table(), vec![format!("-{pid}")]);
+    // The reaper takes the cleanup over; the member goes, the group
+    // cleanup ends, and the watchdog forgets the group.
+    drop(child);
+    // SAFETY: killing our own test group.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !watchdog_table().is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", watchdog_table());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
