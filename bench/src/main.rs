@@ -763,7 +763,8 @@ fn merge_report(root: &Path, run: Report) -> io::Result<()> {
 /// Re-derives, from the stored numbers, the texts whose wording the harness
 /// computes (so that `--render` picks up a change of wording): the
 /// ceiling text of the "≥ 0.95× the raw loop" targets, the scenario-4 gap
-/// note and the note on `clone3`.
+/// note, the note on `clone3`, the note on what owner-death cleanup and
+/// cgroup mode cost and the ceiling text of the owner-death targets.
 fn refresh_derived_text(report: &mut Report) {
     for (name, o) in &mut report.outcomes {
         if name == "throughput-stdout" || name == "throughput-stdin" {
@@ -786,6 +787,24 @@ fn refresh_derived_text(report: &mut Report) {
         }
         if name != "spawn-rate" {
             continue;
+        }
+        o.text.retain(|t| !t.starts_with(spawn::FEATURE_NOTE_START));
+        o.text.extend(spawn::feature_note(&o.tables));
+        for target in &mut o.targets {
+            let Some(tag) = target
+                .target
+                .strip_prefix('[')
+                .and_then(|t| t.split_once("] "))
+                .filter(|(_, rest)| *rest == spawn::OWNER_DEATH_TARGET)
+                .map(|(tag, _)| tag.to_string())
+            else {
+                continue;
+            };
+            // "static, C=1" is table spawn-static-c1.
+            let id = format!("spawn-{}", tag.replace(", C=", "-c"));
+            if let Some(table) = o.tables.iter().find(|t| t.id == id) {
+                target.ceiling = spawn::owner_death_detail(table);
+            }
         }
         let note = o
             .tables

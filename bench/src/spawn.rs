@@ -19,6 +19,11 @@ pub const RAW_RESET: &str = "calibration: raw clone+execve + reset of every sign
 pub const RAW_ALL: &str =
     "calibration: raw clone+execve + every safety feature (pidfd, reset, group, close_range)";
 
+/// The two procession rows beside the default one (which has owner-death
+/// cleanup on): the same command without it, and with a cgroup per child.
+pub const PROC_OUTLIVE: &str = "procession, owner-death cleanup off (outlive_owner)";
+pub const PROC_CGROUP: &str = "procession, cgroup mode (Cgroup::auto)";
+
 /// Runs `per_thread` sequential spawn+wait cycles on `conc` threads at once;
 /// returns spawns per second over all of them.
 fn rate(n: usize, conc: usize, f: &(dyn Fn(usize) -> io::Result<()> + Sync)) -> io::Result<f64> {
@@ -83,6 +88,26 @@ fn rate_variants<'a>(
         Variant::new("procession", move || {
             rate(n, conc, &|k| {
                 let cmd = procession::Command::new(prog);
+                for _ in 0..k {
+                    ok_status(cmd.status().map_err(ioe)?.success())?;
+                }
+                Ok(())
+            })
+        }),
+        Variant::new(PROC_OUTLIVE, move || {
+            rate(n, conc, &|k| {
+                let mut cmd = procession::Command::new(prog);
+                cmd.outlive_owner(true);
+                for _ in 0..k {
+                    ok_status(cmd.status().map_err(ioe)?.success())?;
+                }
+                Ok(())
+            })
+        }),
+        Variant::new(PROC_CGROUP, move || {
+            rate(n, conc, &|k| {
+                let mut cmd = procession::Command::new(prog);
+                cmd.cgroup(procession::Cgroup::auto());
                 for _ in 0..k {
                     ok_status(cmd.status().map_err(ioe)?.success())?;
                 }
@@ -230,8 +255,12 @@ pub fn run_rate(ctx: &Ctx) -> io::Result<Outcome> {
             let mut vs = rate_variants(prog, n, conc, &rt);
             interleave(&mut table, ctx.reps, &mut vs);
             drop(vs);
-            let table = table.finish();
+            let mut table = table.finish();
+            for row in [PROC_OUTLIVE, PROC_CGROUP] {
+                table.set_vs(row, &[("procession (default)", "procession")]);
+            }
             let tag = format!("{short}, C={conc}");
+            out.targets.push(owner_death_target(&table, &tag));
             if let (Some(floor), Some(std_rate)) =
                 (table.median(RAW_FLOOR), table.median("std (posix_spawn)"))
             {
@@ -313,7 +342,89 @@ pub fn run_rate(ctx: &Ctx) -> io::Result<Outcome> {
             out.tables.push(table);
         }
     }
+    out.text.extend(feature_note(&out.tables));
     Ok(out)
+}
+
+/// The target on owner-death cleanup for one table: procession (default,
+/// cleanup on) reaches ≥ 0.95× the rate of the same command with
+/// `outlive_owner(true)`. When it is not met, the ceiling column gives
+/// [`owner_death_detail`].
+fn owner_death_target(table: &Table, tag: &str) -> Target {
+    Target::check(
+        4,
+        &format!("[{tag}] {OWNER_DEATH_TARGET}"),
+        table.ratio("procession", PROC_OUTLIVE),
+        0.95,
+        false,
+    )
+    .with_ceiling(owner_death_detail(table))
+}
+
+/// The text of the owner-death target (after its `[tag]`).
+pub const OWNER_DEATH_TARGET: &str = "owner-death cleanup costs ≤ 5% of the spawn rate \
+    (procession ÷ procession with outlive_owner)";
+
+/// What owner-death cleanup costs in µs per spawn in `table`, with both
+/// rows' min–max, and whether those ranges overlap (a miss within the run's
+/// spread between repetitions).
+pub fn owner_death_detail(table: &Table) -> Option<String> {
+    let (p, o) = (table.median("procession")?, table.median(PROC_OUTLIVE)?);
+    let ((p0, p1), (o0, o1)) = (table.range("procession")?, table.range(PROC_OUTLIVE)?);
+    let mut text = format!(
+        "{:.1} µs per spawn ({:.1} vs {:.1} µs, 1e6 ÷ rate); rates min–max: procession \
+         {p0:.0}–{p1:.0}, outlive_owner {o0:.0}–{o1:.0} spawns/s",
+        1e6 / p - 1e6 / o,
+        1e6 / p,
+        1e6 / o
+    );
+    if p1 >= o0 && o1 >= p0 {
+        text.push_str(": the ranges overlap, within this run's spread between repetitions");
+    }
+    Some(text)
+}
+
+/// The start of [`feature_note`]'s text (`--render` replaces it by a fresh
+/// one).
+pub const FEATURE_NOTE_START: &str = "**What owner-death cleanup and cgroup mode cost per spawn.**";
+
+/// µs per spawn + wait of procession by default (owner-death cleanup on),
+/// with `outlive_owner(true)` and with `Cgroup::auto()`, for each table of
+/// scenario 4 that has the three rows; `None` when none has them.
+pub fn feature_note(tables: &[Table]) -> Option<String> {
+    let parts: Vec<String> = tables
+        .iter()
+        .filter(|t| t.id.starts_with("spawn-static-") || t.id.starts_with("spawn-true-"))
+        .filter_map(|t| {
+            let us = |v: &str| t.median(v).map(|r| 1e6 / r);
+            let (p, o, c) = (us("procession")?, us(PROC_OUTLIVE)?, us(PROC_CGROUP)?);
+            let tag = t.id.trim_start_matches("spawn-").replace("-c", ", C=");
+            Some(format!(
+                "{tag}: {p:.1} µs by default, {o:.1} µs with `outlive_owner(true)` (owner-death \
+                 cleanup {:+.1} µs, procession ÷ outlive_owner = {:.3}), {c:.1} µs with \
+                 `Cgroup::auto()` ({:+.1} µs over the default, {:.2}× its rate)",
+                p - o,
+                o / p,
+                c - p,
+                p / c
+            ))
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{FEATURE_NOTE_START} Time per spawn + wait from the median rates above (1e6 ÷ spawns/s; \
+         with 2 in flight this is wall time per spawn, each thread taking twice as long): {}. \
+         Owner-death cleanup (on by default; the watchdog is started before the measurement) \
+         adds no system call to the parent: between clone and exec the child writes its pid \
+         into a shared-memory slot and calls getppid, and the slot is freed at the reap. Cgroup \
+         mode (opt-in, so no target) adds per child a statfs, a mkdir and an open of \
+         `cgroup.procs` before the spawn, the child's write of `0` into it before exec, and \
+         after the reap the read of `cpu.stat` (and of `memory.peak`, `pids.peak` where they \
+         exist) and the rmdir.",
+        parts.join("; ")
+    ))
 }
 
 /// What was tried to make the signal reset cheaper, and why it stays. A
