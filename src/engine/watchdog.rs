@@ -161,7 +161,7 @@ struct Watchdog {
     /// (never written: its closing is the message). `None` once it could
     /// not be started.
     running: Option<Running>,
-    /// Set when starting it failed: the failure is not retried per spawn.
+    /// Set when starting it failed for good (no `/bin/sh`): not retried.
     unavailable: bool,
 }
 
@@ -276,6 +276,14 @@ fn ensure(state: &mut Option<Watchdog>) -> Option<&mut Watchdog> {
     if w.running.is_none() && !w.unavailable {
         match start(w) {
             Ok(r) => w.running = Some(r),
+            // Out of processes or descriptors for now: the next spawn
+            // tries again (and most likely fails the same way itself).
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EAGAIN | libc::ENOMEM | libc::EMFILE | libc::ENFILE)
+                ) => {}
+            // No /bin/sh, or not executable: not retried on every spawn.
             Err(_) => w.unavailable = true,
         }
     }
