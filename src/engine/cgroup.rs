@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::watchdog::{self, CgroupEntry};
@@ -24,6 +24,7 @@ pub(crate) struct ChildCgroup {
     procs: OwnedFd,
     /// The watchdog's record of the directory (owner-death cleanup).
     _watch: Option<CgroupEntry>,
+    removed: AtomicBool,
 }
 
 fn unsupported(program: &std::ffi::OsStr, detail: String) -> Error {
@@ -93,6 +94,7 @@ impl ChildCgroup {
             dir,
             procs,
             _watch: watch,
+            removed: AtomicBool::new(false),
         })
     }
 
@@ -159,12 +161,18 @@ impl ChildCgroup {
         }
     }
 
-    /// Removes the (empty) directory.
+    /// Removes the (empty) directory, once.
     pub(crate) fn remove(&self) -> std::io::Result<()> {
-        match std::fs::remove_dir(&self.dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
+        if self.removed.load(Ordering::Relaxed) {
+            return Ok(());
         }
+        match std::fs::remove_dir(&self.dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        self.removed.store(true, Ordering::Relaxed);
+        Ok(())
     }
 }
 
