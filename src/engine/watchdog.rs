@@ -37,6 +37,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::sys::fd::{self, Interest};
 use crate::sys::pidfd::{self, Target};
@@ -82,6 +83,8 @@ const PIDS_RESERVE: usize = 64 << 20;
 pub(crate) const CGROUP_SLOT: usize = 512;
 const CGROUPS_RESERVE: usize = 16 << 20;
 const PAGE: usize = 4096;
+/// How often a spawn looks whether the watchdog still runs.
+const LIVENESS_CHECK: Duration = Duration::from_millis(10);
 
 /// One table: a memfd, its mapping, and the slot allocator.
 struct Table {
@@ -163,6 +166,8 @@ struct Watchdog {
     running: Option<Running>,
     /// Set when starting it failed for good (no `/bin/sh`): not retried.
     unavailable: bool,
+    /// When it was last checked to be running.
+    checked: Option<Instant>,
 }
 
 struct Running {
@@ -261,10 +266,22 @@ fn ensure(state: &mut Option<Watchdog>) -> Option<&mut Watchdog> {
             cgroups,
             running: None,
             unavailable: false,
+            checked: None,
         });
     }
     let w = state.as_mut()?;
-    if w.running.as_ref().is_some_and(exited) {
+    // Whether it still runs is looked at most every LIVENESS_CHECK (a
+    // `poll` per spawn costs more than the rest of the recording): a
+    // watchdog killed meanwhile is replaced a little later, and every
+    // child recorded in between is in the table the new one reads.
+    let now = Instant::now();
+    let due = w
+        .checked
+        .is_none_or(|t| now.duration_since(t) >= LIVENESS_CHECK);
+    if due {
+        w.checked = Some(now);
+    }
+    if due && w.running.as_ref().is_some_and(exited) {
         if let Some(r) = w.running.take() {
             let target = match &r.pidfd {
                 Some(fd) => Target::Pidfd(fd.as_fd()),
@@ -295,8 +312,7 @@ fn ensure(state: &mut Option<Watchdog>) -> Option<&mut Watchdog> {
 /// `waitid(WNOHANG | WNOWAIT)` without one).
 fn exited(r: &Running) -> bool {
     match &r.pidfd {
-        Some(fd) => fd::poll_one(fd.as_fd(), Interest::Read, Some(std::time::Duration::ZERO))
-            .unwrap_or(false),
+        Some(fd) => fd::poll_one(fd.as_fd(), Interest::Read, Some(Duration::ZERO)).unwrap_or(false),
         None => matches!(
             pidfd::wait_exit(Target::Pid(r.pid), false, false),
             Ok(Some(_))
