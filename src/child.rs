@@ -1,7 +1,7 @@
 //! [`Child`]: the handle of a running program.
 
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -15,7 +15,7 @@ use crate::input::InputThread;
 use crate::pipe::{ChildStderr, ChildStdin, ChildStdout};
 use crate::status::Ended;
 use crate::sys::fd::{self, Interest};
-use crate::{Error, ExitStatus, Output, OutputChunk, Signal};
+use crate::{Error, ExitStatus, Output, OutputChunk, Signal, TerminalMode};
 
 /// The error for an operation on a pipe end the handle does not have.
 pub(crate) fn not_piped(program: impl Subject, what: &str) -> Error {
@@ -130,9 +130,10 @@ impl std::fmt::Debug for Process {
 impl Child {
     pub(crate) fn new(spawned: Spawned, stop_on_drop: bool, max_chunk: usize) -> Child {
         let ends = spawned.ends;
+        let stdin_eof = ends.stdin_eof;
         Child {
             process: spawned.process,
-            stdin: ends.stdin.map(ChildStdin::new),
+            stdin: ends.stdin.map(|fd| ChildStdin::with_eof(fd, stdin_eof)),
             stdout: ends.stdout.map(ChildStdout::new),
             stderr: ends.stderr.map(ChildStderr::new),
             stop_on_drop,
@@ -386,6 +387,94 @@ impl Child {
     /// ```
     pub fn close_stdin(&mut self) {
         self.stdin = None;
+    }
+
+    /// Changes the window size of the child's terminal
+    /// ([`Command::pty`](crate::Command::pty); erlexec's `winsz/3`): the
+    /// child's foreground process group gets SIGWINCH.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) for a child without
+    /// a pty; the OS error of `TIOCSWINSZ`.
+    ///
+    /// ```
+    /// use procession::{Command, Pty, Stdio};
+    /// // The shell reports its size when told the window changed.
+    /// let mut child = Command::shell("trap 'stty size' WINCH; echo ready; while :; do sleep 0.01; done")
+    ///     .pty(Pty::new().size(24, 80)).spawn()?;
+    /// assert_eq!(&child.read()?.unwrap()[..], b"ready\r\n");
+    /// child.resize(50, 132)?;
+    /// assert_eq!(&child.read()?.unwrap()[..], b"50 132\r\n");
+    /// # child.kill()?; child.wait()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), Error> {
+        let who = self.process.program();
+        self.process.terminal(|t| t.resize(who, rows, cols))
+    }
+
+    /// Changes terminal modes of the child's terminal now (erlexec's
+    /// `pty_opts/2`), as [`Pty::mode`](crate::Pty::mode) does at start.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) naming every bad
+    /// mode (nothing is changed then), or for a child without a pty; the OS
+    /// error of `tcsetattr`.
+    ///
+    /// ```
+    /// use procession::{Command, Pty, TerminalMode};
+    /// let mut child = Command::new("cat").pty(Pty::new()).spawn()?;
+    /// child.set_terminal_modes([(TerminalMode::Echo, 1)])?;
+    /// child.write_all(b"hi\n")?;
+    /// // The terminal's echo, then cat's copy.
+    /// let mut seen = Vec::new();
+    /// while seen.len() < 8 {
+    ///     seen.extend_from_slice(&child.read()?.unwrap());
+    /// }
+    /// assert_eq!(seen, b"hi\r\nhi\r\n");
+    /// # child.kill()?; child.wait()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn set_terminal_modes(
+        &self,
+        modes: impl IntoIterator<Item = (TerminalMode, u32)>,
+    ) -> Result<(), Error> {
+        let modes: Vec<_> = modes.into_iter().collect();
+        let who = self.process.program();
+        self.process.terminal(|t| t.set_modes(who, &modes))
+    }
+
+    /// Hangs up the child's terminal, as a closing terminal window or a
+    /// modem line does (erlexec's `eof` on a pty): every end of the
+    /// terminal this handle holds is closed (output not read yet is lost),
+    /// the child gets SIGHUP and its reads of the terminal end. A no-op
+    /// without a pty. Compare [`close_stdin`](Child::close_stdin), which
+    /// types end-of-file.
+    ///
+    /// ```
+    /// use procession::{Command, Pty, Signal};
+    /// let mut child = Command::new("cat").pty(Pty::new()).spawn()?;
+    /// child.hang_up();
+    /// assert_eq!(child.wait()?.signal(), Some(Signal::HUP));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn hang_up(&mut self) {
+        let Some(on) = self.process.pty_streams() else {
+            return;
+        };
+        if on[0] {
+            if let Some(stdin) = self.stdin.take() {
+                drop(OwnedFd::from(stdin));
+            }
+        }
+        if on[1] {
+            self.stdout = None;
+        } else if on[2] {
+            self.stderr = None;
+        }
+        self.process.hang_up();
     }
 
     /// Sends `signal` to the child alone, through its pidfd: a process that

@@ -10,6 +10,7 @@ use crate::engine::spawn::Ends;
 use crate::error::{Step, Who};
 use crate::input::{InputSpec, InputThread, Source};
 use crate::limits::{Limit, NameOrId, RunAs};
+use crate::pty::Pty;
 use crate::stdio::Stdio;
 use crate::{Child, Error, ExitStatus, Signal};
 
@@ -102,6 +103,7 @@ pub struct Command {
     pub(crate) stop_on_drop: bool,
     pub(crate) outlive_owner: bool,
     pub(crate) cgroup: Option<Cgroup>,
+    pub(crate) pty: Option<Pty>,
     pub(crate) success_codes: Vec<i32>,
     pub(crate) pipe_capacity: Option<usize>,
     /// User, groups, limits, nice, umask, `no_new_privs` (rarely set).
@@ -143,6 +145,7 @@ impl Command {
             stop_on_drop: true,
             outlive_owner: false,
             cgroup: None,
+            pty: None,
             success_codes: vec![0],
             pipe_capacity: Some(DEFAULT_PIPE_CAPACITY),
             run_as: None,
@@ -553,6 +556,36 @@ impl Command {
         self
     }
 
+    /// Runs the child on a pseudo-terminal (erlexec's `pty`): it leads a
+    /// new session whose controlling terminal is the pty, on its stdin,
+    /// stdout and stderr unless [`Pty`] says otherwise. Read and write it
+    /// as usual ([`Child::read`], [`Child::write_all`], a stream, the async
+    /// API); [`Child::resize`], [`Child::set_terminal_modes`] and
+    /// [`Child::hang_up`] act on the terminal. Output comes with the
+    /// terminal's line endings (`\r\n`, the `onlcr` mode).
+    ///
+    /// The child leads its own process group (the session's), so
+    /// [`ProcessGroup::Inherit`] and [`ProcessGroup::Join`] are refused
+    /// with it.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) naming every bad
+    /// terminal mode, or for a process group setting that conflicts; the
+    /// OS error when no pty can be opened (step
+    /// [`Terminal`](crate::Step::Terminal)).
+    ///
+    /// ```
+    /// use procession::{Command, Pty};
+    /// let out = Command::shell("[ -t 0 ] && [ -t 1 ] && echo on a terminal").pty(Pty::new()).output()?;
+    /// assert_eq!(out.stdout, b"on a terminal\r\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn pty(&mut self, pty: Pty) -> &mut Command {
+        self.pty = Some(pty);
+        self
+    }
+
     /// Runs the child in a cgroup v2 of its own, made under `cgroup`'s
     /// parent before the spawn and joined by the child before `execve`.
     ///
@@ -937,6 +970,8 @@ impl Command {
     pub(crate) fn resolved_group(&self) -> (ProcessGroup, bool) {
         let group = match self.group {
             ProcessGroup::Auto if self.stop_group == Some(true) => ProcessGroup::New,
+            // A pty child leads a session, hence a group of its own.
+            ProcessGroup::Auto if self.pty.is_some() => ProcessGroup::New,
             ProcessGroup::Auto if crate::sys::tty::in_foreground() => ProcessGroup::Inherit,
             ProcessGroup::Auto => ProcessGroup::New,
             other => other,
@@ -1036,6 +1071,7 @@ impl fmt::Debug for Command {
                 .field("stop_on_drop", &self.stop_on_drop)
                 .field("outlive_owner", &self.outlive_owner)
                 .field("cgroup", &self.cgroup)
+                .field("pty", &self.pty)
                 .field("drop_timeout", &self.drop_timeout)
                 .field("drain_timeout", &self.drain_timeout)
                 .field("ignore_epipe", &self.ignore_epipe)

@@ -118,6 +118,9 @@ pub enum Step {
     /// Creating the child's cgroup (before the spawn) or, in the child,
     /// joining it (`cgroup.procs`).
     Cgroup,
+    /// Opening or configuring the child's pseudo-terminal (modes, size),
+    /// or, in the child, making it the controlling terminal.
+    Terminal,
 }
 
 impl Step {
@@ -145,6 +148,7 @@ impl Step {
             Step::Read => "reading from the child",
             Step::Write => "writing to the child",
             Step::Cgroup => "setting up the child's cgroup",
+            Step::Terminal => "setting up the child's terminal",
         }
     }
 }

@@ -267,6 +267,8 @@
 //! | `{env, [clear, {K, V}, {K, false}]}` | [`Command::env_clear`], [`Command::env`], [`Command::env_remove`] |
 //! | `{user, U}`, `{limit_users, Us}`, `{nice, N}` | [`Command::user`], [`Supervisor::with_allowed_users`], [`Command::nice`] |
 //! | `{success_exit_code, N}` | [`Command::success_exit_codes`] |
+//! | `pty`, `pty_echo`, `{pty, [{vintr, 2}, …]}`, `{winsz, {R, C}}` | [`Command::pty`] with [`Pty::echo`], [`Pty::mode`] ([`TerminalMode`], every RFC 4254 mode), [`Pty::size`] |
+//! | `winsz/3`, `pty_opts/2`, `send(I, eof)` on a pty | [`Child::resize`], [`Child::set_terminal_modes`], [`Child::hang_up`] ([`Child::close_stdin`] types Ctrl-D instead) |
 //! | children killed when the owner dies (erlexec: about 10 s later, only those in the port program's reach) | the owner-death watchdog (milliseconds; [see below](#nothing-left-behind-three-strengths)); [`Command::cgroup`] for daemons that left their group |
 //! | `exec:send(I, Data)`, `exec:send(I, eof)` | [`Child::write_all`], [`Child::close_stdin`] |
 //!
@@ -385,6 +387,43 @@
 //! double fork) escapes strengths 1 and 2; in a terminal, where children
 //! stay in our group, only the children themselves are covered.
 //!
+//! # Terminals: erlexec's pty examples
+//!
+//! ```
+//! use procession::{Command, Pty, Signal, Stdio, TerminalMode};
+//! # fn read_until(child: &mut procession::Child, want: &[u8]) -> Result<Vec<u8>, procession::Error> {
+//! #     let mut seen = Vec::new();
+//! #     while !seen.ends_with(want) { match child.read()? { Some(c) => seen.extend_from_slice(&c), None => break } }
+//! #     Ok(seen)
+//! # }
+//! // exec:run("echo hello", [sync, stdout]) and the same with pty: the
+//! // terminal turns "\n" into "\r\n".
+//! assert_eq!(Command::new("echo").arg("hello").output()?.stdout, b"hello\n");
+//! assert_eq!(Command::new("echo").arg("hello").pty(Pty::new()).output()?.stdout, b"hello\r\n");
+//!
+//! // exec:run("cat", [stdin, stdout, {stderr, stdout}, pty, pty_echo]), send
+//! // "hello", then "\n", then byte 3.
+//! let mut cat = Command::new("cat").pty(Pty::new().echo(true)).spawn()?;
+//! cat.write_all(b"hello")?;
+//! assert_eq!(read_until(&mut cat, b"hello")?, b"hello"); // the echo
+//! cat.write_all(b"\n")?;
+//! assert_eq!(read_until(&mut cat, b"hello\r\n")?, b"\r\nhello\r\n"); // echo, then cat
+//! cat.write_all(&[3])?;
+//! assert_eq!(read_until(&mut cat, b"^C")?, b"^C");
+//! assert_eq!(cat.wait()?.signal(), Some(Signal::INT));
+//!
+//! // {pty, [{vintr, 2}]}: byte 3 is ordinary input now, byte 2 interrupts.
+//! let mut cat = Command::new("cat").pty(Pty::new().mode(TerminalMode::Vintr, 2)).spawn()?;
+//! cat.write_all(&[3])?;
+//! cat.write_all(&[2])?;
+//! assert_eq!(cat.wait()?.signal(), Some(Signal::INT));
+//!
+//! // {winsz, {Rows, Cols}}, then winsz/3 at run time.
+//! let out = Command::new("stty").arg("size").pty(Pty::new().size(40, 100)).output()?;
+//! assert_eq!(out.stdout, b"40 100\r\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # What every child gets
 //!
 //! - Only descriptors 0, 1 and 2 (everything else is closed at `execve`),
@@ -427,6 +466,7 @@ mod error;
 mod input;
 mod limits;
 mod pipe;
+mod pty;
 mod signal;
 mod status;
 mod stdio;
@@ -448,6 +488,7 @@ pub use error::{Error, ErrorKind, Step};
 pub use input::InputSink;
 pub use limits::{Limit, NameOrId};
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
+pub use pty::{ParseTerminalModeError, Pty, TerminalMode};
 pub use signal::{ParseSignalError, Signal};
 pub use status::{Ended, ExitStatus, ResourceUsage};
 pub use stdio::Stdio;

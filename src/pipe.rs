@@ -9,6 +9,7 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
+use crate::engine::terminal::EofOnClose;
 use crate::sys::fd::{self, Interest};
 
 fn read_blocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
@@ -39,11 +40,14 @@ macro_rules! pipe_end {
         #[derive(Debug)]
         pub struct $name {
             fd: OwnedFd,
+            /// On a pty child's stdin: the end-of-file character typed
+            /// when this end is dropped.
+            eof: Option<EofOnClose>,
         }
 
         impl $name {
             pub(crate) fn new(fd: OwnedFd) -> $name {
-                $name { fd }
+                $name { fd, eof: None }
             }
         }
 
@@ -60,8 +64,12 @@ macro_rules! pipe_end {
         }
 
         impl From<$name> for OwnedFd {
-            /// The descriptor.
+            /// The descriptor. (On a pty, closing it types nothing: the
+            /// descriptor is yours.)
             fn from(p: $name) -> OwnedFd {
+                if let Some(eof) = p.eof {
+                    eof.disarm();
+                }
                 p.fd
             }
         }
@@ -96,6 +104,16 @@ pipe_end! {
 pipe_end! {
     /// The read end of a child's stderr pipe.
     ChildStderr
+}
+
+impl ChildStdin {
+    /// The input of a pty child: dropping it types `eof`.
+    pub(crate) fn with_eof(fd: OwnedFd, eof: Option<EofOnClose>) -> ChildStdin {
+        ChildStdin {
+            eof,
+            ..ChildStdin::new(fd)
+        }
+    }
 }
 
 impl Write for ChildStdin {

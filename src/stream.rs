@@ -235,7 +235,7 @@ impl Command {
                 Some(fd) => {
                     let thread = InputThread::start(
                         Source::Callback(f),
-                        ChildStdin::new(fd),
+                        ChildStdin::with_eof(fd, ends.stdin_eof.take()),
                         opts.max_chunk,
                     );
                     match thread {
@@ -273,7 +273,8 @@ impl Command {
             ends.stderr,
             feed,
             opts,
-        ))
+        )
+        .with_input_eof(ends.stdin_eof))
     }
 
     /// Starts the child and streams its stdout in chunks, checked: a child

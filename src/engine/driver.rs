@@ -26,6 +26,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::process::Process;
 use super::reaper;
+use super::terminal::EofOnClose;
 use crate::ExitStatus;
 use crate::error::{Error, Step};
 use crate::input::{InputThread, Source};
@@ -142,6 +143,8 @@ pub(crate) struct Driver<F: AsFd = OwnedFd> {
     high_water: usize,
     /// The descriptors whose I/O returned `EAGAIN` in the last step.
     blocked: Ready,
+    /// On a pty: the end-of-file character typed when the input ends.
+    stdin_eof: Option<EofOnClose>,
 }
 
 impl<F: AsFd> Driver<F> {
@@ -177,7 +180,17 @@ impl<F: AsFd> Driver<F> {
             finished: false,
             high_water: 0,
             blocked: Ready::default(),
+            stdin_eof: None,
         }
+    }
+
+    /// For a pty child: what closing the input types (at once if the input
+    /// is already closed).
+    pub(crate) fn with_input_eof(mut self, eof: Option<EofOnClose>) -> Driver<F> {
+        if self.stdin.is_some() {
+            self.stdin_eof = eof;
+        }
+        self
     }
 
     /// The descriptors whose I/O returned `EAGAIN` during the last
@@ -329,6 +342,8 @@ impl<F: AsFd> Driver<F> {
 
     fn end_input(&mut self) {
         self.stdin = None;
+        // On a pty, closing our end is not seen by the child: type EOF.
+        self.stdin_eof = None;
         if !matches!(self.feed, Feed::Thread(_)) {
             self.feed = Feed::Nothing;
         }

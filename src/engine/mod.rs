@@ -9,5 +9,6 @@ pub(crate) mod plan;
 pub(crate) mod process;
 pub(crate) mod reaper;
 pub(crate) mod spawn;
+pub(crate) mod terminal;
 pub(crate) mod trace;
 pub(crate) mod watchdog;

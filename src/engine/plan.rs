@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::cgroup::ChildCgroup;
 use super::credentials::{self, Credentials};
+use super::terminal::{self, EofOnClose, Terminal};
 use super::watchdog::{self, Slot};
 use crate::command::{Command, ProcessGroup};
 use crate::error::{Error, Step};
@@ -27,6 +28,8 @@ pub(crate) struct ParentEnds {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// With a pty on stdin: what closing the input types.
+    pub stdin_eof: Option<EofOnClose>,
 }
 
 /// A command made ready to clone: it owns every buffer the child's plan
@@ -59,6 +62,10 @@ pub(crate) struct Plan {
     pub watch: Option<Slot>,
     /// The child's own cgroup (it joins it).
     pub cgroup: Option<ChildCgroup>,
+    /// With a pty: a copy of the master, kept by the process until it is
+    /// reaped (closing the last one hangs the terminal up), for resizing
+    /// and terminal modes.
+    pub terminal: Option<Terminal>,
 }
 
 fn cstring(program: &OsStr, what: &str, s: impl Into<Vec<u8>>) -> Result<CString, Error> {
@@ -166,6 +173,7 @@ impl Plan {
             stop_group: false,
             watch: None,
             cgroup: None,
+            terminal: None,
         };
 
         plan.push(Action::ResetSignalDispositions, Step::Signals);
@@ -175,8 +183,30 @@ impl Plan {
             ProcessGroup::Join(g) => Some(g as libc::pid_t),
             ProcessGroup::Inherit => None,
         };
-        if let Some(g) = pgid {
-            plan.push(Action::SetProcessGroup(g), Step::ProcessGroup);
+        let terminal = match &cmd.pty {
+            Some(pty) => {
+                if group != ProcessGroup::New {
+                    return Err(cmd.invalid(
+                        "a pty child leads a session of its own: process_group(Inherit) \
+                         and process_group(Join(..)) conflict with pty()",
+                    ));
+                }
+                Some(open_terminal(cmd, pty)?)
+            }
+            None => None,
+        };
+        match (&terminal, pgid) {
+            (Some(t), _) => {
+                // setsid makes the group too (pgid = pid); then the pty
+                // becomes the controlling terminal.
+                plan.push(Action::NewSession, Step::ProcessGroup);
+                plan.push(
+                    Action::ControllingTerminal(t.slave.as_raw_fd()),
+                    Step::Terminal,
+                );
+            }
+            (None, Some(g)) => plan.push(Action::SetProcessGroup(g), Step::ProcessGroup),
+            (None, None) => {}
         }
         plan.pgid = pgid;
         if let Some(cfg) = &cmd.cgroup {
@@ -210,6 +240,12 @@ impl Plan {
 
         // stdin first, then whichever of stdout/stderr is not a redirect into
         // the other, then the redirect (which copies an already installed fd).
+        let on_pty = cmd
+            .pty
+            .as_ref()
+            .map_or([false; 3], |p| [p.stdin, p.stdout, p.stderr]);
+        let [stdin, stdout, stderr] = [(stdin, 0), (stdout, 1), (stderr, 2)]
+            .map(|(k, i)| if on_pty[i] { &Kind::Inherit } else { k });
         plan.stdio(cmd, 0, stdin)?;
         if matches!(stdout, Kind::ToStderr) {
             plan.stdio(cmd, 2, stderr)?;
@@ -217,6 +253,9 @@ impl Plan {
         } else {
             plan.stdio(cmd, 1, stdout)?;
             plan.stdio(cmd, 2, stderr)?;
+        }
+        if let Some(t) = terminal {
+            plan.terminal_ends(cmd, t, on_pty)?;
         }
 
         plan.push(
@@ -272,6 +311,45 @@ impl Plan {
             self.push(Action::SetUid(uid), Step::User);
         }
         self.credentials = Some(creds);
+        Ok(())
+    }
+
+    /// Installs the pty's slave on the chosen streams and hands the master
+    /// to the parent: stdout (or stderr) reads it, stdin writes a copy.
+    fn terminal_ends(
+        &mut self,
+        cmd: &Command,
+        t: OpenTerminal,
+        on: [bool; 3],
+    ) -> Result<(), Error> {
+        let program = cmd.program.as_os_str();
+        let os = |e| Error::os(program, Step::Terminal, e);
+        for (target, _) in on.iter().enumerate().filter(|(_, on)| **on) {
+            self.push(
+                Action::Dup2 {
+                    from: t.slave.as_raw_fd(),
+                    to: target as RawFd,
+                },
+                Step::Stdio,
+            );
+        }
+        if self.nonblocking {
+            fd::set_nonblocking(t.master.as_fd()).map_err(os)?;
+        }
+        if on[0] {
+            let input = fd::dup_at_least(t.master.as_fd(), 3).map_err(os)?;
+            let eof_end = fd::dup_at_least(t.master.as_fd(), 3).map_err(os)?;
+            self.parent.stdin = Some(input);
+            self.parent.stdin_eof = EofOnClose::new(eof_end, t.veof);
+        }
+        let control = fd::dup_at_least(t.master.as_fd(), 3).map_err(os)?;
+        self.terminal = Some(Terminal::new(control, on));
+        if on[1] {
+            self.parent.stdout = Some(t.master);
+        } else if on[2] {
+            self.parent.stderr = Some(t.master);
+        }
+        self.child_fds.push(t.slave);
         Ok(())
     }
 
@@ -391,6 +469,42 @@ impl Plan {
     pub(crate) fn step_of(&self, index: usize) -> Step {
         self.steps.get(index).copied().unwrap_or(Step::Exec)
     }
+}
+
+/// A pty opened and configured for a child, before the spawn.
+struct OpenTerminal {
+    master: OwnedFd,
+    slave: OwnedFd,
+    /// The VEOF character (0: disabled).
+    veof: u8,
+}
+
+/// Opens the pty and configures it (modes, echo, size) before the child
+/// exists, so nothing it reads or writes races the settings.
+fn open_terminal(cmd: &Command, pty: &crate::pty::Pty) -> Result<OpenTerminal, Error> {
+    use crate::sys::pty as sys_pty;
+    let program = cmd.program.as_os_str();
+    terminal::check(&pty.modes).map_err(|why| cmd.invalid(why))?;
+    let os = |e| Error::os(program, Step::Terminal, e);
+    let (master, slave) = sys_pty::open().map_err(os)?;
+    let mut t = sys_pty::get_attr(slave.as_fd()).map_err(os)?;
+    if !pty.echo {
+        terminal::echo_off(&mut t);
+    }
+    terminal::apply(&mut t, &pty.modes).map_err(|why| cmd.invalid(why))?;
+    sys_pty::set_attr(slave.as_fd(), &t).map_err(os)?;
+    sys_pty::set_window_size(master.as_fd(), pty.rows, pty.cols).map_err(os)?;
+    // The slave is dup'ed onto 0..=2 in the child: keep it above them.
+    let slave = if slave.as_raw_fd() < 3 {
+        fd::dup_at_least(slave.as_fd(), 3).map_err(os)?
+    } else {
+        slave
+    };
+    Ok(OpenTerminal {
+        master,
+        slave,
+        veof: t.c_cc[libc::VEOF],
+    })
 }
 
 /// The child's environment: ours (unless cleared) with the command's changes

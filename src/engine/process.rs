@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::cgroup::ChildCgroup;
+use super::terminal::Terminal;
 use super::trace::{Span, event};
 use super::watchdog::Slot;
 use crate::cgroup::CgroupUsage;
@@ -95,6 +96,12 @@ struct State {
     watch: Option<Slot>,
     /// Read from the child's cgroup just before it was removed.
     cgroup_usage: Option<CgroupUsage>,
+    /// A pty child's terminal master, held until the child is reaped: the
+    /// last master descriptor closing hangs the terminal up (SIGHUP), so
+    /// a reader that saw end-of-file must not be the one to close it
+    /// while the child is still exiting. `None` after
+    /// [`hang_up`](Process::hang_up).
+    terminal: Option<Terminal>,
 }
 
 /// What keeps a child's descendants within reach beyond its process group:
@@ -103,6 +110,8 @@ struct State {
 pub(crate) struct Containment {
     pub watch: Option<Slot>,
     pub cgroup: Option<ChildCgroup>,
+    /// A pty child's terminal (see [`Process::terminal`]).
+    pub terminal: Option<Terminal>,
 }
 
 /// What [`Process::advance`] leaves to do.
@@ -130,6 +139,8 @@ pub(crate) struct Process {
     /// The child's own cgroup ([`Command::cgroup`]): signalled with the
     /// group, cleaned up after the leader's exit, then removed.
     cgroup: Option<ChildCgroup>,
+    /// Which of stdin, stdout, stderr are on the pty, for a pty child.
+    pty_streams: Option<[bool; 3]>,
     /// Called once, without the state lock, when the child is finished.
     on_finish: OnceLock<Box<dyn Fn() + Send + Sync>>,
     finish_reported: AtomicBool,
@@ -149,7 +160,12 @@ impl Process {
     ) -> Process {
         let mut p = Process::build(pid, pidfd, who, pgid, policy, timeout, false);
         p.cgroup = containment.cgroup;
-        p.lock().watch = containment.watch;
+        p.pty_streams = containment.terminal.as_ref().map(|t| t.streams);
+        {
+            let mut st = p.lock();
+            st.watch = containment.watch;
+            st.terminal = containment.terminal;
+        }
         event!(p.span, "spawned", pgid = ?pgid);
         p
     }
@@ -173,6 +189,7 @@ impl Process {
             policy,
             adopted,
             cgroup: None,
+            pty_streams: None,
             on_finish: OnceLock::new(),
             finish_reported: AtomicBool::new(false),
             span,
@@ -188,6 +205,7 @@ impl Process {
                 helper: None,
                 watch: None,
                 cgroup_usage: None,
+                terminal: None,
             }),
         }
     }
@@ -287,6 +305,8 @@ impl Process {
         if !st.reaped {
             st.reaped = true;
             UNREAPED.fetch_sub(1, Ordering::SeqCst);
+            // The session leader is gone: the terminal may close now.
+            st.terminal = None;
             // The pid is free now: the watchdog keeps only a group that is
             // still being cleaned up (its id stays allocated while a
             // member lives).
@@ -833,6 +853,46 @@ impl Process {
                 Error::os(&self.who, Step::Signal, e)
             }
         })
+    }
+
+    /// Which streams are on the pty, for a pty child.
+    pub(crate) fn pty_streams(&self) -> Option<[bool; 3]> {
+        self.pty_streams
+    }
+
+    /// Runs `f` on the child's terminal.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` without a pty; `AlreadyReaped` once the child is
+    /// reaped or the terminal hung up.
+    pub(crate) fn terminal<T>(
+        &self,
+        f: impl FnOnce(&Terminal) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        if self.pty_streams.is_none() {
+            return Err(Error::new(
+                &self.who,
+                Step::Terminal,
+                ErrorKind::InvalidInput,
+                Some("the child has no pty (Command::pty)".into()),
+                None,
+            ));
+        }
+        let st = self.lock();
+        match &st.terminal {
+            Some(t) => f(t),
+            None => Err(Error::reaped(&self.who)
+                .with_detail("its terminal is closed (the child was reaped or hung up)")),
+        }
+    }
+
+    /// Closes this process's own copy of the terminal (see
+    /// `State::terminal`): with the handle's ends closed too, the terminal
+    /// hangs up.
+    pub(crate) fn hang_up(&self) {
+        let t = self.lock().terminal.take();
+        drop(t);
     }
 
     /// Sends `sig` to the child's process group.

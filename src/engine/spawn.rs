@@ -102,6 +102,7 @@ pub(crate) fn spawn_with_ends(
         Containment {
             watch: plan.watch.take(),
             cgroup: plan.cgroup.take(),
+            terminal: plan.terminal.take(),
         },
     ));
     if process.needs_watching() {

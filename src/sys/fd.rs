@@ -46,8 +46,10 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// `read(2)`; `EINTR` is retried, `EAGAIN` is returned as `WouldBlock`.
+/// `EIO` is end-of-file: what a pty's master reads once no process holds
+/// its terminal side any more (pipes never return it).
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    retry(|| {
+    eio_is_eof(retry(|| {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
         let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
@@ -55,7 +57,14 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
         } else {
             Ok(n as usize)
         }
-    })
+    }))
+}
+
+fn eio_is_eof(r: io::Result<usize>) -> io::Result<usize> {
+    match r {
+        Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(0),
+        other => other,
+    }
 }
 
 /// `write(2)`; `EINTR` is retried, `EAGAIN` is returned as `WouldBlock`.
@@ -166,7 +175,8 @@ fn read_max_fd() -> RawFd {
 
 /// `read(2)` of at most `max` bytes into the spare capacity of `buf`
 /// (reserving it first), without zero-filling it. `EINTR` is retried,
-/// `EAGAIN` is returned as `WouldBlock`. Returns the number of bytes added.
+/// `EAGAIN` is returned as `WouldBlock`, `EIO` is end-of-file (see
+/// [`read`]). Returns the number of bytes added.
 pub(crate) fn read_buf(
     fd: BorrowedFd<'_>,
     buf: &mut bytes::BytesMut,
@@ -177,7 +187,7 @@ pub(crate) fn read_buf(
     let spare = buf.chunk_mut();
     let len = spare.len().min(max);
     let ptr = spare.as_mut_ptr();
-    let n = retry(|| {
+    let n = eio_is_eof(retry(|| {
         // SAFETY: `ptr` points to at least `len` bytes of spare capacity
         // owned by `buf`; the kernel only writes into it.
         let n = unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), len) };
@@ -186,7 +196,7 @@ pub(crate) fn read_buf(
         } else {
             Ok(n as usize)
         }
-    })?;
+    }))?;
     // SAFETY: the kernel initialised exactly `n <= len` bytes of the spare
     // capacity.
     unsafe { buf.advance_mut(n) };

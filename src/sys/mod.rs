@@ -15,6 +15,7 @@ pub(crate) mod fs;
 pub(crate) mod pidfd;
 pub(crate) mod pipe;
 pub(crate) mod procfs;
+pub(crate) mod pty;
 #[cfg(feature = "tokio")]
 pub(crate) mod reactor;
 pub(crate) mod shm;

@@ -55,6 +55,9 @@ pub(crate) enum Action {
     SetProcessGroup(libc::pid_t),
     /// `setsid()`: a new session (and group) led by the child.
     NewSession,
+    /// `ioctl(fd, TIOCSCTTY, 0)`: the terminal `fd` becomes the
+    /// controlling terminal of the child's new session.
+    ControllingTerminal(RawFd),
     /// Records the child in its owner-death watchdog slot (`SLOT` bytes at
     /// `slot`, see `engine::watchdog`): its pid, and `-pid` for its group
     /// when it leads one, then the commit byte; then checks that its parent
@@ -323,6 +326,7 @@ fn run_action(action: &Action, shared: &Shared<'_>) -> Result<(), c_int> {
             }
             Action::SetProcessGroup(pgid) => check(libc::setpgid(0, pgid)),
             Action::NewSession => check(libc::setsid()),
+            Action::ControllingTerminal(fd) => check(libc::ioctl(fd, libc::TIOCSCTTY, 0)),
             Action::RecordSelf { slot, group, owner } => {
                 record_self(slot, group);
                 if libc::syscall(libc::SYS_getppid) as libc::pid_t == owner {

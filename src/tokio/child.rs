@@ -15,7 +15,7 @@ use crate::engine::process::Process;
 use crate::engine::spawn::{Ends, spawn_with_ends};
 use crate::error::Step;
 use crate::status::Ended;
-use crate::{Command, Error, ExitStatus, OutputChunk, Signal, Signaller, Stdio};
+use crate::{Command, Error, ExitStatus, OutputChunk, Signal, Signaller, Stdio, TerminalMode};
 
 /// A running child for tokio; the async counterpart of [`Child`](crate::Child),
 /// with the same semantics.
@@ -112,7 +112,10 @@ impl Command {
             prefer_stderr: false,
         };
         if let Some(fd) = ends.stdin {
-            child.stdin = Some(AsyncChildStdin { fd: register(fd)? });
+            child.stdin = Some(AsyncChildStdin {
+                fd: register(fd)?,
+                eof: ends.stdin_eof,
+            });
         }
         if let Some(fd) = ends.stdout {
             child.stdout = Some(AsyncChildStdout { fd: register(fd)? });
@@ -182,6 +185,86 @@ impl AsyncChild {
     /// ```
     pub fn close_stdin(&mut self) {
         self.stdin = None;
+    }
+
+    /// As [`Child::resize`](crate::Child::resize).
+    ///
+    /// # Errors
+    ///
+    /// As [`Child::resize`](crate::Child::resize).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Pty};
+    /// let mut child = Command::shell("read x; stty size").pty(Pty::new()).spawn_async()?;
+    /// child.resize(30, 90)?;
+    /// child.write_all(b"\n").await?;
+    /// assert_eq!(child.read().await?.as_deref(), Some(&b"30 90\r\n"[..]));
+    /// assert!(child.wait().await?.success());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), Error> {
+        let who = self.process.program();
+        self.process.terminal(|t| t.resize(who, rows, cols))
+    }
+
+    /// As [`Child::set_terminal_modes`](crate::Child::set_terminal_modes).
+    ///
+    /// # Errors
+    ///
+    /// As [`Child::set_terminal_modes`](crate::Child::set_terminal_modes).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Pty, Signal, TerminalMode};
+    /// let mut child = Command::new("cat").pty(Pty::new()).spawn_async()?;
+    /// child.set_terminal_modes([(TerminalMode::Vintr, 2)])?;
+    /// child.write_all(&[2]).await?;
+    /// assert_eq!(child.wait().await?.signal(), Some(Signal::INT));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_terminal_modes(
+        &self,
+        modes: impl IntoIterator<Item = (TerminalMode, u32)>,
+    ) -> Result<(), Error> {
+        let modes: Vec<_> = modes.into_iter().collect();
+        let who = self.process.program();
+        self.process.terminal(|t| t.set_modes(who, &modes))
+    }
+
+    /// As [`Child::hang_up`](crate::Child::hang_up).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, Pty, Signal};
+    /// let mut child = Command::new("cat").pty(Pty::new()).spawn_async()?;
+    /// child.hang_up();
+    /// assert_eq!(child.wait().await?.signal(), Some(Signal::HUP));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn hang_up(&mut self) {
+        let Some(on) = self.process.pty_streams() else {
+            return;
+        };
+        if on[0] {
+            if let Some(mut stdin) = self.stdin.take() {
+                if let Some(eof) = stdin.eof.take() {
+                    eof.disarm();
+                }
+            }
+        }
+        if on[1] {
+            self.stdout = None;
+        } else if on[2] {
+            self.stderr = None;
+        }
+        self.process.hang_up();
     }
 
     /// As [`Child::signal`](crate::Child::signal).

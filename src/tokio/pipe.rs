@@ -78,11 +78,12 @@ impl AsFd for Registered {
 }
 
 macro_rules! async_end {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident $({ $($extra:tt)* })?) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub struct $name {
             pub(crate) fd: Registered,
+            $($($extra)*)?
         }
 
         impl AsFd for $name {
@@ -102,7 +103,11 @@ macro_rules! async_end {
 async_end! {
     /// The write end of a child's stdin pipe, for tokio (`AsyncWrite`).
     /// Dropping it closes the pipe: the child reads end-of-file.
-    AsyncChildStdin
+    AsyncChildStdin {
+        /// On a pty child's stdin: the end-of-file character typed when
+        /// this end is dropped.
+        pub(crate) eof: Option<crate::engine::terminal::EofOnClose>,
+    }
 }
 
 async_end! {

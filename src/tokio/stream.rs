@@ -82,6 +82,7 @@ impl Core {
         let owner = Arc::clone(&process);
         let program = owner.program();
         let mut stdin = ends.stdin;
+        let mut stdin_eof = ends.stdin_eof;
         let register = |fd| Registered::new(fd).map_err(|e| Error::os(program, Step::Pipe, e));
         let stdout = ends.stdout.map(register).transpose();
         let stderr = ends.stderr.map(register).transpose();
@@ -115,7 +116,10 @@ impl Core {
                 if let Some(fd) = stdin.take() {
                     match Registered::new(fd) {
                         Ok(fd) => {
-                            let stdin = AsyncChildStdin { fd };
+                            let stdin = AsyncChildStdin {
+                                fd,
+                                eof: stdin_eof.take(),
+                            };
                             async_source = AsyncSource::Callback(f(AsyncInputSink { stdin }))
                         }
                         Err(e) => {
@@ -178,7 +182,8 @@ impl Core {
         };
         let watch = Watch::new(&process);
         Ok(Core {
-            driver: Driver::new(process, stdin, stdout, stderr, feed, opts),
+            driver: Driver::new(process, stdin, stdout, stderr, feed, opts)
+                .with_input_eof(stdin_eof),
             watch,
             source: async_source,
             source_waiting: false,
