@@ -46,27 +46,38 @@ use crate::sys::spawn::{self as sys_spawn, Action, ChildPlan, SLOT};
 
 /// What the watchdog runs once its stdin reaches EOF (the owner is gone):
 /// `cgroup.kill` in every recorded cgroup (or SIGKILL to each member on
-/// kernels without it), SIGKILL to every recorded child and group, then the
-/// removal of the emptied cgroups (bounded: about a second per cgroup).
-/// Only shell built-ins, except `rmdir` and `sleep` in the last step.
+/// kernels without it), SIGKILL to every recorded child and group (one
+/// `kill` for all), then the removal of the emptied cgroups (bounded: about
+/// a second per cgroup). The tables are read with `cat` and split into
+/// words by the shell, not with `read`, which reads a byte per system call.
 const SCRIPT: &str = r#"trap '' HUP INT QUIT TERM PIPE ALRM USR1 USR2 TSTP TTIN TTOU
 printf procession-watchdog > /proc/self/comm
 while read -r _; do :; done
 exec 0</dev/null
+set -f
+nl='
+'
+IFS=$nl
 ks=''
-while IFS= read -r l; do
+for l in $(cat <&4); do
   case $l in k/*)
     d=${l#k}
-    echo 1 > "$d/cgroup.kill" || while read -r p; do kill -9 "$p"; done < "$d/cgroup.procs"
-    ks="$ks$d
-" ;;
+    echo 1 > "$d/cgroup.kill" || for p in $(cat "$d/cgroup.procs"); do kill -9 "$p"; done
+    ks="$ks$d$nl" ;;
   esac
-done <&4
-while read -r t a b; do
-  [ "$t" = k ] && kill -9 $a $b
-done <&3
-IFS='
-'
+done
+IFS=' 	'"$nl"
+all=''
+on=''
+for w in $(cat <&3); do
+  case $w in
+    k) on=1 ;;
+    '#') on='' ;;
+    *) [ -n "$on" ] && all="$all $w" ;;
+  esac
+done
+[ -n "$all" ] && kill -9 $all
+IFS=$nl
 for d in $ks; do
   n=0
   until rmdir "$d" || [ ! -d "$d" ] || [ $n -ge 100 ]; do sleep 0.01; n=$((n + 1)); done
