@@ -300,6 +300,44 @@ fn cgroup_mode_stop_reaches_a_double_forked_daemon_and_removes_the_cgroup() {
 }
 
 #[test]
+fn cgroup_mode_stop_sends_the_stop_signal_to_every_member_before_any_kill() {
+    let _g = Guard::new();
+    // A daemon that left the group takes SIGTERM gracefully (it reports it
+    // in a file). With a grace period of 30 s, a stop that reached it only
+    // through the final cgroup.kill would take 30 s and leave no report.
+    let dir = std::env::temp_dir().join(format!("procession-cg-term-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("daemon");
+    let line = format!(
+        "(setsid sh -c 'trap \"echo term > {}; exit 0\" TERM; echo $$; while :; do sleep 0.01; done' &) ; exec sleep 1000",
+        report.display()
+    );
+    let mut child = Command::shell(line)
+        .cgroup(Cgroup::auto())
+        .stop_timeout(Duration::from_secs(30))
+        .stdout(procession::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let daemon: i32 = read_line(child.stdout.as_mut().unwrap())
+        .trim()
+        .parse()
+        .unwrap();
+    wait_own_group(daemon);
+    let start = Instant::now();
+    let status = child.stop().unwrap();
+    let took = start.elapsed();
+    assert_eq!(status.signal(), Some(procession::Signal::TERM));
+    assert!(
+        took < Duration::from_secs(10),
+        "{took:?}: the daemon was not stopped by SIGTERM"
+    );
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "term\n");
+    assert!(!alive(daemon));
+    std::fs::remove_dir_all(&dir).unwrap();
+    reap_orphans();
+}
+
+#[test]
 fn cgroup_mode_the_rest_of_the_cgroup_is_stopped_when_the_child_exits() {
     let _g = Guard::new();
     let mut child = Command::shell("setsid sleep 1000 & echo $!")
@@ -312,9 +350,17 @@ fn cgroup_mode_the_rest_of_the_cgroup_is_stopped_when_the_child_exits() {
         .parse()
         .unwrap();
     wait_own_group(daemon);
+    let start = Instant::now();
     let status = child.wait().unwrap();
     assert!(status.success());
-    // wait() returns once the cgroup is empty and removed.
+    // wait() returns once the cgroup is empty and removed: the daemon got
+    // the stop signal at once (sleep obeys SIGTERM), not after the 5 s
+    // grace period.
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(!alive(daemon));
     assert!(leftover_cgroups().is_empty());
     reap_orphans();
