@@ -43,11 +43,13 @@ pub enum Cmd {
 const RUN_ABOUT: &str = "\
 Run PROGRAM with ARGS under supervision and exit with its status.
 
-The program inherits procession's stdin, stdout and stderr unless redirected.
-It starts with default signal dispositions, an empty signal mask and only
+The program inherits procession's stdin, stdout and stderr unless redirected,
+or runs on a pseudo-terminal of its own with --pty (see TERMINAL below). It
+starts with default signal dispositions, an empty signal mask and only
 descriptors 0, 1 and 2 open, in procession's process group (see PROCESS
-GROUP below). Everything from PROGRAM on belongs to the program; put `--`
-before PROGRAM so that it is never taken for an option of procession.";
+GROUP below), or with --pty in a session and a group of its own.
+Everything from PROGRAM on belongs to the program; put `--` before PROGRAM
+so that it is never taken for an option of procession.";
 
 const RUN_AFTER_HELP: &str = "\
 PROCESS GROUP:
@@ -73,6 +75,42 @@ PROCESS GROUP:
   group instead, e.g. for a program run from a script that must read the
   terminal or get its Ctrl-C: then only the program itself is signalled, and
   what it starts may outlive it.
+
+TERMINAL (--pty):
+  The program runs on a new pseudo-terminal, as the leader of a session (and
+  process group) of its own with that terminal as its controlling terminal;
+  procession relays its stdin to the terminal and the terminal's output to
+  its stdout.
+
+  Interactive use: when procession's stdin is a terminal, procession puts
+  that terminal in raw mode while the program runs, as `script` does, and
+  restores its settings before it exits, however the run ends. Every key
+  then goes to the program's terminal, which echoes and edits the line:
+  Ctrl-C and Ctrl-\\ reach the program through its terminal, not
+  procession (Ctrl-C that kills the program: procession exits with 130).
+  Ctrl-Z stops the jobs of a shell run this way, but not the program
+  itself, whose parent is outside its session (as under `script`). A
+  window size change of procession's terminal is passed on to the
+  program's (it gets SIGWINCH), unless --pty-size fixed the size. If
+  procession's stdout fails (its reader went away), the program's group
+  gets SIGHUP, as from a terminal that hung up.
+
+  Piped input: when procession's stdin is not a terminal, the program's
+  terminal does not echo, so the input does not come back in the output.
+  The terminal still handles the input as typed: line by line, with ^C
+  (byte 3) interrupting and ^D (byte 4) meaning end-of-file, unless the
+  program changes its modes; \\n comes out as \\r\\n. When procession's
+  stdin ends, procession types end-of-file (Ctrl-D) on the terminal (twice
+  when the input did not end with a newline: once to finish the line), so
+  that a program reading to end-of-file ends, e.g.
+  printf 'a\\nb\\n' | procession run --pty -- cat   prints a\\r\\nb\\r\\n.
+  (`script` types nothing there.)
+
+  --stdin and --stdout cannot be used with --pty (those streams are the
+  terminal), nor can --foreground. --stderr FILE or null takes stderr off
+  the terminal; --stderr stdout leaves it there. --timeout and the stop
+  sequence apply to the program's group, as does the cleanup of what is
+  left of it once the program has exited.
 
 EXIT STATUS:
   N      the program's exit code (but see --success-exit-code)
@@ -103,6 +141,12 @@ SIGNALS:
   hang-up) has reached the whole foreground group, the program included,
   already, and is not sent again.
 
+  With --pty the program is in a group of its own, which gets the forwarded
+  signals, and it does not share procession's terminal: Ctrl-C, Ctrl-\\ or a
+  hang-up of procession's terminal (when it is not in raw mode) are
+  forwarded too. SIGWINCH is not: procession's window size is passed on to
+  the program's terminal instead (see TERMINAL).
+
 EXAMPLES:
   # Stop a program after 2 s: prints hi, then exits with 124.
   procession run --timeout 2s -- sh -c 'echo hi; sleep 5'
@@ -121,6 +165,12 @@ EXAMPLES:
 
   # A clean environment with one variable, in another directory.
   procession run --env-clear --env PATH=/usr/bin:/bin --cd /tmp -- env
+
+  # An interactive shell on a terminal of its own, typed into as usual.
+  procession run --pty --timeout 1h -- bash
+
+  # A program that wants a terminal, fed from a pipe: prints a\\r\\nb\\r\\n.
+  printf 'a\\nb\\n' | procession run --pty -- cat
 
   # grep exits 1 when nothing matched: count that as success too.
   procession run --success-exit-code 0 --success-exit-code 1 -- grep -q x file";
@@ -198,7 +248,8 @@ Do not make a process group: procession and the program stay in the
 caller's group (GNU timeout's --foreground). For a program run from a
 script (not straight from an interactive shell) that must read the terminal
 or be reached by its Ctrl-C. The stop sequence and forwarded signals then go
-to the program alone, and what the program starts may outlive it.
+to the program alone, and what the program starts may outlive it. Not with
+--pty.
 Example: procession run --foreground -- vi notes.txt"
     )]
     pub foreground: bool,
@@ -267,7 +318,7 @@ Example: procession run --arg0 -bash -- /bin/bash"
         long_help = "\
 Where the program's stdin comes from: FILE (opened for reading), null
 (/dev/null) or close (descriptor 0 closed). By default procession's stdin.
-Write ./null or ./close for a file of that name.
+Write ./null or ./close for a file of that name. Not with --pty.
 Example: procession run --stdin input.txt -- sort"
     )]
     pub stdin: Option<Input>,
@@ -281,7 +332,7 @@ Example: procession run --stdin input.txt -- sort"
 Where the program's stdout goes: FILE (created if missing, truncated unless
 --append, see --mode), null (/dev/null) or stderr (the program's stderr, as
 1>&2). By default procession's stdout. Write ./null or ./stderr for a file of
-that name.
+that name. Not with --pty.
 Example: procession run --stdout out.log -- make"
     )]
     pub stdout: Option<Output>,
@@ -296,7 +347,9 @@ Where the program's stderr goes: FILE (created if missing, truncated unless
 --append, see --mode), null (/dev/null) or stdout (wherever the program's
 stdout goes, as 2>&1). The same FILE as --stdout also means 2>&1 (one open
 file, so the two streams do not overwrite each other). By default
-procession's stderr. Write ./null or ./stdout for a file of that name.
+procession's stderr. Write ./null or ./stdout for a file of that name. With
+--pty, stderr is on the terminal (stdout leaves it there; FILE or null takes
+it off).
 Example: procession run --stdout all.log --stderr stdout -- make"
     )]
     pub stderr: Option<Output>,
@@ -325,6 +378,37 @@ umask. An error without an output FILE.
 Example: procession run --stdout secret.log --mode 0600 -- ./job"
     )]
     pub mode: Option<u32>,
+
+    /// Run the program on a pseudo-terminal; relay procession's stdin and stdout to it.
+    #[arg(
+        long,
+        long_help = "\
+Run the program on a new pseudo-terminal (pty), in a session of its own
+whose controlling terminal it is, as `script` does: its stdin, stdout and
+stderr are the terminal (see --stderr to take stderr off it). procession
+copies its own stdin to the terminal's input and the terminal's output to
+its own stdout, byte for byte (with the terminal's \\r\\n line endings),
+until that output ends: once the program, and whatever else holds the
+terminal, is gone (at most 1 s after the program and its group). See
+TERMINAL below for interactive use, echo and end of input.
+Example: procession run --pty -- tty"
+    )]
+    pub pty: bool,
+
+    /// The --pty terminal's size [default: procession's terminal's, else 24x80].
+    #[arg(
+        long,
+        value_name = "ROWSxCOLS",
+        value_parser = parse_size,
+        requires = "pty",
+        long_help = "\
+The size of the --pty terminal, ROWSxCOLS (1 to 65535 each), e.g. 24x80. By
+default the size of procession's own terminal (its stdin's, else its
+stdout's), which the pty then follows when that window is resized; 24x80
+when neither is a terminal. With --pty-size the size stays as given.
+Example: procession run --pty --pty-size 50x132 -- stty size"
+    )]
+    pub pty_size: Option<(u16, u16)>,
 
     /// Exit code that counts as success: procession then exits 0 (repeatable).
     #[arg(
@@ -466,6 +550,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("duration {s:?} is too long"))
 }
 
+/// Parses a terminal size `ROWSxCOLS` (`24x80`).
+pub fn parse_size(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("invalid terminal size {s:?} (expected ROWSxCOLS, e.g. 24x80)");
+    let (rows, cols) = s.split_once('x').ok_or_else(bad)?;
+    let dim = |d: &str| match d.parse::<u16>() {
+        Ok(n) if n > 0 && d.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(bad()),
+    };
+    Ok((dim(rows)?, dim(cols)?))
+}
+
 /// Parses an octal permission mode: `0644`, `644` or `0o644`.
 pub fn parse_mode(s: &str) -> Result<u32, String> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
@@ -545,6 +640,24 @@ mod tests {
         for bad in ["", "0o", "8", "0x1", "-644", "77777", "rw"] {
             assert!(parse_mode(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("24x80"), Ok((24, 80)));
+        assert_eq!(parse_size("1x65535"), Ok((1, 65535)));
+        for bad in [
+            "", "x", "24", "24x", "x80", "0x80", "24x0", "24X80", "24*80", "24x80x1", "+24x80",
+            "24x-80", "65536x80", " 24x80",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?} accepted");
+        }
+        let (run, _) =
+            parse(&["procession", "run", "--pty", "--pty-size", "3x4", "--", "x"]).unwrap();
+        assert!(run.pty);
+        assert_eq!(run.pty_size, Some((3, 4)));
+        // --pty-size needs --pty.
+        assert!(parse(&["procession", "run", "--pty-size", "3x4", "--", "x"]).is_err());
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //! forwarding) and exits with its status, with GNU `timeout(1)`'s process
 //! group model (see `group`) and `timeout(1)`'s and `env(1)`'s
 //! conventions: 124 timeout, 125 procession failed, 126 not executable,
-//! 127 not found, 128+N killed by signal N. See `procession run --help`.
+//! 127 not found, 128+N killed by signal N. With `--pty` the program runs
+//! on a pseudo-terminal of its own that procession relays (see `pty`). See
+//! `procession run --help`.
 
 mod args;
 mod group;
+mod pty;
 mod run;
 mod signals;
 

@@ -31,6 +31,9 @@ pub fn run(args: &RunArgs, env: &[EnvChange]) -> i32 {
             return EXIT_FAILED;
         }
     };
+    if args.pty {
+        return crate::pty::run(args, cmd);
+    }
     // Before the spawn, so that the program starts in the group.
     let group = if args.foreground {
         None
@@ -196,14 +199,44 @@ fn left(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
-/// The library command for `args`, or a usage message.
+/// The library command for `args`, or a usage message. With --pty, all but
+/// the pty itself (see [`crate::pty::run`]).
 fn command(args: &RunArgs, env: &[EnvChange]) -> Result<Command, String> {
     let mut cmd = Command::new(args.program());
     cmd.args(args.program_args());
-    // In procession's group; procession runs the timeout and the stop
-    // sequence itself, for the whole group (see `Stop`).
-    cmd.process_group(ProcessGroup::Inherit);
-    cmd.stop_group(false);
+    if args.pty {
+        if args.stdin.is_some() {
+            return Err(
+                "--stdin cannot be used with --pty: the program's stdin is the terminal".into(),
+            );
+        }
+        if args.stdout.is_some() {
+            return Err(
+                "--stdout cannot be used with --pty: the program's stdout is the terminal".into(),
+            );
+        }
+        if args.foreground {
+            return Err("--foreground cannot be used with --pty: the program leads a session and a process group of its own".into());
+        }
+        // The program leads a session, hence a group, of its own: the
+        // library runs the timeout and the stop sequence for that group,
+        // and stops what is left of it once the program has exited.
+        cmd.process_group(ProcessGroup::New);
+        cmd.stop_group(true);
+        cmd.stop_signal(args.stop_signal.unwrap_or(Signal::TERM));
+        cmd.stop_timeout(args.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT));
+        if let Some(line) = &args.stop_command {
+            cmd.stop_command(line);
+        }
+        if let Some(t) = args.timeout.filter(|t| !t.is_zero()) {
+            cmd.timeout(t);
+        }
+    } else {
+        // In procession's group; procession runs the timeout and the stop
+        // sequence itself, for the whole group (see `Stop`).
+        cmd.process_group(ProcessGroup::Inherit);
+        cmd.stop_group(false);
+    }
     if let Some(dir) = &args.cd {
         cmd.current_dir(dir);
     }
@@ -259,7 +292,10 @@ fn command(args: &RunArgs, env: &[EnvChange]) -> Result<Command, String> {
             Output::File(path) => file(path.clone()),
         });
     }
-    if let Some(err) = &args.stderr {
+    // With --pty, `--stderr stdout` means the terminal, where stderr is
+    // already (see `crate::pty::run`).
+    let stderr_to_pty = args.pty && args.stderr == Some(Output::Other(Stream::Stdout));
+    if let Some(err) = args.stderr.as_ref().filter(|_| !stderr_to_pty) {
         cmd.stderr(match err {
             Output::Null => Stdio::null(),
             Output::Other(Stream::Stdout) => Stdio::to_stdout(),

@@ -1,7 +1,8 @@
 //! Forwarding the signals procession receives to the program (and, unless
 //! `--foreground`, to the rest of procession's process group).
 
-use std::io;
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream;
 
 use libc::{
     SIGABRT, SIGALRM, SIGCONT, SIGHUP, SIGINT, SIGIO, SIGPIPE, SIGPROF, SIGPWR, SIGQUIT, SIGSTKFLT,
@@ -81,6 +82,109 @@ pub fn forward(mut caught: Caught, to: Signaller, group: Option<Group>) -> io::R
         .map(drop)
 }
 
+/// What the `--pty` forwarder tells the main thread, one byte each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtyEvent {
+    /// procession got SIGWINCH: its terminal's size may have changed.
+    WindowChanged = b'W' as isize,
+    /// procession got SIGCONT: it was stopped, and its terminal may have
+    /// been set back to cooked mode meanwhile.
+    Continued = b'C' as isize,
+    /// procession's stdout failed (from the output relay).
+    OutputBroken = b'P' as isize,
+}
+
+impl PtyEvent {
+    pub fn from_byte(b: u8) -> Option<PtyEvent> {
+        [
+            PtyEvent::WindowChanged,
+            PtyEvent::Continued,
+            PtyEvent::OutputBroken,
+        ]
+        .into_iter()
+        .find(|e| *e as u8 == b)
+    }
+}
+
+/// Sends `event` to the main thread's non-blocking socket. Should the
+/// socket be full, the main thread has events to read anyway; a lost one
+/// is never more than a repeat.
+pub fn post(events: &UnixStream, event: PtyEvent) {
+    let mut events = events;
+    let _ = events.write(&[event as u8]);
+}
+
+/// What the `--pty` forwarder does with a caught signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PtyAction {
+    /// To the program's group.
+    Forward,
+    /// Not forwarded; the main thread resizes the pty instead.
+    Resize,
+    /// SIGCONT: the main thread makes procession's terminal raw again; the
+    /// signal is forwarded as any other when another process sent it.
+    Continued {
+        forward: bool,
+    },
+    Ignore,
+}
+
+/// With `--pty` the program is in a session of its own: procession's
+/// terminal signals never reach it on their own. So besides what
+/// [`should_forward`] passes (signals sent by other processes), the ones
+/// that procession's terminal generates (SIGINT, SIGQUIT, SIGHUP: Ctrl-C,
+/// Ctrl-\ and a hang-up, when it is not in raw mode) are forwarded too.
+/// SIGWINCH never is: the pty's size change sends the program its own.
+fn pty_action(signal: i32, cause: Cause, sender: Option<i32>, me: i32) -> PtyAction {
+    let from_me = sender == Some(me);
+    match signal {
+        SIGWINCH => PtyAction::Resize,
+        SIGCONT => PtyAction::Continued {
+            forward: should_forward(cause, sender, me),
+        },
+        SIGINT | SIGQUIT | SIGHUP if !from_me => PtyAction::Forward,
+        _ if should_forward(cause, sender, me) => PtyAction::Forward,
+        _ => PtyAction::Ignore,
+    }
+}
+
+/// The `--pty` forwarder: as [`forward`], to the program's group (it leads
+/// one), by [`pty_action`]'s rule, and telling the main thread through
+/// `events` about SIGWINCH and SIGCONT.
+pub fn forward_pty(mut caught: Caught, to: Signaller, events: UnixStream) -> io::Result<()> {
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    std::thread::Builder::new()
+        .name("signal-forwarder".into())
+        .spawn(move || {
+            for origin in caught.forever() {
+                let action = pty_action(
+                    origin.signal,
+                    origin.cause,
+                    origin.process.map(|p| p.pid),
+                    me,
+                );
+                let forward = match action {
+                    PtyAction::Forward => true,
+                    PtyAction::Continued { forward } => {
+                        post(&events, PtyEvent::Continued);
+                        forward
+                    }
+                    PtyAction::Resize => {
+                        post(&events, PtyEvent::WindowChanged);
+                        false
+                    }
+                    PtyAction::Ignore => false,
+                };
+                if let (true, Some(signal)) = (forward, Signal::new(origin.signal)) {
+                    // As in `forward`: only fails once nothing is left.
+                    let _ = to.signal_group(signal);
+                }
+            }
+        })
+        .map(drop)
+}
+
 /// Reaps, on every SIGCHLD, the zombies re-parented to procession while
 /// the program runs (see [`crate::group::reap_adopted`]), on a background
 /// thread that never ends on its own. Without it they would pile up until
@@ -114,6 +218,45 @@ mod tests {
         assert!(!should_forward(Cause::Unknown, None, me));
         // procession's own doing, e.g. SIGPIPE from one of its writes.
         assert!(!should_forward(Cause::Sent(Sent::User), Some(me), me));
+    }
+
+    #[test]
+    fn with_a_pty_terminal_signals_are_forwarded_and_sigwinch_resizes() {
+        use PtyAction::*;
+        let me = 100;
+        let sent = Cause::Sent(Sent::User);
+        // From another process: as without a pty.
+        assert_eq!(pty_action(SIGTERM, sent, Some(7), me), Forward);
+        assert_eq!(pty_action(SIGUSR1, sent, Some(7), me), Forward);
+        // From procession's terminal: the program does not share it.
+        for sig in [SIGINT, SIGQUIT, SIGHUP] {
+            assert_eq!(pty_action(sig, Cause::Kernel, None, me), Forward);
+            assert_eq!(pty_action(sig, sent, Some(me), me), Ignore);
+        }
+        // Other signals of the kernel's own are procession's business
+        // (SIGPIPE from its own write, say).
+        assert_eq!(pty_action(SIGPIPE, Cause::Kernel, None, me), Ignore);
+        assert_eq!(pty_action(SIGPIPE, sent, Some(me), me), Ignore);
+        // A window size change becomes a resize, whoever sent it.
+        assert_eq!(pty_action(SIGWINCH, Cause::Kernel, None, me), Resize);
+        assert_eq!(pty_action(SIGWINCH, sent, Some(7), me), Resize);
+        // SIGCONT: raw mode again, forwarded when someone else sent it.
+        assert_eq!(
+            pty_action(SIGCONT, sent, Some(7), me),
+            Continued { forward: true }
+        );
+        assert_eq!(
+            pty_action(SIGCONT, Cause::Kernel, None, me),
+            Continued { forward: false }
+        );
+        for event in [
+            PtyEvent::WindowChanged,
+            PtyEvent::Continued,
+            PtyEvent::OutputBroken,
+        ] {
+            assert_eq!(PtyEvent::from_byte(event as u8), Some(event));
+        }
+        assert_eq!(PtyEvent::from_byte(0), None);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!
 //! The tests under `pt pty` run procession on a real pseudo-terminal, as the
 //! foreground job of an emulated interactive shell, to check what a user at
-//! a terminal sees (reading the terminal, Ctrl-C, Ctrl-\).
+//! a terminal sees (reading the terminal, Ctrl-C, Ctrl-\, and with `--pty`
+//! raw mode, typing, window size changes and the settings restored).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -142,7 +143,8 @@ fn run_timed_after_ready(args: &[&str]) -> (Out, Duration) {
 fn run_cmd_timed_after_ready(mut make: impl FnMut(&str) -> StdCommand) -> (Out, Duration) {
     for (timeout, ms) in [("300ms", 300), ("1s", 1000), ("3s", 3000), ("10s", 10_000)] {
         let out = run_cmd(&mut make(timeout));
-        if out.stdout.starts_with(b"ready\n") {
+        // `ready\r\n` on a terminal (--pty).
+        if out.stdout.starts_with(b"ready\n") || out.stdout.starts_with(b"ready\r\n") {
             return (out, Duration::from_millis(ms));
         }
         eprintln!("the program was not ready within {timeout}; trying a longer timeout");
@@ -1440,6 +1442,8 @@ fn help_documents_every_flag() {
         "--append",
         "--mode",
         "--success-exit-code",
+        "--pty",
+        "--pty-size",
     ] {
         assert!(
             help.contains(&format!("{flag} ")),
@@ -1467,6 +1471,7 @@ fn help_documents_every_flag() {
     }
     for section in [
         "PROCESS GROUP",
+        "TERMINAL",
         "EXIT STATUS",
         "SIGNALS",
         "EXAMPLES",
@@ -1528,4 +1533,501 @@ if [ -e /proc/$pid ]; then echo "zombie left"; else echo reaped; fi"#;
     let out = run(&["run", "--", "sh", "-c", script]);
     out.expect_clean();
     assert_eq!(out.stdout, b"reaped\n");
+}
+
+// -------------------------------------------------------------------- --pty
+
+/// Runs `sh -c SCRIPT <procession> ARGS...` (procession is `$0` in SCRIPT),
+/// with stdin from /dev/null.
+fn sh(script: &str, args: &[&str]) -> Out {
+    let mut cmd = StdCommand::new("sh");
+    cmd.stdin(StdStdio::null())
+        .args(["-c", script, env!("CARGO_BIN_EXE_procession")])
+        .args(args);
+    run_cmd(&mut cmd)
+}
+
+/// Asserts that stdout is exactly `want` (shown as text with escapes).
+fn assert_stdout(out: &Out, want: &str) {
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        want,
+        "stdout; stderr: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn pty_tty_names_the_terminal_and_without_pty_there_is_none() {
+    let _g = Guard::new();
+    let out = run(&["run", "--pty", "--", "tty"]);
+    out.expect_clean();
+    let text = String::from_utf8(out.stdout.clone()).expect("utf-8");
+    let n = text
+        .strip_prefix("/dev/pts/")
+        .and_then(|rest| rest.strip_suffix("\r\n"))
+        .unwrap_or_else(|| panic!("not a /dev/pts/N line: {text:?}"));
+    assert!(
+        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()),
+        "{text:?}"
+    );
+    // Without --pty, and with stdin from /dev/null, there is no terminal.
+    let out = run(&["run", "--", "tty"]);
+    out.expect_code(1);
+    assert_stdout(&out, "not a tty\n");
+}
+
+#[test]
+fn pty_size_is_24x80_without_a_terminal_or_as_given() {
+    let _g = Guard::new();
+    let out = run(&["run", "--pty", "--pty-size", "33x101", "--", "stty", "size"]);
+    out.expect_clean();
+    assert_stdout(&out, "33 101\r\n");
+    // Neither stdin (/dev/null) nor stdout (a pipe) is a terminal.
+    let out = run(&["run", "--pty", "--", "stty", "size"]);
+    out.expect_clean();
+    assert_stdout(&out, "24 80\r\n");
+}
+
+#[test]
+fn pty_piped_input_is_not_echoed_and_its_end_types_ctrl_d() {
+    let _g = Guard::new();
+    // cat ends at the Ctrl-D typed when procession's stdin ends.
+    let out = sh(r#"printf 'a\nb\n' | "$0" run --pty -- cat"#, &[]);
+    out.expect_clean();
+    assert_stdout(&out, "a\r\nb\r\n");
+    // An unfinished last line: one Ctrl-D ends the line, the next the input.
+    let out = sh(r#"printf 'abc' | "$0" run --pty -- cat"#, &[]);
+    out.expect_clean();
+    assert_stdout(&out, "abc");
+    // No input at all.
+    let out = run(&["run", "--pty", "--", "cat"]);
+    out.expect_clean();
+    assert_stdout(&out, "");
+    // The terminal hands the input over line by line: `head -n 1` gets one.
+    let out = sh(
+        r#"printf 'one\ntwo\n' | "$0" run --pty -- sh -c 'head -n 1; echo next; cat'"#,
+        &[],
+    );
+    out.expect_clean();
+    assert_stdout(&out, "one\r\nnext\r\ntwo\r\n");
+}
+
+#[test]
+fn pty_exit_codes_are_the_programs() {
+    let _g = Guard::new();
+    let out = run(&["run", "--pty", "--", "sh", "-c", "exit 3"]);
+    out.expect_code(3);
+    assert_stdout(&out, "");
+    assert_eq!(out.stderr, b"");
+    // Byte 3 on the terminal is Ctrl-C: cat dies of SIGINT. (No echo, so
+    // no ^C in the output.)
+    let out = sh(r#"printf '\003' | "$0" run --pty -- cat"#, &[]);
+    out.expect_code(130);
+    assert_stdout(&out, "");
+    assert_eq!(out.stderr, b"");
+    run(&["run", "--pty", "--", &pt_path(), "kill-self", "15"]).expect_code(143);
+    run(&[
+        "run",
+        "--pty",
+        "--success-exit-code",
+        "3",
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ])
+    .expect_clean();
+    let out = run(&["run", "--pty", "--", "/nonexistent/program"]);
+    out.expect_code(127);
+    out.expect_one_error_line();
+}
+
+#[test]
+fn pty_timeout_stops_the_programs_group() {
+    let _g = Guard::new();
+    let out = run(&[
+        "run",
+        "--pty",
+        "--timeout",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        TWO_SLEEPS,
+    ]);
+    out.expect_code(124);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "stderr");
+    assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
+    let sleep = pid_in(&out.stdout);
+    assert_stdout(&out, &format!("pid:{sleep}\r\n"));
+    assert!(!alive(sleep), "the background sleep {sleep} survived");
+}
+
+#[test]
+fn pty_stop_signal_reaches_the_program_on_its_terminal() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    let (out, _) = run_cmd_timed_after_ready(|timeout| {
+        let mut cmd = procession();
+        cmd.args([
+            "run",
+            "--pty",
+            "--timeout",
+            timeout,
+            "--stop-signal",
+            "USR1",
+            "--",
+            &pt,
+            "catch",
+            "1",
+            "10",
+        ]);
+        cmd
+    });
+    out.expect_code(124);
+    assert_stdout(&out, "ready\r\ncaught 10\r\n");
+    // The same signal from a stop command.
+    let (out, _) = run_cmd_timed_after_ready(|timeout| {
+        let mut cmd = procession();
+        cmd.args([
+            "run",
+            "--pty",
+            "--timeout",
+            timeout,
+            "--stop-command",
+            "kill -USR1 $CHILD_PID",
+            "--",
+            &pt,
+            "catch",
+            "1",
+            "10",
+        ]);
+        cmd
+    });
+    out.expect_code(124);
+    assert_stdout(&out, "ready\r\ncaught 10\r\n");
+}
+
+#[test]
+fn pty_forwarded_signals_reach_the_programs_group() {
+    let _g = Guard::new();
+    let (code, grandchild) = term_with_grandchild(&["--pty"]);
+    assert_eq!(code, 143);
+    assert!(
+        wait_dead(grandchild, Duration::from_secs(5)),
+        "the grandchild survived"
+    );
+}
+
+#[test]
+fn pty_stderr_env_and_cd() {
+    let _g = Guard::new();
+    let dir = TempDir::new("pty");
+    let both = "echo out; echo err >&2";
+    let out = run(&["run", "--pty", "--stderr", "stdout", "--", "sh", "-c", both]);
+    out.expect_clean();
+    assert_stdout(&out, "out\r\nerr\r\n");
+    // FILE or null take stderr off the terminal.
+    let err = dir.file("err");
+    let out = run(&["run", "--pty", "--stderr", &err, "--", "sh", "-c", both]);
+    out.expect_clean();
+    assert_stdout(&out, "out\r\n");
+    assert_eq!(fs::read(&err).unwrap(), b"err\n");
+    let out = run(&["run", "--pty", "--stderr", "null", "--", "sh", "-c", both]);
+    out.expect_clean();
+    assert_stdout(&out, "out\r\n");
+    let cd = dir.path().to_str().unwrap();
+    let out = run(&[
+        "run",
+        "--pty",
+        "--env",
+        "X=1",
+        "--cd",
+        cd,
+        "--",
+        "sh",
+        "-c",
+        r#"echo "$X $PWD""#,
+    ]);
+    out.expect_clean();
+    assert_stdout(&out, &format!("1 {cd}\r\n"));
+}
+
+#[test]
+fn pty_conflicting_options_exit_125() {
+    let _g = Guard::new();
+    let pt = pt_path();
+    for (case, named) in [
+        (&["--pty", "--stdin", "null"][..], "--stdin"),
+        (&["--pty", "--stdout", "null"][..], "--stdout"),
+        (&["--pty", "--foreground"][..], "--foreground"),
+    ] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(case);
+        args.extend_from_slice(&["--", &pt, "print", "ran"]);
+        let out = run(&args);
+        out.expect_code(125);
+        assert_eq!(out.stdout, b"", "{case:?} ran the program");
+        let err = out.expect_one_error_line();
+        assert!(err.contains(named) && err.contains("--pty"), "{err:?}");
+    }
+    for case in [
+        &["--pty-size", "24x80"][..],
+        &["--pty", "--pty-size", "0x80"],
+        &["--pty", "--pty-size", "24x"],
+        &["--pty", "--pty-size", "24*80"],
+        &["--pty", "--pty-size", "24x80x1"],
+        &["--pty", "--pty-size", "65536x80"],
+        &["--pty", "--pty-size", "+24x80"],
+    ] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(case);
+        args.extend_from_slice(&["--", &pt, "print", "ran"]);
+        let out = run(&args);
+        out.expect_code(125);
+        assert_eq!(out.stdout, b"", "{case:?} ran the program");
+        assert!(!out.stderr.is_empty(), "{case:?}: no message");
+    }
+}
+
+#[test]
+fn pty_a_closed_stdout_hangs_the_program_up() {
+    let _g = Guard::new();
+    // head takes one line and exits; procession's next write fails, and the
+    // program gets SIGHUP, as from a terminal that hung up.
+    let out = sh(
+        r#"{ "$0" run --pty -- yes; echo "rc=$?" >&2; } | head -n 1"#,
+        &[],
+    );
+    out.expect_code(0);
+    assert_stdout(&out, "y\r\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "rc=129\n");
+}
+
+#[test]
+fn pty_size_comes_from_a_terminal_on_stdout_too() {
+    let _g = Guard::new();
+    // stdin is not a terminal: no raw mode, no echo; stdout is.
+    let out = pty_job(
+        &["--size", "30x90"],
+        &[
+            "sh",
+            "-c",
+            r#""$0" run --pty -- sh -c 'stty size; stty -a | grep -o -- "-echo " ' </dev/null"#,
+            env!("CARGO_BIN_EXE_procession"),
+        ],
+    );
+    out.expect_code(0);
+    // procession's terminal is not raw: it turns the program's \r\n into
+    // \r\r\n (onlcr), as it would with `script`.
+    assert_stdout(&out, "30 90\r\r\n-echo \r\r\n");
+}
+
+/// Runs, as the foreground job of a fresh pseudo-terminal (`pt pty
+/// PTY_ARGS`), a shell that prints the terminal's settings (`stty -g`),
+/// runs `procession run --pty ARGS` and prints `rc=<its exit code>` and the
+/// settings again. Asserts that they are the same and returns the output
+/// in between, with the exit code line.
+fn restored(pty_args: &[&str], args: &[&str]) -> String {
+    let mut job = vec![
+        "sh",
+        "-c",
+        r#"stty -g; "$0" run --pty "$@"; echo "rc=$?"; stty -g"#,
+        env!("CARGO_BIN_EXE_procession"),
+    ];
+    job.extend_from_slice(args);
+    let out = pty_job(pty_args, &job);
+    out.expect_code(0);
+    settings_kept(&out.stdout)
+}
+
+/// `stty -g`, the output in between, `stty -g` again (see [`restored`]):
+/// asserts that the settings are the same and returns what is in between.
+fn settings_kept(stdout: &[u8]) -> String {
+    let text = String::from_utf8(stdout.to_vec()).expect("utf-8");
+    let (before, rest) = text
+        .split_once("\r\n")
+        .unwrap_or_else(|| panic!("{text:?}"));
+    let rest = rest
+        .strip_suffix("\r\n")
+        .unwrap_or_else(|| panic!("{text:?}"));
+    let (middle, after) = rest.rsplit_once("\r\n").unwrap_or(("", rest));
+    assert_eq!(before, after, "terminal settings changed; output {text:?}");
+    assert!(before.contains(':'), "not stty -g output: {before:?}");
+    middle.to_owned()
+}
+
+/// The words of `stty -a` output.
+fn stty_words(text: &str) -> Vec<&str> {
+    text.split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+#[test]
+fn pty_interactive_terminal_is_raw_while_the_program_runs() {
+    let _g = Guard::new();
+    // The program looks at procession's terminal (the one pt made), then at
+    // its own.
+    let out = pty_job(
+        &["--size", "30x90"],
+        &[
+            "sh",
+            "-c",
+            r#"stty -g; "$0" run --pty -- sh -c 'stty -a <"$1"; echo =; stty -a' sh "$(tty)"; echo "rc=$?"; stty -g"#,
+            env!("CARGO_BIN_EXE_procession"),
+        ],
+    );
+    out.expect_code(0);
+    let middle = settings_kept(&out.stdout);
+    let (outer, rest) = middle
+        .split_once("\r\n=\r\n")
+        .unwrap_or_else(|| panic!("{middle:?}"));
+    let (inner, rc) = rest
+        .rsplit_once("\r\n")
+        .unwrap_or_else(|| panic!("{rest:?}"));
+    assert_eq!(rc, "rc=0");
+    // cfmakeraw's settings on procession's terminal.
+    let words = stty_words(outer);
+    for flag in [
+        "-isig", "-icanon", "-iexten", "-echo", "-opost", "-icrnl", "-ixon", "-brkint", "cs8",
+    ] {
+        assert!(words.contains(&flag), "{flag} not in {outer:?}");
+    }
+    // The program's own terminal edits lines and echoes (the user's terminal
+    // does neither now), with procession's terminal's size.
+    let words = stty_words(inner);
+    for flag in ["isig", "icanon", "echo", "opost", "onlcr", "icrnl"] {
+        assert!(words.contains(&flag), "{flag} not in {inner:?}");
+    }
+    assert!(inner.contains("rows 30; columns 90;"), "{inner:?}");
+}
+
+#[test]
+fn pty_interactive_typing_reaches_a_shell() {
+    let _g = Guard::new();
+    // The terminal is raw: the Enter key's \r goes through as it is, and
+    // the program's terminal echoes the line and turns \r into \n.
+    let out = pty(
+        &[
+            "--send-after-line",
+            "$ ",
+            "echo hi\\r",
+            "--send-after-line",
+            "hi\\r\\n$ ",
+            "exit 4\\r",
+        ],
+        &[
+            "run", "--pty", "--unset", "ENV", "--env", "PS1=$ ", "--", "sh", "-i",
+        ],
+    );
+    out.expect_code(4);
+    assert_stdout(&out, "$ echo hi\r\nhi\r\n$ exit 4\r\n");
+}
+
+#[test]
+fn pty_interactive_ctrl_c_interrupts_the_program_not_procession() {
+    let _g = Guard::new();
+    // The program dies of it and procession reports that (130). The shell
+    // around procession, in the same foreground group of the outer terminal,
+    // would die of a SIGINT of that terminal: it prints rc=130.
+    let middle = restored(
+        &["--send-after-line", "ready", "\\x03"],
+        &["--", "sh", "-c", "echo ready; exec sleep 100"],
+    );
+    assert_eq!(middle, "ready\r\n^Crc=130");
+    // A program that catches it goes on; procession exits with its code.
+    let out = pty(
+        &["--send-after-line", "ready", "\\x03"],
+        &["run", "--pty", "--", &pt_path(), "catch", "1", "2"],
+    );
+    out.expect_code(0);
+    assert_stdout(&out, "ready\r\n^Ccaught 2\r\n");
+}
+
+#[test]
+fn pty_interactive_settings_are_restored_however_the_run_ends() {
+    let _g = Guard::new();
+    assert_eq!(restored(&[], &["--", "true"]), "rc=0");
+    assert_eq!(restored(&[], &["--", "sh", "-c", "exit 3"]), "rc=3");
+    assert_eq!(
+        restored(&[], &["--timeout", "300ms", "--", "sleep", "100"]),
+        "rc=124"
+    );
+    // procession itself fails: the program does not exist.
+    let middle = restored(&[], &["--", "/nonexistent/program"]);
+    assert!(
+        middle.starts_with("procession: ") && middle.ends_with("\r\nrc=127"),
+        "{middle:?}"
+    );
+}
+
+#[test]
+fn pty_interactive_settings_are_restored_after_a_forwarded_signal() {
+    let _g = Guard::new();
+    for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGHUP, 129)] {
+        let mut cmd = StdCommand::new(pt());
+        cmd.stdin(StdStdio::null())
+            .args(["pty", "--timeout", "15", "--", "sh", "-c"])
+            .arg(r#"stty -g; "$0" run --pty -- sh -c "$1"; echo "rc=$?"; stty -g"#)
+            .arg(env!("CARGO_BIN_EXE_procession"))
+            .arg("echo pid:$PPID; echo ready; exec sleep 100")
+            .stdout(StdStdio::piped())
+            .stderr(StdStdio::piped());
+        let mut job = cmd.spawn().expect("spawn pt pty");
+        let mut stdout = job.stdout.take().expect("stdout");
+        let stderr = read_in_background(job.stderr.take().expect("stderr"));
+        // Up to `ready`: procession runs the program, which printed
+        // procession's pid (its parent).
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("ready\r\n") {
+            let n = stdout.read(&mut buf).expect("read pt pty");
+            assert!(n > 0, "no ready: {:?}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let procession = pid_in(&seen);
+        // SAFETY: kill(2) with plain integers. procession is a descendant
+        // that cannot have been reaped: its parent, the shell, waits for it
+        // and has not printed rc= yet.
+        assert_eq!(unsafe { libc::kill(procession, sig) }, 0);
+        seen.extend_from_slice(&read_all(stdout));
+        let status = wait_for(&mut job);
+        let err = stderr
+            .recv_timeout(Duration::from_secs(10))
+            .expect("stderr");
+        assert_eq!(
+            code_of(status),
+            0,
+            "stderr: {:?}",
+            String::from_utf8_lossy(&err)
+        );
+        let middle = settings_kept(&seen);
+        assert_eq!(
+            middle,
+            format!("pid:{procession}\r\nready\r\nrc={code}"),
+            "signal {sig}"
+        );
+    }
+}
+
+#[test]
+fn pty_interactive_window_size_changes_reach_the_program() {
+    let _g = Guard::new();
+    // procession's terminal starts at 30x90 and becomes 50x132 once the
+    // program is ready: the program gets SIGWINCH and the new size.
+    let out = pty(
+        &["--size", "30x90", "--resize-after-line", "ready", "50x132"],
+        &[
+            "run",
+            "--pty",
+            "--",
+            "sh",
+            "-c",
+            "trap 'stty size; exit 0' WINCH; stty size; echo ready; sleep 100 & wait",
+        ],
+    );
+    out.expect_code(0);
+    assert_stdout(&out, "30 90\r\nready\r\n50 132\r\n");
 }

@@ -15,7 +15,8 @@
 //!
 //! `pt pty [OPTIONS] -- PROGRAM ARGS...` is different: it runs PROGRAM as the
 //! foreground job of a fresh pseudo-terminal, as an interactive shell would,
-//! relays the terminal's output to stdout, scripts its input, and exits with
+//! relays the terminal's output to stdout, scripts its input and its window
+//! size (a resize sends the job SIGWINCH), and exits with
 //! PROGRAM's status (124 on its `--timeout`). See `pty::cmd_pty`.
 #![no_main]
 

@@ -16,15 +16,27 @@ const EXIT_TIMEOUT: c_int = 124;
 /// Parsed `pt pty` arguments.
 struct PtyArgs {
     timeout: Duration,
+    /// `--size`: the terminal's size at the start (rows, columns).
+    size: (u16, u16),
     /// `--send` texts, unescaped, in order.
     sends: Vec<Vec<u8>>,
-    /// `--send-after-line` (pattern, text) pairs, unescaped, in order.
-    triggers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `--send-after-line` and `--resize-after-line`: (pattern, what to do),
+    /// patterns unescaped, in order.
+    triggers: Vec<(Vec<u8>, Action)>,
     /// PROGRAM and ARGS, ready for execvp.
     argv: Vec<CString>,
 }
 
-/// `pt pty [--timeout SECS] [--send TEXT]... [--send-after-line PATTERN TEXT]... -- PROGRAM ARGS...`
+/// What a trigger does once its pattern has appeared.
+enum Action {
+    /// Write the text to the terminal (`--send-after-line`).
+    Send(Vec<u8>),
+    /// Set the terminal's size (`--resize-after-line`): the kernel sends
+    /// SIGWINCH to its foreground group.
+    Resize(u16, u16),
+}
+
+/// `pt pty [--timeout SECS] [--size ROWSxCOLS] [--send TEXT]... [--send-after-line PATTERN TEXT]... [--resize-after-line PATTERN ROWSxCOLS]... -- PROGRAM ARGS...`
 ///
 /// Emulates an interactive job-control shell on a fresh pseudo-terminal: a
 /// session child S (setsid, the terminal as its controlling terminal) starts
@@ -40,6 +52,12 @@ struct PtyArgs {
 /// searched for only in the output after the previous one's match. TEXT and
 /// PATTERN understand `\n`, `\r`, `\t`, `\\` and `\xHH` (`\x03` is Ctrl-C,
 /// `\x1c` Ctrl-\, `\x1a` Ctrl-Z).
+///
+/// Size: the terminal is 24x80 unless `--size ROWSxCOLS` says otherwise.
+/// `--resize-after-line PATTERN ROWSxCOLS` is a trigger like
+/// `--send-after-line` (in the same sequence, in command-line order) that
+/// sets the terminal's size instead of writing: the kernel sends SIGWINCH
+/// to the terminal's foreground group, as when a window is resized.
 ///
 /// Exit: once S has exited (it exits when J has) and the terminal's output is
 /// drained, with J's status: its exit code N, or 128+N for signal N (127 if
@@ -58,14 +76,7 @@ pub fn cmd_pty(rest: &[OsString]) -> ! {
     // master reports no hang-up before S opened the slave or while J's
     // descendants come and go; only then does EIO mean "drained".
     let own_slave = open_slave(&slave_path);
-    let size = libc::winsize {
-        ws_row: 24,
-        ws_col: 80,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads a `winsize` from the valid pointer.
-    unsafe { libc::ioctl(master, libc::TIOCSWINSZ, &size) };
+    set_size(master, args.size);
 
     // SAFETY: pt is single-threaded, so the child may run arbitrary code.
     let session = match unsafe { libc::fork() } {
@@ -120,12 +131,15 @@ pub fn cmd_pty(rest: &[OsString]) -> ! {
                 Some(chunk) => {
                     check(raw_write_all(1, chunk));
                     output.extend_from_slice(chunk);
-                    while let Some((pattern, text)) = next_trigger {
+                    while let Some((pattern, action)) = next_trigger {
                         let Some(at) = find(&output[search_from..], pattern) else {
                             break;
                         };
                         search_from += at + pattern.len();
-                        write_master(master, text);
+                        match action {
+                            Action::Send(text) => write_master(master, text),
+                            Action::Resize(rows, cols) => set_size(master, (*rows, *cols)),
+                        }
                         next_trigger = triggers.next();
                     }
                 }
@@ -150,10 +164,12 @@ pub fn cmd_pty(rest: &[OsString]) -> ! {
 
 /// Parses the arguments after `pty`.
 fn parse(rest: &[OsString]) -> PtyArgs {
-    const USAGE: &str = "usage: pt pty [--timeout SECS] [--send TEXT]... \
-                         [--send-after-line PATTERN TEXT]... -- PROGRAM ARGS...";
+    const USAGE: &str = "usage: pt pty [--timeout SECS] [--size ROWSxCOLS] [--send TEXT]... \
+                         [--send-after-line PATTERN TEXT]... \
+                         [--resize-after-line PATTERN ROWSxCOLS]... -- PROGRAM ARGS...";
     let mut args = PtyArgs {
         timeout: Duration::from_secs(20),
+        size: (24, 80),
         sends: Vec::new(),
         triggers: Vec::new(),
         argv: Vec::new(),
@@ -178,12 +194,20 @@ fn parse(rest: &[OsString]) -> PtyArgs {
                     .unwrap_or_else(|_| usage("SECS must be a non-negative number"));
             }
             b"--send" => args.sends.push(value(&mut it)),
-            b"--send-after-line" => {
+            b"--size" => args.size = size(&value(&mut it)),
+            b"--send-after-line" | b"--resize-after-line" => {
                 let pattern = value(&mut it);
                 if pattern.is_empty() {
                     usage("PATTERN must not be empty");
                 }
-                args.triggers.push((pattern, value(&mut it)));
+                let action = match arg.as_bytes() {
+                    b"--send-after-line" => Action::Send(value(&mut it)),
+                    _ => {
+                        let (rows, cols) = size(&value(&mut it));
+                        Action::Resize(rows, cols)
+                    }
+                };
+                args.triggers.push((pattern, action));
             }
             _ => usage(USAGE),
         }
@@ -198,6 +222,31 @@ fn parse(rest: &[OsString]) -> PtyArgs {
         usage(USAGE);
     }
     args
+}
+
+/// Parses `ROWSxCOLS` (each 1 to 65535); anything else is bad usage.
+fn size(s: &[u8]) -> (u16, u16) {
+    let parsed = std::str::from_utf8(s).ok().and_then(|s| {
+        let (rows, cols) = s.split_once('x')?;
+        let dim = |d: &str| d.parse::<u16>().ok().filter(|&n| n > 0);
+        Some((dim(rows)?, dim(cols)?))
+    });
+    parsed.unwrap_or_else(|| usage("ROWSxCOLS must be two positive numbers, e.g. 24x80"))
+}
+
+/// Sets the terminal's size; the kernel sends SIGWINCH to its foreground
+/// group when it changes.
+fn set_size(master: c_int, (rows, cols): (u16, u16)) {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a `winsize` from the valid pointer.
+    if unsafe { libc::ioctl(master, libc::TIOCSWINSZ, &size) } == -1 {
+        fail("TIOCSWINSZ", io::Error::last_os_error());
+    }
 }
 
 /// Resolves `\n`, `\r`, `\t`, `\\` and `\xHH`; any other escape is bad usage.
