@@ -744,7 +744,8 @@ impl Drop for Child {
     }
 }
 
-/// Signals a [`Child`] from any thread; see [`Child::signaller`].
+/// Signals (and, on a pty, resizes) a [`Child`] from any thread; see
+/// [`Child::signaller`].
 #[derive(Clone, Debug)]
 pub struct Signaller {
     process: Arc<Process>,
@@ -777,6 +778,28 @@ impl Signaller {
     pub fn start_stop(&self) {
         self.process.start_stop(Ended::Requested);
         reaper::adopt(self.process.clone());
+    }
+
+    /// As [`Child::resize`]: a thread that does not own the handle (one
+    /// that follows the window size while another waits) can resize.
+    ///
+    /// # Errors
+    ///
+    /// As [`Child::resize`].
+    ///
+    /// ```
+    /// use procession::{Command, Pty};
+    /// let mut child = Command::shell("read x; stty size").pty(Pty::new()).spawn()?;
+    /// let resizer = child.signaller();
+    /// std::thread::spawn(move || resizer.resize(42, 99)).join().unwrap()?;
+    /// child.write_all(b"\n")?;
+    /// assert_eq!(&child.read()?.unwrap()[..], b"42 99\r\n");
+    /// assert!(child.wait()?.success());
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), Error> {
+        let who = self.process.program();
+        self.process.terminal(|t| t.resize(who, rows, cols))
     }
 
     /// The child's pid.
