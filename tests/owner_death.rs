@@ -389,6 +389,29 @@ fn cgroup_mode_counts_the_cpu_time_of_a_daemon_the_child_never_waited_for() {
 }
 
 #[test]
+fn cgroup_mode_a_spawn_that_fails_in_the_child_leaves_no_cgroup() {
+    let _g = Guard::new();
+    // The cgroup is made before the clone; the child then fails (exec of a
+    // file that is not executable, a missing working directory).
+    let err = Command::new("/etc/hostname")
+        .cgroup(Cgroup::auto())
+        .spawn()
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.step()),
+        (ErrorKind::PermissionDenied, Step::Exec)
+    );
+    assert_eq!(leftover_cgroups(), Vec::<std::path::PathBuf>::new());
+    let err = Command::new("true")
+        .current_dir("/no/such/dir")
+        .cgroup(Cgroup::auto())
+        .spawn()
+        .unwrap_err();
+    assert_eq!(err.step(), Step::Chdir);
+    assert_eq!(leftover_cgroups(), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
 fn cgroup_mode_without_a_usable_hierarchy_is_a_clear_error_and_starts_nothing() {
     let _g = Guard::new();
     let spawn = |cg: Cgroup| {

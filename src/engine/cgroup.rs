@@ -129,13 +129,12 @@ impl ChildCgroup {
             .collect()
     }
 
-    /// Whether a live process is still in the cgroup (`cgroup.events`).
+    /// Whether a live process is still in the cgroup (`cgroup.events`,
+    /// present in every non-root cgroup v2; unreadable means the directory
+    /// is gone, so nothing is in it).
     pub(crate) fn populated(&self) -> bool {
-        match std::fs::read_to_string(self.dir.join("cgroup.events")) {
-            Ok(events) => events.lines().any(|l| l.trim() == "populated 1"),
-            // Without cgroup.events (never on v2), fall back on the list.
-            Err(_) => !self.members().is_empty(),
-        }
+        std::fs::read_to_string(self.dir.join("cgroup.events"))
+            .is_ok_and(|events| events.lines().any(|l| l.trim() == "populated 1"))
     }
 
     /// The cgroup's accounting (`cpu.stat`, `memory.peak`, `pids.peak`).
