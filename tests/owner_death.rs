@@ -113,6 +113,18 @@ fn wait_own_group(pid: i32) {
     }
 }
 
+/// Spawns `cmd` (which prints the pid of a `setsid` daemon it starts)
+/// with stdout piped; returns it once the daemon has left its group.
+fn with_daemon(cmd: &mut Command) -> (procession::Child, i32) {
+    let mut child = cmd.stdout(procession::Stdio::piped()).spawn().unwrap();
+    let daemon: i32 = read_line(child.stdout.as_mut().unwrap())
+        .trim()
+        .parse()
+        .unwrap();
+    wait_own_group(daemon);
+    (child, daemon)
+}
+
 fn kill9(owner: &mut StdChild) {
     owner.kill().unwrap();
     owner.wait().unwrap();
@@ -275,16 +287,9 @@ fn cgroup_mode_stop_reaches_a_double_forked_daemon_and_removes_the_cgroup() {
     let _g = Guard::new();
     // The daemon leaves the group and the session and is re-parented away
     // from the child: only its cgroup still holds it.
-    let mut child = Command::shell("(setsid sleep 1000 & echo $!) ; exec sleep 1000")
-        .cgroup(Cgroup::auto())
-        .stdout(procession::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let daemon: i32 = read_line(child.stdout.as_mut().unwrap())
-        .trim()
-        .parse()
-        .unwrap();
-    wait_own_group(daemon);
+    let (mut child, daemon) = with_daemon(
+        Command::shell("(setsid sleep 1000 & echo $!) ; exec sleep 1000").cgroup(Cgroup::auto()),
+    );
     let dir = leftover_cgroups();
     assert_eq!(dir.len(), 1);
     let procs = std::fs::read_to_string(dir[0].join("cgroup.procs")).unwrap();
@@ -312,17 +317,11 @@ fn cgroup_mode_stop_sends_the_stop_signal_to_every_member_before_any_kill() {
         "(setsid sh -c 'trap \"echo term > {}; exit 0\" TERM; echo $$; while :; do sleep 0.01; done' &) ; exec sleep 1000",
         report.display()
     );
-    let mut child = Command::shell(line)
-        .cgroup(Cgroup::auto())
-        .stop_timeout(Duration::from_secs(30))
-        .stdout(procession::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let daemon: i32 = read_line(child.stdout.as_mut().unwrap())
-        .trim()
-        .parse()
-        .unwrap();
-    wait_own_group(daemon);
+    let (mut child, daemon) = with_daemon(
+        Command::shell(line)
+            .cgroup(Cgroup::auto())
+            .stop_timeout(Duration::from_secs(30)),
+    );
     let start = Instant::now();
     let status = child.stop().unwrap();
     let took = start.elapsed();
@@ -340,16 +339,8 @@ fn cgroup_mode_stop_sends_the_stop_signal_to_every_member_before_any_kill() {
 #[test]
 fn cgroup_mode_the_rest_of_the_cgroup_is_stopped_when_the_child_exits() {
     let _g = Guard::new();
-    let mut child = Command::shell("setsid sleep 1000 & echo $!")
-        .cgroup(Cgroup::auto())
-        .stdout(procession::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let daemon: i32 = read_line(child.stdout.as_mut().unwrap())
-        .trim()
-        .parse()
-        .unwrap();
-    wait_own_group(daemon);
+    let (mut child, daemon) =
+        with_daemon(Command::shell("setsid sleep 1000 & echo $!").cgroup(Cgroup::auto()));
     let start = Instant::now();
     let status = child.wait().unwrap();
     assert!(status.success());

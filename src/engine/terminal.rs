@@ -314,7 +314,7 @@ impl Terminal {
         modes: &[(TerminalMode, u32)],
     ) -> Result<(), crate::Error> {
         use std::os::fd::AsFd;
-        check(modes).map_err(|why| {
+        let invalid = |why| {
             crate::Error::new(
                 who,
                 crate::Step::Terminal,
@@ -322,19 +322,12 @@ impl Terminal {
                 Some(why),
                 None,
             )
-        })?;
+        };
+        check(modes).map_err(invalid)?;
         let fd = self.master.as_fd();
         let os = |e| crate::Error::os(who, crate::Step::Terminal, e);
         let mut t = crate::sys::pty::get_attr(fd).map_err(os)?;
-        apply(&mut t, modes).map_err(|why| {
-            crate::Error::new(
-                who,
-                crate::Step::Terminal,
-                crate::ErrorKind::InvalidInput,
-                Some(why),
-                None,
-            )
-        })?;
+        apply(&mut t, modes).map_err(invalid)?;
         crate::sys::pty::set_attr(fd, &t).map_err(os)
     }
 }
