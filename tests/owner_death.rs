@@ -443,6 +443,61 @@ fn cgroup_mode_without_a_usable_hierarchy_is_a_clear_error_and_starts_nothing() 
     );
 }
 
+#[test]
+fn cgroup_mode_a_path_too_long_for_the_watchdog_is_refused() {
+    let _g = Guard::new();
+    // Three nested cgroups of 200-byte names: the child's path would not
+    // fit the watchdog's 510-byte line, so it could not be killed when this
+    // process dies. Refused, never run unwatched.
+    let mut deep = own_cgroup_dir().unwrap();
+    let mut made = Vec::new();
+    for c in ['a', 'b', 'c'] {
+        deep.push(std::iter::repeat_n(c, 200).collect::<String>());
+        std::fs::create_dir(&deep).unwrap();
+        made.push(deep.clone());
+    }
+    let err = Command::new("true")
+        .cgroup(Cgroup::under(&deep))
+        .spawn()
+        .unwrap_err();
+    for d in made.iter().rev() {
+        std::fs::remove_dir(d).unwrap();
+    }
+    assert_eq!(
+        (err.kind(), err.step()),
+        (ErrorKind::InvalidInput, Step::Cgroup)
+    );
+    assert!(err.to_string().contains("longer than 510 bytes"), "{err}");
+}
+
+/// The committed lines of this process's watchdog cgroup table.
+fn watchdog_cgroups() -> Vec<String> {
+    let wd = procession::__test_support::watchdog_pid().unwrap();
+    let table = std::fs::read(format!("/proc/{wd}/fd/4")).unwrap();
+    String::from_utf8(table)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix('k').map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn the_watchdog_lists_a_cgroup_while_it_exists() {
+    let _g = Guard::new();
+    let mut child = Command::new("sleep")
+        .arg("1000")
+        .cgroup(Cgroup::auto())
+        .spawn()
+        .unwrap();
+    let dir = leftover_cgroups();
+    assert_eq!(dir.len(), 1);
+    assert_eq!(watchdog_cgroups(), [dir[0].display().to_string()]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(child);
+    assert_eq!(watchdog_cgroups(), Vec::<String>::new());
+}
+
 /// cgroup2 mounted read-only on a temporary directory (as root); unmounted
 /// and removed on drop.
 struct ReadOnlyCgroupMount {
@@ -480,6 +535,16 @@ fn a_killed_watchdog_is_replaced_at_the_next_spawn() {
     // SAFETY: killing our own watchdog child by pid.
     unsafe { libc::kill(first, libc::SIGKILL) };
     assert!(wait_dead(first, Duration::from_secs(1)));
+    // Spawns look whether it still runs at most once per 10 ms: the first
+    // spawn more than 10 ms after the last look replaces it.
+    std::thread::sleep(Duration::from_millis(20));
+    let mut child = Command::new("true").spawn().unwrap();
+    assert!(child.wait().unwrap().success());
+    let replaced = procession::__test_support::watchdog_pid().unwrap() as i32;
+    assert_ne!(
+        replaced, first,
+        "not replaced by the first spawn 20 ms later"
+    );
     // Whether it runs is looked at once per 10 ms: spawn until a spawn
     // notices (bounded).
     let start = Instant::now();

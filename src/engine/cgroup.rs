@@ -74,6 +74,20 @@ impl ChildCgroup {
         }
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = parent.join(format!("procession-{}-{n}", std::process::id()));
+        // The watchdog's table holds the path in a fixed-width line (the
+        // kernel refuses cgroup names with a newline, which the line ends
+        // with).
+        if dir.as_os_str().len() > watchdog::CGROUP_PATH_MAX {
+            return Err(Error::invalid(
+                program,
+                format!(
+                    "the cgroup path {} is longer than {} bytes",
+                    dir.display(),
+                    watchdog::CGROUP_PATH_MAX
+                ),
+            )
+            .with_step(Step::Cgroup));
+        }
         std::fs::create_dir(&dir).map_err(|e| {
             Error::os(program, Step::Cgroup, e)
                 .with_detail(format!("cannot create the cgroup {}", dir.display()))

@@ -238,13 +238,15 @@ impl Drop for CgroupEntry {
     }
 }
 
-/// Lists `dir` (an absolute cgroup directory path without a newline, at
-/// most `CGROUP_SLOT - 2` bytes) for the watchdog. `None` when no watchdog
-/// runs (none could be started, or the path does not fit).
+/// The longest cgroup path a slot holds (commit byte and newline aside).
+pub(crate) const CGROUP_PATH_MAX: usize = CGROUP_SLOT - 2;
+
+/// Lists `dir` for the watchdog: an absolute cgroup directory path (never
+/// with a newline: the kernel refuses those names), at most
+/// [`CGROUP_PATH_MAX`] bytes (the caller checks). `None` when no watchdog
+/// runs.
 pub(crate) fn record_cgroup(dir: &[u8]) -> Option<CgroupEntry> {
-    if dir.len() > CGROUP_SLOT - 2 || dir.contains(&b'\n') {
-        return None;
-    }
+    debug_assert!(dir.len() <= CGROUP_PATH_MAX);
     let mut guard = lock();
     let w = ensure(&mut guard)?;
     let off = w.cgroups.take()?;
