@@ -529,6 +529,23 @@ impl Drop for ReadOnlyCgroupMount {
 }
 
 #[test]
+fn a_watchdog_refused_for_want_of_processes_starts_at_a_later_spawn() {
+    let _g = Guard::new();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("note: skipped: needs root (ptlib becomes nobody)");
+        return;
+    }
+    let out = std::process::Command::new(ptlib())
+        .arg("watchdog-after-nproc-limit")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "watchdog: true\n");
+    reap_orphans();
+}
+
+#[test]
 fn a_killed_watchdog_is_replaced_at_the_next_spawn() {
     let mut g = Guard::new();
     let first = procession::__test_support::watchdog_pid().unwrap() as i32;

@@ -25,6 +25,11 @@
 //!   and prints `gone` if the child was killed and reaped by then, else
 //!   `left running` (and kills and reaps it itself).
 //!
+//! - `ptlib watchdog-after-nproc-limit`: (as root) becomes nobody with
+//!   `RLIMIT_NPROC` 0 (hard limit 1024), spawns `/bin/true` (refused: the
+//!   owner-death watchdog cannot start either), raises the soft limit to
+//!   1024, spawns again and prints `watchdog: <bool>`, whether a watchdog
+//!   runs now (a passing shortage must not disable it for good).
 //! - `ptlib as-nobody WHAT`: (as root) becomes nobody, then spawns `id -u`
 //!   with a setting nobody has no right to: `user-root` (`user("root")`),
 //!   `raise-hard-limit` (`RLIMIT_NOFILE` hard limit above nobody's),
@@ -71,6 +76,10 @@ fn main() -> ExitCode {
         }
         ["foreground-after-emfile"] => {
             foreground_after_emfile();
+            return ExitCode::SUCCESS;
+        }
+        ["watchdog-after-nproc-limit"] => {
+            watchdog_after_nproc_limit();
             return ExitCode::SUCCESS;
         }
         ["drop-without-reaper"] => {
@@ -166,6 +175,47 @@ fn become_nobody_with_nproc(limit: Option<libc::rlim_t>) -> bool {
         ));
     }
     dropped
+}
+
+/// See `watchdog-after-nproc-limit` in the module docs.
+fn watchdog_after_nproc_limit() {
+    let limit = |soft| libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: 1024,
+    };
+    // SAFETY: plain system calls on this process's own limits and ids.
+    let dropped = unsafe {
+        libc::setrlimit(libc::RLIMIT_NPROC, &limit(0)) == 0
+            && libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setgid(65534) == 0
+            && libc::setuid(65534) == 0
+    };
+    if !dropped {
+        say(&format!(
+            "setup failed: {}",
+            std::io::Error::last_os_error()
+        ));
+        return;
+    }
+    if Command::new("/bin/true").status().is_ok() {
+        say("setup failed: spawned at the limit");
+        return;
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &limit(1024)) } != 0 {
+        say(&format!(
+            "setup failed: {}",
+            std::io::Error::last_os_error()
+        ));
+        return;
+    }
+    match Command::new("/bin/true").status() {
+        Ok(_) => say(&format!(
+            "watchdog: {}",
+            procession::__test_support::watchdog_pid().is_some()
+        )),
+        Err(e) => say(&format!("error: {e}")),
+    }
 }
 
 /// See `spawn-at-nproc-limit` in the module docs.
