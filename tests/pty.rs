@@ -308,3 +308,41 @@ fn a_reader_at_end_of_file_does_not_hang_up_a_child_still_exiting() {
         assert_eq!(out.stdout, b"a\r\n");
     }
 }
+
+#[test]
+fn every_standard_speed_is_set_on_the_terminal_and_others_are_refused() {
+    let _g = Guard::new();
+    let speeds = [
+        0, 50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 4800, 9600, 19200, 38400, 57600,
+        115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000, 1500000, 2000000,
+        2500000, 3000000, 3500000, 4000000,
+    ];
+    for bps in speeds {
+        // `stty speed` reports the terminal's speed as the kernel keeps it.
+        let out = Command::new("stty")
+            .arg("speed")
+            .pty(
+                Pty::new()
+                    .mode(TerminalMode::TtyOpOspeed, bps)
+                    .mode(TerminalMode::TtyOpIspeed, bps),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{bps}\r\n"),
+            "speed {bps}"
+        );
+    }
+    for bps in [1, 9601, 4000001] {
+        let err = Command::new("true")
+            .pty(Pty::new().mode(TerminalMode::TtyOpIspeed, bps))
+            .spawn()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(
+            err.to_string().contains(&format!("tty_op_ispeed = {bps}")),
+            "{err}"
+        );
+    }
+}
