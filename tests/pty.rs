@@ -346,3 +346,28 @@ fn every_standard_speed_is_set_on_the_terminal_and_others_are_refused() {
         );
     }
 }
+
+#[cfg(feature = "tokio")]
+#[tokio::test(flavor = "current_thread")]
+async fn the_async_api_writes_reads_and_closes_a_pty_child() {
+    let _g = Guard::new();
+    let mut child = Command::new("cat").pty(Pty::new()).spawn_async().unwrap();
+    child.write_all(b"async\n").await.unwrap();
+    // Closing the async input types VEOF too: cat ends on its own.
+    child.close_stdin();
+    let mut seen = Vec::new();
+    while let Some(chunk) = child.read().await.unwrap() {
+        seen.extend_from_slice(&chunk);
+    }
+    assert_eq!(seen, b"async\r\n");
+    assert!(child.wait().await.unwrap().success());
+    // And a stream with an async input.
+    let out = Command::new("cat")
+        .pty(Pty::new())
+        .input(["x\n"])
+        .output_async()
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"x\r\n");
+    assert!(out.status.success());
+}
