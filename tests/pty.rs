@@ -371,3 +371,25 @@ async fn the_async_api_writes_reads_and_closes_a_pty_child() {
     assert_eq!(out.stdout, b"x\r\n");
     assert!(out.status.success());
 }
+
+#[test]
+fn echo_off_clears_every_echo_flag_and_echo_on_keeps_the_defaults() {
+    let _g = Guard::new();
+    let flags = |pty: Pty| {
+        let out = Command::new("stty").arg("-a").pty(pty).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        ["echo", "echoe", "echok", "echonl"].map(|f| {
+            let on = text.split_whitespace().any(|w| w == f);
+            let off = text.split_whitespace().any(|w| w == format!("-{f}"));
+            assert!(on != off, "{f} in {text}");
+            on
+        })
+    };
+    assert_eq!(flags(Pty::new()), [false, false, false, false]);
+    // The kernel's defaults: echo, echoe and echok on, echonl off.
+    assert_eq!(flags(Pty::new().echo(true)), [true, true, true, false]);
+    assert_eq!(
+        flags(Pty::new().echo(true).mode(TerminalMode::Echonl, 1)),
+        [true, true, true, true]
+    );
+}
