@@ -393,3 +393,21 @@ fn echo_off_clears_every_echo_flag_and_echo_on_keeps_the_defaults() {
         [true, true, true, true]
     );
 }
+
+#[test]
+fn the_input_taken_as_a_descriptor_types_nothing_when_converted() {
+    let _g = Guard::new();
+    use std::io::Write;
+    let mut child = Command::new("cat").pty(Pty::new()).spawn().unwrap();
+    // The descriptor is the caller's now: converting it is not closing the
+    // input, so no end-of-file is typed and cat keeps reading.
+    let fd: std::os::fd::OwnedFd = child.stdin.take().unwrap().into();
+    let mut input = std::fs::File::from(fd);
+    input.write_all(b"still\n").unwrap();
+    assert_eq!(read_until(&mut child, b"still\r\n"), b"still\r\n");
+    drop(input);
+    // Closing that descriptor alone is invisible through a terminal.
+    assert_eq!(child.try_wait().unwrap(), None);
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(Signal::KILL));
+}

@@ -234,18 +234,44 @@ mod tests {
     #[test]
     fn character_size_flags_switch_csize() {
         let mut t = crate::sys::pty::zeroed_termios();
-        t.c_cflag = libc::CS8;
+        let size = |t: &libc::termios| t.c_cflag & libc::CSIZE;
+        t.c_cflag = libc::CS8 | libc::PARENB;
         apply(&mut t, &[(TerminalMode::Cs8, 0)]).unwrap();
-        assert_eq!(t.c_cflag & libc::CSIZE, libc::CS7);
+        assert_eq!(
+            (size(&t), t.c_cflag & libc::PARENB),
+            (libc::CS7, libc::PARENB)
+        );
+        // Turning off a size that is not the current one changes nothing.
+        apply(&mut t, &[(TerminalMode::Cs8, 0)]).unwrap();
+        assert_eq!(size(&t), libc::CS7);
+        apply(&mut t, &[(TerminalMode::Cs7, 0)]).unwrap();
+        assert_eq!(size(&t), libc::CS8);
+        apply(&mut t, &[(TerminalMode::Cs7, 0)]).unwrap();
+        assert_eq!(size(&t), libc::CS8);
+        apply(&mut t, &[(TerminalMode::Cs7, 1)]).unwrap();
+        assert_eq!(size(&t), libc::CS7);
         apply(&mut t, &[(TerminalMode::Cs8, 1)]).unwrap();
-        assert_eq!(t.c_cflag & libc::CSIZE, libc::CS8);
-        apply(
-            &mut t,
-            &[(TerminalMode::Vintr, 255), (TerminalMode::Isig, 0)],
-        )
-        .unwrap();
+        assert_eq!(
+            (size(&t), t.c_cflag & libc::PARENB),
+            (libc::CS8, libc::PARENB)
+        );
+    }
+
+    #[test]
+    fn a_flag_set_to_0_clears_only_that_flag_and_255_disables_a_character() {
+        let mut t = crate::sys::pty::zeroed_termios();
+        t.c_lflag = libc::ISIG | libc::ICANON;
+        t.c_iflag = libc::ICRNL | libc::IXON;
+        apply(&mut t, &[(TerminalMode::Isig, 0), (TerminalMode::Ixon, 0)]).unwrap();
+        assert_eq!((t.c_lflag, t.c_iflag), (libc::ICANON, libc::ICRNL));
+        apply(&mut t, &[(TerminalMode::Isig, 1), (TerminalMode::Onlcr, 1)]).unwrap();
+        assert_eq!(
+            (t.c_lflag, t.c_oflag),
+            (libc::ISIG | libc::ICANON, libc::ONLCR)
+        );
+        t.c_cc[libc::VINTR] = 3;
+        apply(&mut t, &[(TerminalMode::Vintr, 255)]).unwrap();
         assert_eq!(t.c_cc[libc::VINTR], 0);
-        assert_eq!(t.c_lflag & libc::ISIG, 0);
     }
 }
 
