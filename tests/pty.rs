@@ -411,3 +411,20 @@ fn the_input_taken_as_a_descriptor_types_nothing_when_converted() {
     child.kill().unwrap();
     assert_eq!(child.wait().unwrap().signal(), Some(Signal::KILL));
 }
+
+#[test]
+fn the_parents_terminal_descriptors_are_close_on_exec() {
+    let _g = Guard::new();
+    use std::os::fd::AsRawFd;
+    let mut child = Command::new("cat").pty(Pty::new()).spawn().unwrap();
+    for fd in [
+        child.stdin.as_ref().unwrap().as_raw_fd(),
+        child.stdout.as_ref().unwrap().as_raw_fd(),
+    ] {
+        // SAFETY: F_GETFD on a descriptor the handle owns.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC, "fd {fd}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
