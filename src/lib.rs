@@ -442,7 +442,11 @@
 //! pidfd (`CLONE_PIDFD`; 5.2 and older fall back to the pid, and waiting
 //! polls every 5 ms); `close_range` needs 5.9 (older kernels mark each
 //! descriptor close-on-exec one by one); `pidfd_send_signal` needs 5.1. The
-//! async API needs tokio 1.38 or later with `enable_all()` on the runtime.
+//! owner-death watchdog needs `memfd_create` (3.17) and `/bin/sh`; cgroup
+//! mode a cgroup v2 hierarchy, with `cgroup.kill` from 5.14 (older kernels:
+//! each member is signalled); a pty's slave is opened with `TIOCGPTPEER`
+//! (4.13; `ptsname_r` before). The async API needs tokio 1.38 or later with
+//! `enable_all()` on the runtime.
 //!
 //! # Layout
 //!
