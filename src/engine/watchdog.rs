@@ -14,9 +14,10 @@
 //! The list of live children is not sent to it: it is a table in shared
 //! memory (a memfd mapped `MAP_SHARED` here, fd 3 in the watchdog) that the
 //! watchdog reads only once, after the owner's end. Recording a child costs
-//! no system call: the child itself writes its pid (and `-pid` for its
-//! group) into a slot reserved for it, between clone and exec, then checks
-//! that its parent is still the owner (see `sys::spawn`'s `RecordSelf`).
+//! the parent no system call: the child itself writes its pid (and `-pid`
+//! for its group) into a slot reserved for it, between clone and exec, then
+//! checks that its parent is still the owner (`getpid` and `getppid`; see
+//! `sys::spawn`'s `RecordSelf`).
 //! Whatever the moment the owner dies, a child either is in the table when
 //! the watchdog reads it or sees its new parent and exits before `execve`.
 //! The slot is released when the child is reaped (after its group cleanup
