@@ -30,9 +30,9 @@
 //!
 //! # Slots
 //!
-//! A slot is a line of fixed width. Its first byte is the commit byte: `k`
-//! for a recorded child, `#` otherwise; the watchdog acts only on `k`
-//! lines. The text is written before the commit byte (a release store), so
+//! A slot is a line of fixed width, padded with newlines. Its first byte is
+//! the commit byte: `k` for a recorded child, `#` otherwise; the watchdog
+//! acts only on `k` lines. The text is written before the commit byte (a release store), so
 //! a reader never acts on half a pid. Freed slots are reused.
 
 use std::ffi::CString;
@@ -107,6 +107,10 @@ struct Table {
     size: usize,
     free: Vec<usize>,
     next: usize,
+    /// What a free slot holds: `#`, then newlines (the watchdog splits the
+    /// table into lines or words, so empty lines vanish; a path in a cgroup
+    /// slot may hold spaces, not newlines).
+    blank: Box<[u8]>,
 }
 
 impl Table {
@@ -120,20 +124,10 @@ impl Table {
             size: 0,
             free: Vec::new(),
             next: 0,
+            blank: std::iter::once(b'#')
+                .chain(std::iter::repeat_n(b'\n', slot - 1))
+                .collect(),
         })
-    }
-
-    /// The blank line a free slot holds.
-    fn blank(&self) -> Vec<u8> {
-        let mut line = vec![b' '; self.slot];
-        line[0] = b'#';
-        if self.slot == SLOT {
-            line[self.slot - 1] = b'\n';
-        } else {
-            // Cgroup slots: padding is newlines (paths may hold spaces).
-            line[1..].fill(b'\n');
-        }
-        line
     }
 
     /// Reserves a slot and returns its offset; grows the file by a page of
@@ -147,10 +141,9 @@ impl Table {
             if grown > self.map.len() || shm::set_len(self.file.as_fd(), grown).is_err() {
                 return None;
             }
-            let blank = self.blank();
             let mut off = self.size;
             while off + self.slot <= grown {
-                self.map.write(off, &blank);
+                self.map.write(off, &self.blank);
                 off += self.slot;
             }
             self.size = grown;
@@ -163,8 +156,7 @@ impl Table {
     /// Blanks the slot at `off` (commit byte first) and frees it.
     fn release(&mut self, off: usize) {
         self.map.commit(off, b'#');
-        let blank = self.blank();
-        self.map.write(off, &blank);
+        self.map.write(off, &self.blank);
         self.free.push(off);
     }
 }
@@ -209,10 +201,10 @@ impl Slot {
         let guard = lock();
         if let Some(w) = guard.as_ref() {
             w.pids.map.commit(self.offset, b'#');
-            let mut line = w.pids.blank();
-            let text = format!(" -{pgid}");
-            line[1..1 + text.len()].copy_from_slice(text.as_bytes());
-            w.pids.map.write(self.offset, &line);
+            w.pids.map.write(self.offset, &w.pids.blank);
+            w.pids
+                .map
+                .write(self.offset + 1, format!(" -{pgid}").as_bytes());
             w.pids.map.commit(self.offset, b'k');
         }
     }
