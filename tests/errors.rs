@@ -381,23 +381,6 @@ fn redirecting_stderr_into_a_closed_stdout_fails_at_stdio_with_ebadf() {
     assert_eq!(raw_os(&err), Some(libc::EBADF));
 }
 
-/// Runs `ptlib SUBCOMMAND` (which becomes nobody, so it needs root, as in
-/// CI) and returns its stdout once it exited 0; `None` when not root.
-fn ptlib_as_nobody(subcommand: &str) -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("note: skipped: needs root (ptlib {subcommand} becomes nobody)");
-        return None;
-    }
-    let out = std::process::Command::new(ptlib())
-        .arg(subcommand)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "ptlib {subcommand}: {stderr}");
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 #[test]
 fn clone_refused_at_the_process_limit_is_a_spawn_error() {
     let _g = Guard::new();

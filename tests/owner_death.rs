@@ -62,20 +62,31 @@ fn start_owner(mark: &str, n: usize, args: &[&str]) -> (StdChild, BufReader<Chil
     (owner, out)
 }
 
-/// Waits up to `limit` for no process to carry `mark`; returns how long it
-/// took, or the survivors.
-fn none_marked_within(mark: &str, limit: Duration) -> Result<Duration, Vec<i32>> {
+/// Waits up to 1 s for no process to carry `mark`; returns how long it
+/// took, and fails naming the survivors otherwise.
+fn all_gone_within_a_second(mark: &str) -> Duration {
     let start = Instant::now();
     loop {
         let left = marked(mark);
         if left.is_empty() {
-            return Ok(start.elapsed());
+            return start.elapsed();
         }
-        if start.elapsed() > limit {
-            return Err(left);
-        }
+        assert!(
+            start.elapsed() <= Duration::from_secs(1),
+            "{mark}: {} survivors: {left:?}",
+            left.len()
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// SIGKILLs `pids` (survivors the test expected), then reaps them.
+fn kill_survivors(pids: Vec<i32>) {
+    for pid in pids {
+        // SAFETY: killing our own test processes by pid.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    reap_orphans();
 }
 
 /// Reaps what the dead owner left re-parented to us (its children, its
@@ -137,8 +148,7 @@ fn sigkill_of_the_owner_leaves_none_of_its_100_children_and_grandchildren() {
     let (mut owner, _out) = start_owner(&m, 100, &[]);
     assert_eq!(marked(&m).len(), 200, "100 children + 100 grandchildren");
     kill9(&mut owner);
-    let took = none_marked_within(&m, Duration::from_secs(1))
-        .unwrap_or_else(|left| panic!("{} survivors: {left:?}", left.len()));
+    let took = all_gone_within_a_second(&m);
     eprintln!("all 200 gone {took:?} after the owner's death");
     // The 100 children were re-parented to us as zombies (the grandchildren
     // to their own parents, which reaped them or died with them).
@@ -151,8 +161,7 @@ fn an_owner_that_exits_without_stopping_its_children_leaves_none() {
     let m = mark("exit");
     let (mut owner, _out) = start_owner(&m, 20, &["--then", "exit"]);
     assert!(owner.wait().unwrap().success());
-    let took = none_marked_within(&m, Duration::from_secs(1))
-        .unwrap_or_else(|left| panic!("{} survivors: {left:?}", left.len()));
+    let took = all_gone_within_a_second(&m);
     eprintln!("all 40 gone {took:?} after the owner's exit");
     reap_orphans();
 }
@@ -166,8 +175,7 @@ fn children_started_from_a_thread_that_ended_live_until_the_owner_dies() {
     let (mut owner, _out) = start_owner(&m, 20, &["--spawn-thread"]);
     assert_eq!(marked(&m).len(), 40);
     kill9(&mut owner);
-    none_marked_within(&m, Duration::from_secs(1))
-        .unwrap_or_else(|left| panic!("{} survivors: {left:?}", left.len()));
+    all_gone_within_a_second(&m);
     reap_orphans();
 }
 
@@ -191,8 +199,7 @@ fn an_owner_killed_during_a_burst_of_spawns_leaves_none() {
             assert_ne!(out.read_line(&mut line).unwrap(), 0, "owner ended");
         }
         kill9(&mut owner);
-        none_marked_within(&m, Duration::from_secs(1))
-            .unwrap_or_else(|left| panic!("round {round}: {} survivors: {left:?}", left.len()));
+        all_gone_within_a_second(&m);
         reap_orphans();
     }
 }
@@ -207,11 +214,7 @@ fn a_child_that_may_outlive_its_owner_does() {
     reap_watchdog_of_dead_owner();
     let left = marked(&m);
     assert_eq!(left.len(), 6, "{left:?}");
-    for pid in left {
-        // SAFETY: killing our own test processes by pid.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-    reap_orphans();
+    kill_survivors(left);
 }
 
 /// Waits until the dead owner's watchdog (re-parented to us) has ended.
@@ -250,11 +253,7 @@ fn setsid_daemons_escape_the_owner_death_cleanup_without_cgroups() {
     }
     let left = marked(&m);
     assert_eq!(left.len(), 5, "the 5 setsid daemons, only: {left:?}");
-    for pid in left {
-        // SAFETY: killing our own test processes by pid.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-    reap_orphans();
+    kill_survivors(left);
 }
 
 #[test]
@@ -274,8 +273,7 @@ fn cgroup_mode_sigkill_of_the_owner_leaves_no_setsid_daemon_and_no_cgroup() {
     assert_eq!(dirs(owner_pid), 100);
     assert_eq!(marked(&m).len(), 200);
     kill9(&mut owner);
-    let took = none_marked_within(&m, Duration::from_secs(1))
-        .unwrap_or_else(|left| panic!("{} survivors: {left:?}", left.len()));
+    let took = all_gone_within_a_second(&m);
     eprintln!("all 200 gone {took:?} after the owner's death");
     reap_orphans();
     // The watchdog removed the cgroups before it ended.
@@ -531,17 +529,9 @@ impl Drop for ReadOnlyCgroupMount {
 #[test]
 fn a_watchdog_refused_for_want_of_processes_starts_at_a_later_spawn() {
     let _g = Guard::new();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("note: skipped: needs root (ptlib becomes nobody)");
-        return;
+    if let Some(out) = ptlib_as_nobody("watchdog-after-nproc-limit") {
+        assert_eq!(out, "watchdog: true\n");
     }
-    let out = std::process::Command::new(ptlib())
-        .arg("watchdog-after-nproc-limit")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "watchdog: true\n");
     reap_orphans();
 }
 

@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         ["stop", line] => stop(line, End::Stop),
         ["drop", line] => stop(line, End::Drop),
         ["spawn-at-nproc-limit"] => {
-            if become_nobody_with_nproc(Some(0)) {
+            if become_nobody_with_nproc(Some((0, 0))) {
                 at_nproc_limit();
             }
             return ExitCode::SUCCESS;
@@ -79,7 +79,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         ["watchdog-after-nproc-limit"] => {
-            watchdog_after_nproc_limit();
+            if become_nobody_with_nproc(Some((0, 1024))) {
+                watchdog_after_nproc_limit();
+            }
             return ExitCode::SUCCESS;
         }
         ["drop-without-reaper"] => {
@@ -153,18 +155,13 @@ fn stop(line: &str, end: End) -> Result<(), procession::Error> {
     Ok(())
 }
 
-/// Sets `RLIMIT_NPROC` to `limit` (if given) and becomes user and group 65534;
-/// says why and returns `false` if that failed.
-fn become_nobody_with_nproc(limit: Option<libc::rlim_t>) -> bool {
+/// Sets `RLIMIT_NPROC` to `limit` (soft, hard; if given) and becomes user
+/// and group 65534; says why and returns `false` if that failed.
+fn become_nobody_with_nproc(limit: Option<(libc::rlim_t, libc::rlim_t)>) -> bool {
     // SAFETY: plain system calls on this process's own limits and ids.
     let dropped = unsafe {
-        limit.is_none_or(|limit| {
-            let rl = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            libc::setrlimit(libc::RLIMIT_NPROC, &rl) == 0
-        }) && libc::setgroups(0, std::ptr::null()) == 0
+        limit.is_none_or(|(soft, hard)| set_nproc(soft, hard))
+            && libc::setgroups(0, std::ptr::null()) == 0
             && libc::setgid(65534) == 0
             && libc::setuid(65534) == 0
     };
@@ -177,32 +174,24 @@ fn become_nobody_with_nproc(limit: Option<libc::rlim_t>) -> bool {
     dropped
 }
 
-/// See `watchdog-after-nproc-limit` in the module docs.
-fn watchdog_after_nproc_limit() {
-    let limit = |soft| libc::rlimit {
+/// `setrlimit(RLIMIT_NPROC, {soft, hard})`; `true` when it worked.
+fn set_nproc(soft: libc::rlim_t, hard: libc::rlim_t) -> bool {
+    let rl = libc::rlimit {
         rlim_cur: soft,
-        rlim_max: 1024,
+        rlim_max: hard,
     };
-    // SAFETY: plain system calls on this process's own limits and ids.
-    let dropped = unsafe {
-        libc::setrlimit(libc::RLIMIT_NPROC, &limit(0)) == 0
-            && libc::setgroups(0, std::ptr::null()) == 0
-            && libc::setgid(65534) == 0
-            && libc::setuid(65534) == 0
-    };
-    if !dropped {
-        say(&format!(
-            "setup failed: {}",
-            std::io::Error::last_os_error()
-        ));
-        return;
-    }
+    // SAFETY: setrlimit reads the valid `rl`; it changes only this process.
+    unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &rl) == 0 }
+}
+
+/// See `watchdog-after-nproc-limit` in the module docs (nobody already,
+/// with no process allowed).
+fn watchdog_after_nproc_limit() {
     if Command::new("/bin/true").status().is_ok() {
         say("setup failed: spawned at the limit");
         return;
     }
-    // SAFETY: as above.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &limit(1024)) } != 0 {
+    if !set_nproc(1024, 1024) {
         say(&format!(
             "setup failed: {}",
             std::io::Error::last_os_error()

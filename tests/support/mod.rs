@@ -110,6 +110,23 @@ where
     cmd
 }
 
+/// Runs `ptlib SUBCOMMAND` (which becomes nobody, so it needs root, as in
+/// CI) and returns its stdout once it exited 0; `None` when not root.
+pub fn ptlib_as_nobody(subcommand: &str) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("note: skipped: needs root (ptlib {subcommand} becomes nobody)");
+        return None;
+    }
+    let out = std::process::Command::new(ptlib())
+        .arg(subcommand)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ptlib {subcommand}: {stderr}");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Leak checks around one test; see the module docs.
