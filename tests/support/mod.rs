@@ -191,8 +191,18 @@ impl Guard {
         );
         // Live descendants get a short moment: a member SIGKILLed at the
         // end of a group stop may not have run its exit yet. Anything
-        // alive past that is a stray, whatever it is.
-        let strays_deadline = Instant::now() + Duration::from_millis(500);
+        // alive past that is a stray, whatever it is. The watchdog of a
+        // program under test that has ended gets longer (5 s): it is doing
+        // its own cleanup (a kill, then removing cgroups once empty), which
+        // under a full parallel test run can take more than a moment.
+        let start = Instant::now();
+        let allowance = |k: &&Proc| {
+            if k.comm.starts_with("procession-wat") {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_millis(500)
+            }
+        };
         loop {
             let kids = children();
             for k in kids.iter().filter(|k| k.state == 'Z' && !spawned_here(k)) {
@@ -205,7 +215,7 @@ impl Guard {
             if live.is_empty() {
                 break;
             }
-            if Instant::now() >= strays_deadline {
+            if live.iter().any(|k| start.elapsed() >= allowance(k)) {
                 for k in &live {
                     // SAFETY: killing our own stray descendants so that the
                     // failure does not leak them into later tests.
