@@ -13,8 +13,12 @@ fn a_child_that_burns_200_ms_of_cpu_reports_it() {
     let _g = Guard::new();
     let status = pt_cmd(["spin", "200"]).status().unwrap();
     let usage = status.usage().unwrap();
-    // pt measured its own CPU clock up to 200 ms; start-up adds a little.
-    assert!(usage.user_time() >= Duration::from_millis(180), "{usage:?}");
+    // pt spun until its own CPU clock (user + system) had run 200 ms more.
+    // The kernel splits that total between user and system time by
+    // sampling, so under load a spinning loop can show tens of ms of system
+    // time (CI saw 179 + 23 ms): the total is exact, the split is not.
+    assert!(usage.cpu_time() >= Duration::from_millis(195), "{usage:?}");
+    assert!(usage.user_time() >= Duration::from_millis(100), "{usage:?}");
     assert!(usage.cpu_time() < Duration::from_millis(600), "{usage:?}");
     assert_eq!(usage.cpu_time(), usage.user_time() + usage.system_time());
     // A child that sleeps as long uses next to nothing.
