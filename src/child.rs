@@ -15,7 +15,7 @@ use crate::input::InputThread;
 use crate::pipe::{ChildStderr, ChildStdin, ChildStdout};
 use crate::status::Ended;
 use crate::sys::fd::{self, Interest};
-use crate::{Error, ExitStatus, Output, OutputChunk, Signal, TerminalMode};
+use crate::{Decode, Error, ExitStatus, Output, OutputChunk, PacketCodec, Signal, TerminalMode};
 
 /// The error for an operation on a pipe end the handle does not have.
 pub(crate) fn not_piped(program: impl Subject, what: &str) -> Error {
@@ -360,6 +360,82 @@ impl Child {
         stdin
             .write_all(data)
             .map_err(|e| Error::os(program, Step::Write, e))
+    }
+
+    /// Reads the next frame of stdout with `decoder` (a [`LineCodec`](crate::LineCodec) for
+    /// lines, a [`PacketCodec`] for packets, or any [`Decode`]): reads
+    /// chunks until a whole frame is there; `None` once stdout has ended
+    /// and every frame is out. Keep the decoder between calls: it holds
+    /// the bytes read past the frame.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Child::read), and [`ErrorKind::InvalidData`] when stdout
+    /// breaks the framing ([`Error::frame_error`]).
+    ///
+    /// ```
+    /// use procession::{Command, Line, LineCodec, Stdio};
+    /// let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    /// let mut lines = LineCodec::new(80);
+    /// child.write_all(b"one\ntw")?;
+    /// assert_eq!(child.read_frame(&mut lines)?, Some(Line::complete("one")));
+    /// child.write_all(b"o\nend")?;
+    /// assert_eq!(child.read_frame(&mut lines)?, Some(Line::complete("two")));
+    /// child.close_stdin();
+    /// assert_eq!(child.read_frame(&mut lines)?, Some(Line::incomplete("end")));
+    /// assert_eq!(child.read_frame(&mut lines)?, None);
+    /// child.wait()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn read_frame<D: Decode>(&mut self, decoder: &mut D) -> Result<Option<D::Frame>, Error> {
+        loop {
+            let frame = decoder
+                .next_frame()
+                .map_err(|e| Error::framing(self.process.program(), e))?;
+            if frame.is_some() {
+                return Ok(frame);
+            }
+            match self.read()? {
+                Some(chunk) => decoder.push(chunk),
+                None => {
+                    decoder.finish();
+                    return decoder
+                        .next_frame()
+                        .map_err(|e| Error::framing(self.process.program(), e));
+                }
+            }
+        }
+    }
+
+    /// Writes `data` to stdin as one packet of `codec`'s framing: its
+    /// length as a 1-, 2- or 4-byte big-endian header, then the bytes
+    /// (Erlang Port's `{packet, N}` on the way in).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] when `data` is longer than the codec's
+    /// maximum ([`Error::frame_error`] says by how much): nothing is
+    /// written then, never a truncated packet. Otherwise as
+    /// [`write_all`](Child::write_all).
+    ///
+    /// ```
+    /// use procession::{Command, ErrorKind, PacketCodec, PacketSize, Stdio};
+    /// let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    /// let mut codec = PacketCodec::new(PacketSize::One);
+    /// child.write_packet(&codec, b"ping")?;
+    /// assert_eq!(child.write_packet(&codec, &[0; 256]).unwrap_err().kind(), ErrorKind::InvalidInput);
+    /// assert_eq!(child.read_frame(&mut codec)?.unwrap(), "ping"); // cat sent it back
+    /// child.close_stdin();
+    /// assert_eq!(child.read_frame(&mut codec)?, None);
+    /// child.wait()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn write_packet(&mut self, codec: &PacketCodec, data: &[u8]) -> Result<(), Error> {
+        let mut framed = BytesMut::new();
+        codec
+            .encode(data, &mut framed)
+            .map_err(|e| Error::unframable(self.process.program(), e))?;
+        self.write_all(&framed)
     }
 
     /// The child's process id. It names the child until it is reaped; use

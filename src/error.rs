@@ -6,7 +6,7 @@ use std::io;
 
 use bytes::Bytes;
 
-use crate::{ExitStatus, Output};
+use crate::{ExitStatus, FrameError, Output};
 
 /// Who an error is about: the program and, where known, a short form of
 /// the command line (so that errors of many `sh -c` jobs can be told apart).
@@ -176,6 +176,14 @@ pub enum ErrorKind {
     /// What was asked for does not exist on this system (no cgroup v2
     /// hierarchy for [`Command::cgroup`](crate::Command::cgroup)).
     Unsupported,
+    /// The child's output does not follow the framing it was read with (a
+    /// packet longer than the maximum, a stream that ended inside a
+    /// packet): see [`Error::frame_error`].
+    InvalidData,
+    /// The child wrote more than the
+    /// [`max_output`](crate::Command::max_output) limit allows; the error
+    /// carries what was collected up to it ([`Error::output`]).
+    OutputLimit,
 }
 
 /// An error from starting, controlling or talking to a child.
@@ -208,9 +216,42 @@ struct Inner {
     os: Option<io::Error>,
     status: Option<ExitStatus>,
     stderr: Option<Bytes>,
+    frame: Option<FrameError>,
 }
 
 impl Error {
+    /// The child's output broke its framing.
+    pub(crate) fn framing(program: impl Subject, err: FrameError) -> Error {
+        let mut e = Error::new(program, Step::Read, ErrorKind::InvalidData, None, None);
+        e.inner.frame = Some(err);
+        e
+    }
+
+    /// A packet to write does not fit the framing: refused before writing.
+    pub(crate) fn unframable(program: impl Subject, err: FrameError) -> Error {
+        let mut e = Error::new(program, Step::Write, ErrorKind::InvalidInput, None, None);
+        e.inner.frame = Some(err);
+        e
+    }
+
+    /// The framing error behind an [`InvalidData`](ErrorKind::InvalidData)
+    /// error (or an [`InvalidInput`](ErrorKind::InvalidInput) one from
+    /// writing a packet too long for its header).
+    ///
+    /// ```
+    /// use procession::{Command, ErrorKind, FrameError, PacketCodec, PacketSize};
+    /// // A 1-byte header announcing 3 bytes, then only 2.
+    /// let err = Command::new("printf").arg(r"\003ab").stream()?
+    ///     .packets(PacketCodec::new(PacketSize::One))
+    ///     .collect::<Result<Vec<_>, _>>().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidData);
+    /// assert_eq!(err.frame_error(), Some(&FrameError::Truncated { have: 3, need: 4 }));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn frame_error(&self) -> Option<&FrameError> {
+        self.inner.frame.as_ref()
+    }
+
     pub(crate) fn os(program: impl Subject, step: Step, err: io::Error) -> Error {
         let kind = match err.raw_os_error() {
             Some(libc::ENOENT) => ErrorKind::NotFound,
@@ -299,6 +340,7 @@ impl Error {
                 os,
                 status: None,
                 stderr: None,
+                frame: None,
             }),
         }
     }
@@ -449,6 +491,9 @@ impl fmt::Display for Error {
         if let Some(e) = &i.os {
             write!(f, ": {e}")?;
         }
+        if let Some(e) = &i.frame {
+            write!(f, ": {e}")?;
+        }
         if let Some(s) = &i.status {
             write!(f, ": {s}")?;
         }
@@ -474,13 +519,18 @@ impl fmt::Debug for Error {
             .field("os", &self.inner.os)
             .field("status", &self.inner.status)
             .field("stderr", &self.inner.stderr)
+            .field("frame", &self.inner.frame)
             .finish()
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.inner.os.as_ref().map(|e| e as _)
+        match (&self.inner.os, &self.inner.frame) {
+            (Some(e), _) => Some(e),
+            (None, Some(e)) => Some(e),
+            (None, None) => None,
+        }
     }
 }
 
@@ -490,6 +540,7 @@ impl From<Error> for io::Error {
             ErrorKind::NotFound => io::ErrorKind::NotFound,
             ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
             ErrorKind::InvalidInput => io::ErrorKind::InvalidInput,
+            ErrorKind::InvalidData => io::ErrorKind::InvalidData,
             _ => e.os_error().map_or(io::ErrorKind::Other, |o| o.kind()),
         };
         io::Error::new(kind, e)

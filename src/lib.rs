@@ -467,6 +467,8 @@ mod child;
 mod command;
 mod engine;
 mod error;
+mod framed;
+mod framing;
 mod input;
 mod limits;
 mod pipe;
@@ -489,6 +491,11 @@ pub use command::{
     DEFAULT_PIPE_DRAIN_TIMEOUT, DEFAULT_STOP_TIMEOUT, ProcessGroup, which,
 };
 pub use error::{Error, ErrorKind, Step};
+pub use framed::{ChunksReader, FramedEvent, FramedEvents, Frames};
+pub use framing::{
+    DEFAULT_MAX_LINE, DEFAULT_MAX_PACKET, Decode, FrameError, Line, LineCodec, Newline,
+    PacketCodec, PacketSize,
+};
 pub use input::InputSink;
 pub use limits::{Limit, NameOrId};
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
@@ -499,7 +506,9 @@ pub use stdio::Stdio;
 pub use stream::{Chunks, Event, Events, Output, OutputChunk};
 pub use supervisor::{Exit, Link, Monitor, RunMany, Supervised, Supervisor};
 #[cfg(feature = "tokio")]
-pub use tokio::{AsyncChild, AsyncChunks, AsyncEvents, AsyncInputSink};
+pub use tokio::{
+    AsyncChild, AsyncChunks, AsyncChunksReader, AsyncEvents, AsyncFrames, AsyncInputSink,
+};
 
 /// Support for procession's own test suite; not part of the public API.
 #[doc(hidden)]

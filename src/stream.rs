@@ -506,6 +506,11 @@ impl Chunks {
         self.driver.pid()
     }
 
+    /// Who the child is, for errors.
+    pub(crate) fn who(&self) -> &crate::error::Who {
+        self.driver.who()
+    }
+
     /// The exit status, once the stream has ended.
     ///
     /// ```
@@ -667,6 +672,11 @@ impl Events {
     /// ```
     pub fn pid(&self) -> u32 {
         self.driver.pid()
+    }
+
+    /// Who the child is, for errors.
+    pub(crate) fn who(&self) -> &crate::error::Who {
+        self.driver.who()
     }
 
     /// The exit status, once the [`Event::Exit`] has been yielded (or is

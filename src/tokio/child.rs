@@ -36,7 +36,7 @@ use crate::{Command, Error, ExitStatus, OutputChunk, Signal, Signaller, Stdio, T
 /// is not: if it is dropped, an unknown prefix of the data was written.
 #[derive(Debug)]
 pub struct AsyncChild {
-    process: Arc<Process>,
+    pub(super) process: Arc<Process>,
     watch: WatchCell,
     /// The child's stdin pipe, when piped (as in `tokio::process::Child`:
     /// `child.stdin.take()` takes it, dropping it closes it).

@@ -49,11 +49,13 @@
 //! ```
 
 mod child;
+mod framed;
 mod pipe;
 mod stream;
 mod wait;
 
 pub use child::AsyncChild;
+pub use framed::{AsyncChunksReader, AsyncFrames};
 pub use pipe::{AsyncChildStderr, AsyncChildStdin, AsyncChildStdout};
 pub use stream::{AsyncChunks, AsyncEvents, AsyncInputSink};
 

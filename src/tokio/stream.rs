@@ -496,7 +496,7 @@ impl AsyncChunks {
     /// # }
     /// ```
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes, Error>> {
-        poll_fn(|cx| self.poll_item(cx)).await
+        poll_fn(|cx| self.poll_chunk(cx)).await
     }
 
     #[doc(hidden)]
@@ -528,7 +528,15 @@ impl AsyncChunks {
         self.core.driver.high_water()
     }
 
-    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+    /// Who the child is, for errors.
+    pub(crate) fn who(&self) -> &crate::error::Who {
+        self.core.driver.who()
+    }
+
+    pub(crate) fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Error>>> {
         while !self.done {
             match std::task::ready!(self.core.poll_progress(cx)) {
                 Ok(Progress::Data(Chunk::Stdout(b))) => return Poll::Ready(Some(Ok(b))),
@@ -567,7 +575,7 @@ impl Stream for AsyncChunks {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         self.get_mut()
-            .poll_item(cx)
+            .poll_chunk(cx)
             .map(|o| o.map(|r| r.map_err(io::Error::from)))
     }
 }
