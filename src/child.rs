@@ -14,6 +14,7 @@ use crate::error::{ErrorKind, Step, Subject, Who};
 use crate::input::InputThread;
 use crate::pipe::{ChildStderr, ChildStdin, ChildStdout};
 use crate::status::Ended;
+use crate::stream::{Cap, stop_for_cap};
 use crate::sys::fd::{self, Interest};
 use crate::{Decode, Error, ExitStatus, Output, OutputChunk, PacketCodec, Signal, TerminalMode};
 
@@ -116,6 +117,8 @@ pub struct Child {
     ignore_epipe: bool,
     /// How long `wait` gives that thread to report after the exit.
     drain_timeout: Duration,
+    /// `Command::max_output`, for `wait_with_output`.
+    max_output: Option<usize>,
 }
 
 impl std::fmt::Debug for Process {
@@ -142,7 +145,14 @@ impl Child {
             input: None,
             ignore_epipe: true,
             drain_timeout: Duration::ZERO,
+            max_output: None,
         }
+    }
+
+    /// The command's `max_output`, for `wait_with_output`.
+    pub(crate) fn with_max_output(mut self, max_output: Option<usize>) -> Child {
+        self.max_output = max_output;
+        self
     }
 
     /// The child, fed by `thread` (the command's `input`): its failure is
@@ -720,18 +730,25 @@ impl Child {
     pub fn wait_with_output(mut self) -> Result<Output, Error> {
         self.close_stdin();
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let mut cap = Cap::new(self.max_output);
         while let Some(chunk) = self.read_any()? {
-            match chunk {
-                OutputChunk::Stdout(b) => stdout.extend_from_slice(&b),
-                OutputChunk::Stderr(b) => stderr.extend_from_slice(&b),
+            let over = match chunk {
+                OutputChunk::Stdout(b) => cap.append("stdout", &mut stdout, &b),
+                OutputChunk::Stderr(b) => cap.append("stderr", &mut stderr, &b),
+            };
+            if over {
+                stop_for_cap(&self.process);
             }
         }
         let status = self.wait()?;
-        Ok(Output {
-            status,
-            stdout,
-            stderr,
-        })
+        cap.error(
+            self.process.program(),
+            Output {
+                status,
+                stdout,
+                stderr,
+            },
+        )
     }
 
     /// The status if the child has finished (reaping it; see

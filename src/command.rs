@@ -93,6 +93,7 @@ pub struct Command {
     pub(crate) max_chunk: usize,
     pub(crate) drop_timeout: Duration,
     pub(crate) drain_timeout: Duration,
+    pub(crate) max_output: Option<usize>,
     pub(crate) group: ProcessGroup,
     /// `None`: decided by the group (on unless the child stays in ours).
     pub(crate) stop_group: Option<bool>,
@@ -136,6 +137,7 @@ impl Command {
             max_chunk: DEFAULT_MAX_CHUNK_SIZE,
             drop_timeout: DEFAULT_DROP_TIMEOUT,
             drain_timeout: DEFAULT_PIPE_DRAIN_TIMEOUT,
+            max_output: None,
             group: ProcessGroup::Auto,
             stop_group: None,
             stop_signal: Signal::TERM,
@@ -884,7 +886,8 @@ impl Command {
             self.stderr.as_ref().unwrap_or(&inherit),
         ];
         let spawned = crate::engine::spawn::spawn_with_ends(self, stdio, Ends::Blocking)?;
-        let mut child = Child::new(spawned, self.stop_on_drop, self.max_chunk);
+        let mut child =
+            Child::new(spawned, self.stop_on_drop, self.max_chunk).with_max_output(self.max_output);
         let Some(source) = source else {
             return Ok(child);
         };

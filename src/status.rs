@@ -28,6 +28,10 @@ pub enum Ended {
     /// The command's [`timeout`](crate::Command::timeout) expired and the
     /// stop sequence ended it.
     TimedOut,
+    /// It wrote more than the command's
+    /// [`max_output`](crate::Command::max_output) and the stop sequence
+    /// ended it.
+    OutputLimit,
 }
 
 /// How a child ended: an exit code or a signal, plus [`Ended`].
@@ -311,6 +315,7 @@ impl fmt::Display for ExitStatus {
             Ended::OnItsOwn => Ok(()),
             Ended::Requested => f.write_str(", stopped by procession"),
             Ended::TimedOut => f.write_str(", timed out"),
+            Ended::OutputLimit => f.write_str(", stopped for writing too much"),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use crate::framing::{Line, LineCodec};
 use bytes::Bytes;
 
 /// Where one of a child's standard streams is connected.
@@ -40,9 +41,47 @@ pub(crate) enum Kind {
     Callback(Callback),
 }
 
-/// A function that takes each chunk of a stream; `false` means "no more".
+/// A function that takes a stream (by a delivery thread of the
+/// [`Supervisor`](crate::Supervisor)).
 #[derive(Clone)]
-pub(crate) struct Callback(pub(crate) Arc<Mutex<dyn FnMut(Bytes) -> bool + Send>>);
+pub(crate) enum Callback {
+    /// Each chunk; `false` means "no more".
+    Chunks(Arc<Mutex<dyn FnMut(Bytes) -> bool + Send>>),
+    /// Each line, cut by a copy of the codec made for each stream.
+    Lines(LineCodec, Arc<Mutex<dyn FnMut(Line) + Send>>),
+}
+
+/// What a delivery thread calls: with each chunk, then with `None` at the
+/// end; `false` means "no more".
+pub(crate) type Sink = Box<dyn FnMut(Option<Bytes>) -> bool + Send>;
+
+impl Callback {
+    /// A sink for one stream (its own line codec).
+    pub(crate) fn sink(&self) -> Sink {
+        fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+            m.lock().unwrap_or_else(|p| p.into_inner())
+        }
+        match self {
+            Callback::Chunks(f) => {
+                let f = f.clone();
+                Box::new(move |chunk| chunk.is_none_or(|b| lock(&f)(b)))
+            }
+            Callback::Lines(codec, f) => {
+                let (mut codec, f) = (codec.clone(), f.clone());
+                Box::new(move |chunk| {
+                    match chunk {
+                        Some(b) => codec.push(b),
+                        None => codec.finish(),
+                    }
+                    while let Some(line) = codec.next_line() {
+                        lock(&f)(line);
+                    }
+                    true
+                })
+            }
+        }
+    }
+}
 
 impl std::fmt::Debug for Callback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -240,10 +279,44 @@ impl Stdio {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn callback(mut f: impl FnMut(Bytes) + Send + 'static) -> Stdio {
-        Stdio(Kind::Callback(Callback(Arc::new(Mutex::new(move |b| {
-            f(b);
-            true
-        })))))
+        Stdio(Kind::Callback(Callback::Chunks(Arc::new(Mutex::new(
+            move |b| {
+                f(b);
+                true
+            },
+        )))))
+    }
+
+    /// Hands each line of the stream to `f`, for a child started by
+    /// [`Supervisor::spawn`](crate::Supervisor::spawn): the per-line form of
+    /// [`callback`](Stdio::callback), with the same thread and
+    /// back-pressure. Each stream of each child gets its own copy of
+    /// `codec`, so lines never mix; a last line without a line ending comes
+    /// at the end, [incomplete](crate::Line::complete), before the child's
+    /// [`Exit`](crate::Exit) is reported.
+    ///
+    /// # Errors
+    ///
+    /// As [`callback`](Stdio::callback): other ways of running a command
+    /// refuse it.
+    ///
+    /// ```
+    /// use procession::{Command, Line, LineCodec, Stdio, Supervisor};
+    /// use std::sync::{Arc, Mutex};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = seen.clone();
+    /// let sup = Supervisor::new();
+    /// let child = sup.spawn(Command::new("printf").arg("one\ntwo")
+    ///     .stdout(Stdio::lines(LineCodec::new(80), move |line| sink.lock().unwrap().push(line))))?;
+    /// child.wait()?;
+    /// assert_eq!(*seen.lock().unwrap(), [Line::complete("one"), Line::incomplete("two")]);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn lines(codec: LineCodec, f: impl FnMut(Line) + Send + 'static) -> Stdio {
+        Stdio(Kind::Callback(Callback::Lines(
+            codec,
+            Arc::new(Mutex::new(f)),
+        )))
     }
 
     /// Sends each chunk into `sender`, for a child started by
@@ -267,9 +340,9 @@ impl Stdio {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn channel(sender: std::sync::mpsc::SyncSender<Bytes>) -> Stdio {
-        Stdio(Kind::Callback(Callback(Arc::new(Mutex::new(move |b| {
-            sender.send(b).is_ok()
-        })))))
+        Stdio(Kind::Callback(Callback::Chunks(Arc::new(Mutex::new(
+            move |b| sender.send(b).is_ok(),
+        )))))
     }
 }
 

@@ -182,6 +182,41 @@ impl Command {
         self
     }
 
+    /// The most bytes of stdout, and of stderr, that the collecting helpers
+    /// keep (execa's `maxBuffer`): [`output`](Command::output),
+    /// [`run`](Command::run), [`Chunks::collect_bytes`],
+    /// [`Chunks::collect_string`], [`Events::collect_output`],
+    /// [`Child::wait_with_output`](crate::Child::wait_with_output) and their
+    /// async forms. No limit by default.
+    ///
+    /// When a child writes more, the helper keeps exactly `bytes` bytes of
+    /// that stream, starts the child's stop sequence (its status says
+    /// [`Ended::OutputLimit`](crate::Ended::OutputLimit) unless it had
+    /// already exited), reads and drops the rest until the child is gone,
+    /// and returns an error of kind
+    /// [`OutputLimit`](crate::ErrorKind::OutputLimit) carrying the
+    /// [`Output`] collected ([`Error::output`]). Memory stays bounded
+    /// whatever the child prints. The streams themselves
+    /// ([`stream`](Command::stream), [`events`](Command::events)) are not
+    /// limited: their consumer sets the pace.
+    ///
+    /// ```
+    /// use procession::{Command, Ended, ErrorKind};
+    /// let err = Command::new("yes").max_output(10).output().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::OutputLimit);
+    /// let out = err.output().unwrap();
+    /// assert_eq!(out.stdout, b"y\ny\ny\ny\ny\n");
+    /// assert_eq!(out.status.ended(), Ended::OutputLimit);
+    ///
+    /// // Within the limit, nothing changes.
+    /// assert_eq!(Command::new("echo").arg("hi").max_output(3).run()?.stdout, b"hi\n");
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn max_output(&mut self, bytes: usize) -> &mut Command {
+        self.max_output = Some(bytes);
+        self
+    }
+
     /// Spawns for streaming: stdin from the input (or as configured,
     /// `/dev/null` by default), stdout and stderr as configured (else
     /// `stdout_default` / `stderr_default`). Returns the child, the input
@@ -207,6 +242,7 @@ impl Command {
             drop_timeout: self.drop_timeout,
             drain_timeout: self.drain_timeout,
             stderr_mode: mode,
+            max_output: self.max_output,
         };
         Ok((spawned, source, opts))
     }
@@ -368,18 +404,12 @@ impl Command {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn output(&self) -> Result<Output, Error> {
-        let mut events = Events {
+        let events = Events {
             driver: self.start_driver(Stdio::piped(), StderrMode::Events)?,
             state: EventsState::Running,
             status: None,
         };
-        let mut collect = Collect::default();
-        for ev in events.by_ref() {
-            if let Some(output) = collect.push(ev)? {
-                return collect.finish(output);
-            }
-        }
-        unreachable!("an event stream always ends with Exit or an error")
+        events.collect_output()
     }
 
     /// Runs the child to the end, collecting its output as
@@ -425,6 +455,80 @@ pub(crate) fn check(cmd: &Command, output: Output) -> Result<Output, Error> {
     Err(Error::exit(who, output.status, Some(tail)).with_output(output))
 }
 
+/// The `max_output` cap of one collection: what fits is kept, the first
+/// overflow is reported so that the caller stops the child.
+#[derive(Debug, Default)]
+pub(crate) struct Cap {
+    limit: Option<usize>,
+    /// The stream that went over first.
+    hit: Option<&'static str>,
+}
+
+impl Cap {
+    pub(crate) fn new(limit: Option<usize>) -> Cap {
+        Cap { limit, hit: None }
+    }
+
+    /// Appends what fits of `bytes` to `into` (stream `which`); `true` when
+    /// this is the first time a stream went over: stop the child now.
+    pub(crate) fn append(&mut self, which: &'static str, into: &mut Vec<u8>, bytes: &[u8]) -> bool {
+        let room = self
+            .limit
+            .map_or(usize::MAX, |l| l.saturating_sub(into.len()));
+        if bytes.len() <= room {
+            into.extend_from_slice(bytes);
+            return false;
+        }
+        into.extend_from_slice(&bytes[..room]);
+        let first = self.hit.is_none();
+        self.hit.get_or_insert(which);
+        first
+    }
+
+    pub(crate) fn went_over(&self) -> bool {
+        self.hit.is_some()
+    }
+
+    /// [`error`](Cap::error) for a collection of stdout alone.
+    pub(crate) fn error_for_stdout(
+        &self,
+        who: &crate::error::Who,
+        status: ExitStatus,
+        stdout: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
+        let output = Output {
+            status,
+            stdout,
+            stderr: Vec::new(),
+        };
+        self.error(who, output).map(|o| o.stdout)
+    }
+
+    /// The error to return once the child is gone, if a stream went over.
+    pub(crate) fn error(&self, who: &crate::error::Who, output: Output) -> Result<Output, Error> {
+        match (self.hit, self.limit) {
+            (Some(which), Some(limit)) => Err(Error::new(
+                who,
+                Step::Read,
+                crate::ErrorKind::OutputLimit,
+                Some(format!(
+                    "{which} went over the max_output limit of {limit} bytes"
+                )),
+                None,
+            )
+            .with_output(output)),
+            _ => Ok(output),
+        }
+    }
+}
+
+/// Stops a child whose output went over the cap (the background reaper
+/// enforces the rest of the stop sequence).
+pub(crate) fn stop_for_cap(process: &std::sync::Arc<crate::engine::process::Process>) {
+    process.start_stop(crate::Ended::OutputLimit);
+    crate::engine::reaper::adopt(process.clone());
+}
+
 /// Gathers events into an [`Output`] (for `output` and `output_async`).
 #[derive(Default)]
 pub(crate) struct Collect {
@@ -433,15 +537,28 @@ pub(crate) struct Collect {
     /// An error that came with the exit status (a failed input): reported
     /// once the run is over, with everything collected.
     deferred: Option<Error>,
+    cap: Cap,
 }
 
 impl Collect {
+    pub(crate) fn with_cap(limit: Option<usize>) -> Collect {
+        Collect {
+            cap: Cap::new(limit),
+            ..Collect::default()
+        }
+    }
+
     /// Adds one item; the `Output` once the exit arrives. An error without
     /// an exit status (reading the output failed) ends the collection.
-    pub(crate) fn push(&mut self, item: Result<Event, Error>) -> Result<Option<Output>, Error> {
-        match item {
-            Ok(Event::Stdout(b)) => self.stdout.extend_from_slice(&b),
-            Ok(Event::Stderr(b)) => self.stderr.extend_from_slice(&b),
+    /// `stop` is called when the output first goes over the cap.
+    pub(crate) fn push(
+        &mut self,
+        item: Result<Event, Error>,
+        stop: impl FnOnce(),
+    ) -> Result<Option<Output>, Error> {
+        let over = match item {
+            Ok(Event::Stdout(b)) => self.cap.append("stdout", &mut self.stdout, &b),
+            Ok(Event::Stderr(b)) => self.cap.append("stderr", &mut self.stderr, &b),
             Ok(Event::Exit(status)) => {
                 return Ok(Some(Output {
                     status,
@@ -451,15 +568,24 @@ impl Collect {
             }
             Err(e) if e.exit_status().is_some() => {
                 self.deferred.get_or_insert(e);
+                false
             }
             Err(e) => return Err(e),
+        };
+        if over {
+            stop();
         }
         Ok(None)
     }
 
-    /// The result once the exit arrived: the output, or the deferred error
-    /// carrying it.
-    pub(crate) fn finish(&mut self, output: Output) -> Result<Output, Error> {
+    /// The result once the exit arrived: the output, the cap's error, or
+    /// the deferred error, carrying it.
+    pub(crate) fn finish(
+        &mut self,
+        who: &crate::error::Who,
+        output: Output,
+    ) -> Result<Output, Error> {
+        let output = self.cap.error(who, output)?;
         match self.deferred.take() {
             Some(e) => Err(e.with_output(output)),
             None => Ok(output),
@@ -543,12 +669,30 @@ impl Chunks {
     /// assert_eq!(err.exit_status().unwrap().code(), Some(2));
     /// # Ok::<(), procession::Error>(())
     /// ```
-    pub fn collect_bytes(self) -> Result<Vec<u8>, Error> {
+    pub fn collect_bytes(mut self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
-        for chunk in self {
-            out.extend_from_slice(&chunk?);
+        let mut cap = Cap::new(self.driver.max_output());
+        while let Some(chunk) = self.next() {
+            match chunk {
+                Ok(b) => {
+                    if cap.append("stdout", &mut out, &b) {
+                        stop_for_cap(self.driver.process());
+                    }
+                }
+                // Over the cap, the exit the stop caused is no error of its
+                // own.
+                Err(e) => match e.exit_status() {
+                    Some(status) if cap.went_over() => {
+                        return cap.error_for_stdout(self.driver.who(), status, out);
+                    }
+                    _ => return Err(e),
+                },
+            }
         }
-        Ok(out)
+        match self.status {
+            Some(status) if cap.went_over() => cap.error_for_stdout(self.driver.who(), status, out),
+            _ => Ok(out),
+        }
     }
 
     /// Collects every chunk into a `String` (invalid UTF-8 is replaced).
@@ -708,11 +852,11 @@ impl Events {
     /// assert_eq!(output.status.code(), Some(4));
     /// # Ok::<(), procession::Error>(())
     /// ```
-    pub fn collect_output(self) -> Result<Output, Error> {
-        let mut collect = Collect::default();
-        for ev in self {
-            if let Some(output) = collect.push(ev)? {
-                return collect.finish(output);
+    pub fn collect_output(mut self) -> Result<Output, Error> {
+        let mut collect = Collect::with_cap(self.driver.max_output());
+        while let Some(ev) = self.next() {
+            if let Some(output) = collect.push(ev, || stop_for_cap(self.driver.process()))? {
+                return collect.finish(self.driver.who(), output);
             }
         }
         unreachable!("an event stream always ends with Exit or an error")

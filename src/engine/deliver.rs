@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use crate::stdio::Callback;
+use crate::stdio::{Callback, Sink};
 use crate::sys::fd;
 
 /// Starts the thread. `done` runs when it ends, whatever the reason.
@@ -29,7 +29,12 @@ pub(crate) fn start(
     std::thread::Builder::new()
         .name("procession-out".into())
         .spawn(move || {
-            run(&pipe, &exited, &sink, max_chunk, drain);
+            let mut sink = sink.sink();
+            if run(&pipe, &exited, &mut sink, max_chunk, drain) {
+                // The end of the stream: a line codec hands out its last,
+                // unterminated line.
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| sink(None)));
+            }
             // The read end closes here, before `done`: a child still
             // writing gets EPIPE rather than blocking forever.
             drop(pipe);
@@ -38,7 +43,15 @@ pub(crate) fn start(
         .map(|_| ())
 }
 
-fn run(pipe: &OwnedFd, exited: &OwnedFd, sink: &Callback, max_chunk: usize, drain: Duration) {
+/// Delivers the stream; whether the function still wants the end (it
+/// neither refused more nor panicked).
+fn run(
+    pipe: &OwnedFd,
+    exited: &OwnedFd,
+    sink: &mut Sink,
+    max_chunk: usize,
+    drain: Duration,
+) -> bool {
     let mut deadline: Option<Instant> = None;
     let mut buf = BytesMut::new();
     loop {
@@ -46,7 +59,7 @@ fn run(pipe: &OwnedFd, exited: &OwnedFd, sink: &Callback, max_chunk: usize, drai
         // grandchild that keeps the pipe full (a slow function) must not
         // hold the exit back past the drain timeout.
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return;
+            return true;
         }
         let mut fds = [
             libc::pollfd {
@@ -65,23 +78,20 @@ fn run(pipe: &OwnedFd, exited: &OwnedFd, sink: &Callback, max_chunk: usize, drai
         let watched = if deadline.is_some() { 1 } else { 2 };
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if fd::poll_many(&mut fds[..watched], timeout).is_err() {
-            return;
+            return true;
         }
         if watched == 2 && fds[1].revents != 0 {
             deadline = Some(Instant::now() + drain);
         }
         if fds[0].revents != 0 {
             match fd::read_buf(pipe.as_fd(), &mut buf, max_chunk) {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return true,
                 Ok(_) => {
                     let chunk = buf.split().freeze();
-                    let more = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        let mut f = sink.0.lock().unwrap_or_else(|p| p.into_inner());
-                        f(chunk)
-                    }));
+                    let more = std::panic::catch_unwind(AssertUnwindSafe(|| sink(Some(chunk))));
                     // A function that panicked gets nothing more.
                     if !matches!(more, Ok(true)) {
-                        return;
+                        return false;
                     }
                 }
             }

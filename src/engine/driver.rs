@@ -118,6 +118,9 @@ pub(crate) struct Options {
     pub drop_timeout: Duration,
     pub drain_timeout: Duration,
     pub stderr_mode: StderrMode,
+    /// `Command::max_output`: the most bytes a collecting helper keeps of
+    /// each stream.
+    pub max_output: Option<usize>,
 }
 
 /// A streaming run of one child.
@@ -202,6 +205,11 @@ impl<F: AsFd> Driver<F> {
     }
 
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // used by the tokio driver
+    /// The command's `max_output`.
+    pub(crate) fn max_output(&self) -> Option<usize> {
+        self.opts.max_output
+    }
+
     pub(crate) fn process(&self) -> &Arc<Process> {
         &self.process
     }

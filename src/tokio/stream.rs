@@ -19,7 +19,7 @@ use super::wait::Watch;
 use crate::engine::driver::{Chunk, Driver, Feed, Progress, Ready, StderrMode};
 use crate::error::Step;
 use crate::input::{InputSpec, InputThread, Source};
-use crate::stream::{Collect, Event, Output};
+use crate::stream::{Cap, Collect, Event, Output, stop_for_cap};
 use crate::{ChildStdin, Command, Error, Stdio};
 
 /// The sink an [`input_async_fn`](Command::input_async_fn) callback writes
@@ -450,10 +450,28 @@ impl AsyncChunks {
     /// ```
     pub async fn collect_bytes(mut self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
+        let mut cap = Cap::new(self.core.driver.max_output());
         while let Some(chunk) = self.next_chunk().await {
-            out.extend_from_slice(&chunk?);
+            match chunk {
+                Ok(b) => {
+                    if cap.append("stdout", &mut out, &b) {
+                        stop_for_cap(self.core.driver.process());
+                    }
+                }
+                Err(e) => match e.exit_status() {
+                    Some(status) if cap.went_over() => {
+                        return cap.error_for_stdout(self.core.driver.who(), status, out);
+                    }
+                    _ => return Err(e),
+                },
+            }
         }
-        Ok(out)
+        match self.status {
+            Some(status) if cap.went_over() => {
+                cap.error_for_stdout(self.core.driver.who(), status, out)
+            }
+            _ => Ok(out),
+        }
     }
 
     /// Collects every chunk into a `String` (invalid UTF-8 is replaced), as
@@ -662,10 +680,11 @@ impl AsyncEvents {
     /// # }
     /// ```
     pub async fn collect_output(mut self) -> Result<Output, Error> {
-        let mut collect = Collect::default();
+        let mut collect = Collect::with_cap(self.core.driver.max_output());
         while let Some(ev) = self.next_event().await {
-            if let Some(output) = collect.push(ev)? {
-                return collect.finish(output);
+            let process = self.core.driver.process();
+            if let Some(output) = collect.push(ev, || stop_for_cap(process))? {
+                return collect.finish(self.core.driver.who(), output);
             }
         }
         unreachable!("an event stream always ends with Exit or an error")
