@@ -7,12 +7,13 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use std::time::{Duration, Instant};
 
+use crate::ChildInfo;
 use crate::engine::process::Process;
 use crate::engine::reaper;
 use crate::engine::spawn::Spawned;
 use crate::error::{ErrorKind, Step, Subject, Who};
 use crate::input::InputThread;
-use crate::pipe::{ChildStderr, ChildStdin, ChildStdout};
+use crate::pipe::{ChildStderr, ChildStdin, ChildStdout, Counted};
 use crate::status::Ended;
 use crate::stream::{Cap, stop_for_cap};
 use crate::sys::fd::{self, Interest};
@@ -44,14 +45,16 @@ fn read_now(fd: BorrowedFd<'_>, max: usize) -> io::Result<Option<Bytes>> {
 
 /// [`read_chunk`] on a pipe end of the handle (`None` again on every read
 /// after end of file).
-fn read_pipe<P: AsFd>(
+fn read_pipe<P: AsFd + Counted>(
     slot: &mut Option<P>,
     program: &Who,
     what: &str,
     max: usize,
 ) -> Result<Option<Bytes>, Error> {
-    let fd = slot.as_ref().ok_or_else(|| not_piped(program, what))?;
-    read_chunk(fd.as_fd(), max).map_err(|e| Error::os(program, Step::Read, e))
+    let end = slot.as_ref().ok_or_else(|| not_piped(program, what))?;
+    let chunk = read_chunk(end.as_fd(), max).map_err(|e| Error::os(program, Step::Read, e))?;
+    end.count(chunk.as_ref().map_or(0, Bytes::len));
+    Ok(chunk)
 }
 
 /// Waits until `fd` is readable, then reads one chunk.
@@ -134,11 +137,14 @@ impl Child {
     pub(crate) fn new(spawned: Spawned, stop_on_drop: bool, max_chunk: usize) -> Child {
         let ends = spawned.ends;
         let stdin_eof = ends.stdin_eof;
+        let io = spawned.process.io().clone();
         Child {
             process: spawned.process,
-            stdin: ends.stdin.map(|fd| ChildStdin::with_eof(fd, stdin_eof)),
-            stdout: ends.stdout.map(ChildStdout::new),
-            stderr: ends.stderr.map(ChildStderr::new),
+            stdin: ends
+                .stdin
+                .map(|fd| ChildStdin::with_eof(fd, stdin_eof).counted(&io)),
+            stdout: ends.stdout.map(|fd| ChildStdout::new(fd).counted(&io)),
+            stderr: ends.stderr.map(|fd| ChildStderr::new(fd).counted(&io)),
             stop_on_drop,
             max_chunk,
             prefer_stderr: false,
@@ -293,6 +299,7 @@ impl Child {
                 let Some(f) = slot_fd else { continue };
                 match read_now(f, max) {
                     Ok(Some(chunk)) => {
+                        self.process.io().add(i + 1, chunk.len());
                         self.prefer_stderr = i == 0;
                         return Ok(Some(if i == 0 {
                             OutputChunk::Stdout(chunk)
@@ -446,6 +453,36 @@ impl Child {
             .encode(data, &mut framed)
             .map_err(|e| Error::unframable(self.process.program(), e))?;
         self.write_all(&framed)
+    }
+
+    /// A snapshot of the child: pid, command line, bytes written and read,
+    /// bytes still queued in its pipes, and whether it has exited (Erlang's
+    /// `port_info`). It never blocks and never reaps.
+    ///
+    /// ```
+    /// use procession::{ChildState, Command, Stdio};
+    /// let mut child = Command::new("printf").arg("abc").stdout(Stdio::piped()).spawn()?;
+    /// let status = loop {
+    ///     if let ChildState::Exited(s) = child.info().state { break s; }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert!(status.success());
+    /// let info = child.info();
+    /// assert_eq!((info.stdout_queued, info.stdout_read), (Some(3), 0)); // written, not read yet
+    /// assert_eq!(child.read()?.as_deref(), Some(&b"abc"[..]));
+    /// assert_eq!((child.info().stdout_queued, child.info().stdout_read), (Some(0), 3));
+    /// child.wait()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn info(&self) -> ChildInfo {
+        ChildInfo::of(
+            &self.process,
+            [
+                self.stdin.as_ref().map(|p| p.as_fd()),
+                self.stdout.as_ref().map(|p| p.as_fd()),
+                self.stderr.as_ref().map(|p| p.as_fd()),
+            ],
+        )
     }
 
     /// The child's process id. It names the child until it is reaped; use

@@ -42,6 +42,11 @@ impl Who {
             command: command.into_boxed_str(),
         }
     }
+
+    /// The command line, quoted and shortened.
+    pub(crate) fn command_line(&self) -> &str {
+        &self.command
+    }
 }
 
 /// What an error can be about: a bare program name, or a [`Who`].

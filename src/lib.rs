@@ -469,6 +469,7 @@ mod engine;
 mod error;
 mod framed;
 mod framing;
+mod info;
 mod input;
 mod limits;
 mod pipe;
@@ -496,6 +497,7 @@ pub use framing::{
     DEFAULT_MAX_LINE, DEFAULT_MAX_PACKET, Decode, FrameError, Line, LineCodec, Newline,
     PacketCodec, PacketSize,
 };
+pub use info::{ChildInfo, ChildState, children};
 pub use input::InputSink;
 pub use limits::{Limit, NameOrId};
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};

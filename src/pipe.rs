@@ -8,6 +8,9 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use crate::engine::process::IoCounters;
 
 use crate::engine::terminal::EofOnClose;
 use crate::sys::fd::{self, Interest};
@@ -34,8 +37,14 @@ fn write_blocking(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// A pipe end that counts the bytes through it (for `info()`).
+pub(crate) trait Counted {
+    /// Adds `n` bytes to the child's counter for this stream.
+    fn count(&self, n: usize);
+}
+
 macro_rules! pipe_end {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $stream:literal) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub struct $name {
@@ -43,11 +52,27 @@ macro_rules! pipe_end {
             /// On a pty child's stdin: the end-of-file character typed
             /// when this end is dropped.
             eof: Option<EofOnClose>,
+            /// The child's byte counters.
+            io: Option<Arc<IoCounters>>,
         }
 
         impl $name {
             pub(crate) fn new(fd: OwnedFd) -> $name {
-                $name { fd, eof: None }
+                $name { fd, eof: None, io: None }
+            }
+
+            /// Counts the bytes through this end in `io`.
+            pub(crate) fn counted(mut self, io: &Arc<IoCounters>) -> $name {
+                self.io = Some(io.clone());
+                self
+            }
+        }
+
+        impl Counted for $name {
+            fn count(&self, n: usize) {
+                if let Some(io) = &self.io {
+                    io.add($stream, n);
+                }
             }
         }
 
@@ -93,17 +118,17 @@ pipe_end! {
     /// # child.wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    ChildStdin
+    ChildStdin, 0
 }
 
 pipe_end! {
     /// The read end of a child's stdout pipe.
-    ChildStdout
+    ChildStdout, 1
 }
 
 pipe_end! {
     /// The read end of a child's stderr pipe.
-    ChildStderr
+    ChildStderr, 2
 }
 
 impl ChildStdin {
@@ -118,7 +143,9 @@ impl ChildStdin {
 
 impl Write for ChildStdin {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        write_blocking(self.fd.as_fd(), buf)
+        let n = write_blocking(self.fd.as_fd(), buf)?;
+        self.count(n);
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -128,12 +155,16 @@ impl Write for ChildStdin {
 
 impl Read for ChildStdout {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        read_blocking(self.fd.as_fd(), buf)
+        let n = read_blocking(self.fd.as_fd(), buf)?;
+        self.count(n);
+        Ok(n)
     }
 }
 
 impl Read for ChildStderr {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        read_blocking(self.fd.as_fd(), buf)
+        let n = read_blocking(self.fd.as_fd(), buf)?;
+        self.count(n);
+        Ok(n)
     }
 }

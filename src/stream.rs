@@ -271,7 +271,8 @@ impl Command {
                 Some(fd) => {
                     let thread = InputThread::start(
                         Source::Callback(f),
-                        ChildStdin::with_eof(fd, ends.stdin_eof.take()),
+                        ChildStdin::with_eof(fd, ends.stdin_eof.take())
+                            .counted(spawned.process.io()),
                         opts.max_chunk,
                     );
                     match thread {

@@ -332,6 +332,7 @@ impl<F: AsFd> Driver<F> {
             };
             match fd::write(stdin.as_fd(), &self.pending) {
                 Ok(n) => {
+                    self.process.io().add(0, n);
                     self.pending.advance(n);
                     budget -= 1;
                 }
@@ -375,6 +376,7 @@ impl<F: AsFd> Driver<F> {
                 Ok(None)
             }
             Ok(n) => {
+                self.process.io().add(if err { 2 } else { 1 }, n);
                 let now = self.pending.len() + n + self.tail.len();
                 self.high_water = self.high_water.max(now);
                 Ok(Some(self.buf.split_to(n).freeze()))

@@ -5,6 +5,7 @@ pub(crate) mod cgroup;
 pub(crate) mod credentials;
 pub(crate) mod deliver;
 pub(crate) mod driver;
+pub(crate) mod live;
 pub(crate) mod plan;
 pub(crate) mod process;
 pub(crate) mod reaper;

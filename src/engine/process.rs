@@ -124,9 +124,26 @@ pub(crate) struct Progress {
     pub done: bool,
 }
 
+/// Bytes written to stdin and read from stdout and stderr, counted by the
+/// parent's pipe ends and the drivers (for `info()`).
+#[derive(Debug, Default)]
+pub(crate) struct IoCounters(pub [std::sync::atomic::AtomicU64; 3]);
+
+impl IoCounters {
+    /// Adds `n` bytes to stream `fd` (0, 1 or 2).
+    pub(crate) fn add(&self, fd: usize, n: usize) {
+        self.0[fd].fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self, fd: usize) -> u64 {
+        self.0[fd].load(Ordering::Relaxed)
+    }
+}
+
 /// A spawned child: pid, pidfd, policy and state.
 pub(crate) struct Process {
     pid: libc::pid_t,
+    io: Arc<IoCounters>,
     pidfd: Option<OwnedFd>,
     who: Who,
     /// The group signalled by group operations: the child's own group or the
@@ -183,6 +200,7 @@ impl Process {
         let span = Span::child(Subject::program(&&who), pid, adopted);
         Process {
             pid,
+            io: Arc::default(),
             pidfd,
             who,
             pgid,
@@ -231,6 +249,31 @@ impl Process {
     pub(crate) fn abandon(this: &Arc<Process>) {
         debug_assert!(this.adopted);
         this.mark_reaped(&mut this.lock());
+    }
+
+    /// The byte counters of the child's pipes.
+    pub(crate) fn io(&self) -> &Arc<IoCounters> {
+        &self.io
+    }
+
+    /// The command line, quoted and shortened as for errors.
+    pub(crate) fn command_line(&self) -> &str {
+        self.who.command_line()
+    }
+
+    /// The exit status if the child has exited, without reaping it (a
+    /// child reaped already gives its recorded status).
+    pub(crate) fn peek_status(&self) -> Option<ExitStatus> {
+        let st = self.lock();
+        if st.exit.is_some() {
+            return self.status_of(&st);
+        }
+        if self.adopted || st.reaped {
+            return None;
+        }
+        // WNOWAIT: the child stays a zombie, for its owner to reap.
+        let (exit, usage) = pidfd::wait_exit(self.target(), false, false).ok()??;
+        Some(self.make_status(exit, Some(usage), &st))
     }
 
     /// Whether this is a process adopted by pid rather than spawned.
@@ -305,6 +348,9 @@ impl Process {
         if !st.reaped {
             st.reaped = true;
             UNREAPED.fetch_sub(1, Ordering::SeqCst);
+            if !self.adopted {
+                super::live::remove(self);
+            }
             // The session leader is gone: the terminal may close now.
             st.terminal = None;
             // The pid is free now: the watchdog keeps only a group that is
@@ -323,26 +369,28 @@ impl Process {
 
     /// The exit status, once the child has exited.
     fn status_of(&self, st: &State) -> Option<ExitStatus> {
+        Some(self.make_status(st.exit?, st.usage, st))
+    }
+
+    fn make_status(&self, exit: RawExit, usage: Option<RawUsage>, st: &State) -> ExitStatus {
         let ended = match st.stop {
             Stop::NotStarted => Ended::OnItsOwn,
             Stop::Signalled { reason, .. } | Stop::Killed { reason } => reason,
         };
-        let status = match st.exit? {
+        let status = match exit {
             RawExit::Code(c) => ExitStatus::from_code(c, ended, &self.policy.success_codes),
             RawExit::Signal {
                 signal,
                 core_dumped,
             } => ExitStatus::from_signal(signal, core_dumped, ended),
         };
-        Some(
-            status
-                .with_usage(st.usage.map(|u| ResourceUsage {
-                    user_time: u.user,
-                    system_time: u.system,
-                    max_rss: u.max_rss_kib.saturating_mul(1024),
-                }))
-                .with_cgroup_usage(st.cgroup_usage),
-        )
+        status
+            .with_usage(usage.map(|u| ResourceUsage {
+                user_time: u.user,
+                system_time: u.system,
+                max_rss: u.max_rss_kib.saturating_mul(1024),
+            }))
+            .with_cgroup_usage(st.cgroup_usage)
     }
 
     /// Sends `sig` to the child, or to its group with `stop_group`.

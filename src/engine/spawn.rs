@@ -105,6 +105,7 @@ pub(crate) fn spawn_with_ends(
             terminal: plan.terminal.take(),
         },
     ));
+    super::live::add(&process);
     if process.needs_watching() {
         super::reaper::adopt(process.clone());
     }

@@ -203,6 +203,18 @@ pub(crate) fn read_buf(
     Ok(n)
 }
 
+/// The bytes waiting in a pipe (either end) or terminal: `ioctl(FIONREAD)`.
+pub(crate) fn queued(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the valid pointer `&mut n`.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n as *mut libc::c_int) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n.max(0) as usize)
+    }
+}
+
 /// `poll(2)` on several descriptors at once. Fills each entry's `revents`;
 /// returns the number of ready entries (0 on timeout). `EINTR` returns 0.
 pub(crate) fn poll_many(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {

@@ -97,6 +97,7 @@ impl Command {
         let process = spawned.process;
         let ends = spawned.ends;
         let owner = Arc::clone(&process);
+        let io = process.io().clone();
         let register =
             |fd| Registered::new(fd).map_err(|e| Error::os(owner.program(), Step::Pipe, e));
         // Build the handle first, so that a failure below drops it (which
@@ -114,14 +115,21 @@ impl Command {
         if let Some(fd) = ends.stdin {
             child.stdin = Some(AsyncChildStdin {
                 fd: register(fd)?,
+                io: io.clone(),
                 eof: ends.stdin_eof,
             });
         }
         if let Some(fd) = ends.stdout {
-            child.stdout = Some(AsyncChildStdout { fd: register(fd)? });
+            child.stdout = Some(AsyncChildStdout {
+                fd: register(fd)?,
+                io: io.clone(),
+            });
         }
         if let Some(fd) = ends.stderr {
-            child.stderr = Some(AsyncChildStderr { fd: register(fd)? });
+            child.stderr = Some(AsyncChildStderr {
+                fd: register(fd)?,
+                io: io.clone(),
+            });
         }
         Ok(child)
     }
@@ -149,6 +157,33 @@ async fn read_end(
 }
 
 impl AsyncChild {
+    /// A snapshot of the child: as [`Child::info`](crate::Child::info).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{ChildState, Command, Stdio};
+    /// let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn_async()?;
+    /// child.write_all(b"four").await?;
+    /// assert_eq!(child.read().await?.as_deref(), Some(&b"four"[..]));
+    /// let info = child.info();
+    /// assert_eq!((info.stdin_written, info.stdout_read, info.state), (4, 4, ChildState::Running));
+    /// child.close_stdin();
+    /// child.wait().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn info(&self) -> crate::ChildInfo {
+        crate::ChildInfo::of(
+            &self.process,
+            [
+                self.stdin.as_ref().map(|p| std::os::fd::AsFd::as_fd(p)),
+                self.stdout.as_ref().map(|p| std::os::fd::AsFd::as_fd(p)),
+                self.stderr.as_ref().map(|p| std::os::fd::AsFd::as_fd(p)),
+            ],
+        )
+    }
+
     /// The child's process id.
     ///
     /// ```
@@ -493,7 +528,11 @@ impl AsyncChild {
     /// ```
     pub async fn read(&mut self) -> Result<Option<Bytes>, Error> {
         let out = self.stdout.as_ref().map(|p| &p.fd);
-        read_end(out, self.process.program(), "stdout", self.max_chunk).await
+        let chunk = read_end(out, self.process.program(), "stdout", self.max_chunk).await?;
+        self.process
+            .io()
+            .add(1, chunk.as_ref().map_or(0, Bytes::len));
+        Ok(chunk)
     }
 
     /// Reads the next chunk of stderr; `None` at end of file. Cancel-safe.
@@ -515,7 +554,11 @@ impl AsyncChild {
     /// ```
     pub async fn read_stderr(&mut self) -> Result<Option<Bytes>, Error> {
         let err = self.stderr.as_ref().map(|p| &p.fd);
-        read_end(err, self.process.program(), "stderr", self.max_chunk).await
+        let chunk = read_end(err, self.process.program(), "stderr", self.max_chunk).await?;
+        self.process
+            .io()
+            .add(2, chunk.as_ref().map_or(0, Bytes::len));
+        Ok(chunk)
     }
 
     /// Whichever of stdout and stderr has data first, tagged; `None` when
@@ -564,6 +607,7 @@ impl AsyncChild {
                     match polled {
                         None | Some(Poll::Pending) => {}
                         Some(Poll::Ready(Ok(Some(chunk)))) => {
+                            self.process.io().add(1 + usize::from(is_err), chunk.len());
                             self.prefer_stderr = !is_err;
                             let ev = if is_err {
                                 OutputChunk::Stderr(chunk)

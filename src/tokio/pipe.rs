@@ -3,12 +3,14 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
+use crate::engine::process::IoCounters;
 use crate::sys::fd;
 use crate::sys::reactor::{self, Lent};
 
@@ -78,12 +80,21 @@ impl AsFd for Registered {
 }
 
 macro_rules! async_end {
-    ($(#[$doc:meta])* $name:ident $({ $($extra:tt)* })?) => {
+    ($(#[$doc:meta])* $name:ident, $stream:literal $({ $($extra:tt)* })?) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub struct $name {
             pub(crate) fd: Registered,
+            /// The child's byte counters.
+            pub(crate) io: Arc<IoCounters>,
             $($($extra)*)?
+        }
+
+        impl $name {
+            /// Counts `n` bytes through this end.
+            pub(crate) fn count(&self, n: usize) {
+                self.io.add($stream, n);
+            }
         }
 
         impl AsFd for $name {
@@ -103,7 +114,7 @@ macro_rules! async_end {
 async_end! {
     /// The write end of a child's stdin pipe, for tokio (`AsyncWrite`).
     /// Dropping it closes the pipe: the child reads end-of-file.
-    AsyncChildStdin {
+    AsyncChildStdin, 0 {
         /// On a pty child's stdin: the end-of-file character typed when
         /// this end is dropped.
         pub(crate) eof: Option<crate::engine::terminal::EofOnClose>,
@@ -112,12 +123,12 @@ async_end! {
 
 async_end! {
     /// The read end of a child's stdout pipe, for tokio (`AsyncRead`).
-    AsyncChildStdout
+    AsyncChildStdout, 1
 }
 
 async_end! {
     /// The read end of a child's stderr pipe, for tokio (`AsyncRead`).
-    AsyncChildStderr
+    AsyncChildStderr, 2
 }
 
 impl AsyncWrite for AsyncChildStdin {
@@ -126,7 +137,9 @@ impl AsyncWrite for AsyncChildStdin {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.fd.poll_write_bytes(cx, buf)
+        let n = std::task::ready!(self.fd.poll_write_bytes(cx, buf))?;
+        self.count(n);
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -144,7 +157,10 @@ impl AsyncRead for AsyncChildStdout {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.fd.poll_read_into(cx, buf)
+        let before = buf.filled().len();
+        std::task::ready!(self.fd.poll_read_into(cx, buf))?;
+        self.count(buf.filled().len() - before);
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -154,6 +170,9 @@ impl AsyncRead for AsyncChildStderr {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.fd.poll_read_into(cx, buf)
+        let before = buf.filled().len();
+        std::task::ready!(self.fd.poll_read_into(cx, buf))?;
+        self.count(buf.filled().len() - before);
+        Poll::Ready(Ok(()))
     }
 }

@@ -118,6 +118,7 @@ impl Core {
                         Ok(fd) => {
                             let stdin = AsyncChildStdin {
                                 fd,
+                                io: owner.io().clone(),
                                 eof: stdin_eof.take(),
                             };
                             async_source = AsyncSource::Callback(f(AsyncInputSink { stdin }))
@@ -142,7 +143,7 @@ impl Core {
                 Some(fd) => {
                     let thread = InputThread::start(
                         Source::Callback(f),
-                        ChildStdin::new(fd),
+                        ChildStdin::new(fd).counted(owner.io()),
                         opts.max_chunk,
                     );
                     match thread {
