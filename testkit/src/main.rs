@@ -61,9 +61,8 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         "spawn-grandchild" => (0, 1),
         // At least `--` and PROGRAM; `pty` parses the rest itself.
         "pty" => (2, usize::MAX),
-        "interleave" | "exit" | "kill-self" | "sleep" | "loop-print" | "spin" | "touch-mib" => {
-            (1, 1)
-        }
+        "interleave" | "exit" | "kill-self" | "sleep" | "loop-print" | "spin" | "touch-mib"
+        | "packet-echo" | "progress" => (1, 1),
         _ => (0, 0),
     };
     if rest.len() < min || rest.len() > max {
@@ -118,6 +117,8 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         "hold-stdout" => out(format!("{}\n", spawn_sleeper(false, true)).as_bytes()),
         "loop-print" => cmd_loop_print(&rest[0]),
         "pty" => pty::cmd_pty(rest),
+        "packet-echo" => cmd_packet_echo(num(&rest[0], "N")),
+        "progress" => cmd_progress(num(&rest[0], "N")),
         _ => usage(&format!("unknown subcommand {sub:?}")),
     }
     0
@@ -362,6 +363,54 @@ fn cmd_loop_print(text: &OsStr) -> ! {
 
 /// `pt echo` (`echo` true) copies stdin to stdout with raw read/write; `pt sink`
 /// (`echo` false) discards it. Returns the number of bytes read before EOF.
+/// `packet-echo N`: reads packets framed by an N-byte big-endian length
+/// (N = 1, 2 or 4) from stdin and answers each with a packet of the same
+/// framing holding the payload reversed, written at once. Exits 0 at a
+/// clean end of input, 2 when the input ends inside a packet.
+fn cmd_packet_echo(n: usize) {
+    use std::io::Read;
+    if ![1, 2, 4].contains(&n) {
+        usage("packet-echo takes 1, 2 or 4");
+    }
+    let mut stdin = io::stdin().lock();
+    loop {
+        let mut header = [0u8; 4];
+        let mut got = 0;
+        while got < n {
+            match stdin.read(&mut header[got..n]) {
+                Ok(0) if got == 0 => return,
+                Ok(0) => {
+                    err(b"packet-echo: input ended inside a header\n");
+                    process::exit(2);
+                }
+                Ok(k) => got += k,
+                Err(e) => fail("read stdin", e),
+            }
+        }
+        let len = header[..n]
+            .iter()
+            .fold(0usize, |a, &b| (a << 8) | usize::from(b));
+        let mut payload = vec![0u8; len];
+        if let Err(e) = stdin.read_exact(&mut payload) {
+            err(format!("packet-echo: input ended inside a packet: {e}\n").as_bytes());
+            process::exit(2);
+        }
+        payload.reverse();
+        let mut reply = header[..n].to_vec();
+        reply.extend_from_slice(&payload);
+        out(&reply);
+    }
+}
+
+/// `progress N`: progress output as ffmpeg or curl write it: `i/N\r` for
+/// i = 1..=N, each its own write, then `done\n`.
+fn cmd_progress(n: usize) {
+    for i in 1..=n {
+        out(format!("{i}/{n}\r").as_bytes());
+    }
+    out(b"done\n");
+}
+
 fn pump(echo: bool) -> u64 {
     let mut buf = vec![0u8; BUF];
     let mut total = 0u64;
