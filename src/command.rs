@@ -192,7 +192,23 @@ impl Command {
 
     /// Splits a plain command line into a program and arguments with the
     /// shell's quoting rules (`'…'`, `"…"`, `\`) but without running a shell:
-    /// nothing is expanded (`$HOME`, `*` and `~` stay as they are).
+    /// nothing is expanded (`$HOME`, `*` and `~` stay as they are). This is
+    /// Erlang Port's `{spawn, "cmd a b"}` without its `/bin/sh -c exec`:
+    /// quoting works, and a program path with spaces can be quoted.
+    ///
+    /// The rules, all of POSIX word splitting and quoting but no expansion:
+    /// - blanks (spaces, tabs, newlines) separate words;
+    /// - `'…'` keeps every character as it is, backslashes included;
+    /// - `"…"` keeps every character, except that a backslash escapes `$`,
+    ///   `` ` ``, `"`, `\` and a newline (other backslashes stay);
+    /// - outside quotes, a backslash keeps the next character, and a
+    ///   backslash before a newline joins the two lines;
+    /// - quoted and unquoted parts next to each other make one word, and
+    ///   `''` or `""` alone is an empty argument;
+    /// - a `#` at the start of a word begins a comment to the end of the line.
+    ///
+    /// `argv[0]` is the program as written; [`arg0`](Command::arg0) sets
+    /// another (Port's `{arg0, …}`).
     ///
     /// # Errors
     ///

@@ -424,6 +424,38 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Erlang ports, in procession
+//!
+//! | Port | procession |
+//! |---|---|
+//! | `{spawn, "cmd a b"}` | [`Command::parse`] (quoting rules there; no shell) |
+//! | `{spawn_executable, F}`, `{args, A}`, `{arg0, S}` | [`Command::new`], [`Command::args`], [`Command::arg0`] |
+//! | `{line, L}`: `{eol, Line}` / `{noeol, Line}` | [`LineCodec`], [`Line::complete`]; on a stream [`Chunks::lines`], on a handle [`Child::read_frame`], per line to a function [`Stdio::lines`] |
+//! | `{packet, 1 \| 2 \| 4}` both ways | [`PacketCodec`], [`Chunks::packets`], [`Child::write_packet`] |
+//! | `stream` (no framing) | [`Command::stream`], or a reader: [`Chunks::into_reader`] |
+//! | `port_info(P)`: `os_pid`, `name`, `input`, `output`, `queue_size` | [`Child::info`] |
+//! | `erlang:ports()` | [`children`] |
+//!
+//! ```
+//! use procession::{Command, Line, LineCodec, PacketCodec, PacketSize, Stdio};
+//! // {line, 8}
+//! let lines: Vec<Line> = Command::new("printf").arg(r"abc\nlonglongline\ntail").stream()?
+//!     .lines(LineCodec::new(8)).collect::<Result<_, _>>()?;
+//! assert_eq!(lines, [Line::complete("abc"), Line::incomplete("longlong"),
+//!                    Line::complete("line"), Line::incomplete("tail")]);
+//!
+//! // {packet, 2}, both ways, through cat; port_info's byte counts.
+//! let mut cat = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+//! let mut codec = PacketCodec::new(PacketSize::Two);
+//! cat.write_packet(&codec, b"ping")?;
+//! assert_eq!(cat.read_frame(&mut codec)?.unwrap(), "ping");
+//! assert_eq!((cat.info().stdin_written, cat.info().stdout_read), (6, 6));
+//! assert!(procession::children().iter().any(|c| c.pid == cat.pid()));
+//! cat.close_stdin();
+//! cat.wait()?;
+//! # Ok::<(), procession::Error>(())
+//! ```
+//!
 //! # What every child gets
 //!
 //! - Only descriptors 0, 1 and 2 (everything else is closed at `execve`),

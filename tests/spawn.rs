@@ -522,3 +522,45 @@ fn child_handles_are_send_and_sync() {
     .unwrap();
     assert_eq!(status.code(), Some(7));
 }
+
+#[test]
+fn parse_follows_the_documented_quoting_rules() {
+    let cases: &[(&str, &[&str])] = &[
+        // Blanks (spaces, tabs, newlines) separate words; runs of them count once.
+        ("a  b\tc\nd", &["a", "b", "c", "d"]),
+        // Empty quotes are an empty argument.
+        ("a '' \"\" b", &["a", "", "", "b"]),
+        // Single quotes keep everything, backslashes included.
+        (r"a 'x\ny \$'", &["a", r"x\ny \$"]),
+        // In double quotes a backslash escapes only $ ` " \ and newline.
+        (r#"a "\$ \` \" \\ \n""#, &["a", r#"$ ` " \ \n"#]),
+        // Outside quotes a backslash keeps the next character; before a
+        // newline it joins the lines.
+        ("a b\\\nc \\'d", &["a", "bc", "'d"]),
+        // Quoted parts join with their neighbours into one word.
+        (r#"a x'y z'"w"v"#, &["a", "xy zwv"]),
+        // A # at the start of a word begins a comment; inside one it does not.
+        ("a b#c # d e", &["a", "b#c"]),
+        // Nothing is expanded.
+        (
+            "a $HOME ~ * $(x) `y`",
+            &["a", "$HOME", "~", "*", "$(x)", "`y`"],
+        ),
+        // Any UTF-8.
+        ("a 'ü ß' 日本", &["a", "ü ß", "日本"]),
+    ];
+    for (line, want) in cases {
+        let cmd = Command::parse(line).unwrap();
+        let mut got = vec![cmd.get_program().to_str().unwrap().to_owned()];
+        got.extend(cmd.get_args().map(|a| a.to_str().unwrap().to_owned()));
+        assert_eq!(&got, want, "{line:?}");
+    }
+    // arg0 (Port's {arg0, ...}) is kept apart from the program.
+    let _g = Guard::new();
+    let out = Command::parse("sh -c 'echo $0'")
+        .unwrap()
+        .arg0("renamed")
+        .run()
+        .unwrap();
+    assert_eq!(out.stdout, b"renamed\n");
+}
