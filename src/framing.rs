@@ -331,8 +331,8 @@ impl LineCodec {
             .saturating_sub(self.partial.len())
             .min(self.current.len());
         let found = match self.newline {
-            Newline::Any => memchr2(b'\n', b'\r', &self.current[..window]),
-            _ => memchr(b'\n', &self.current[..window]),
+            Newline::Any => memchr::memchr2(b'\n', b'\r', &self.current[..window]),
+            _ => memchr::memchr(b'\n', &self.current[..window]),
         };
         if let Some(i) = found {
             let ending = self.current[i];
@@ -766,13 +766,6 @@ fn be_len(header: &[u8]) -> usize {
         .fold(0usize, |n, &b| (n << 8) | usize::from(b))
 }
 
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
-}
-
-fn memchr2(a: u8, b: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&c| c == a || c == b)
-}
 
 #[cfg(test)]
 mod tests {
