@@ -10,6 +10,7 @@
 
 mod early_drop;
 mod latency;
+mod lines;
 mod many;
 mod rawspawn;
 mod results;
@@ -31,7 +32,7 @@ use results::Outcome;
 use runner::Ctx;
 use throughput::Placement;
 
-const SCENARIOS: [(&str, &str); 11] = [
+const SCENARIOS: [(&str, &str); 12] = [
     (
         "throughput-stdout",
         "1. stdout throughput, 4 GiB from a writer child",
@@ -70,6 +71,10 @@ const SCENARIOS: [(&str, &str); 11] = [
         "supervise-manage",
         "11. adopted pid: time until a SIGKILL is reported",
     ),
+    (
+        "line-framing",
+        "12. line framing: 1 GiB of 80-byte lines, framed against unframed and std",
+    ),
 ];
 
 const USAGE: &str = "usage: procession-bench [--quick] [--reps N] [--placements U,X,S] [--write-md | --merge] [all | SCENARIO...]
@@ -77,7 +82,7 @@ const USAGE: &str = "usage: procession-bench [--quick] [--reps N] [--placements 
 Scenarios:
   throughput-stdout  throughput-stdin  roundtrip  spawn-rate
   spawn-memory  many-children  slow-consumer  early-drop
-  supervise-many  supervise-ignore-term  supervise-manage
+  supervise-many  supervise-ignore-term  supervise-manage  line-framing
 
 `all` (the default) writes BENCHMARKS.md, bench/results/latest.json and
 bench/results/*.svg at the repository root. A subset, or --quick, writes
@@ -181,6 +186,13 @@ fn worker(args: &[String]) -> io::Result<()> {
             Path::new(&arg(3)),
         ),
         "__stdin" => throughput::stdin_worker(
+            &arg(1),
+            arg(2).parse().map_err(runner::ioe)?,
+            Path::new(&arg(3)),
+        ),
+        // For profiling (perf): one transfer of lines, consumed as one row
+        // of scenario 12 does.
+        "__lines" => lines::worker(
             &arg(1),
             arg(2).parse().map_err(runner::ioe)?,
             Path::new(&arg(3)),
@@ -378,6 +390,11 @@ fn charts(outcomes: &[(String, Outcome)], dir: &Path) -> io::Result<Vec<(String,
             "stdin-",
             "throughput-stdin.svg",
             "Scenario 2: stdin throughput per library (GiB/s, median with min–max)",
+        ),
+        (
+            "lines-",
+            "line-framing.svg",
+            "Scenario 12: 1 GiB of 80-byte lines, unframed, framed and std (GiB/s, median with min–max)",
         ),
         (
             "spawn-static",
@@ -664,6 +681,7 @@ fn run(args: Args, raw: Vec<String>) -> io::Result<()> {
             "supervise-many" => supervise::run_many(&ctx),
             "supervise-ignore-term" => supervise::run_ignore_term(&ctx),
             "supervise-manage" => supervise::run_manage(&ctx),
+            "line-framing" => lines::run(&ctx, &args.placements),
             _ => unreachable!(),
         };
         util::unpin();
@@ -764,9 +782,31 @@ fn merge_report(root: &Path, run: Report) -> io::Result<()> {
 /// computes (so that `--render` picks up a change of wording): the
 /// ceiling text of the "≥ 0.95× the raw loop" targets, the scenario-4 gap
 /// note, the note on `clone3`, the note on what owner-death cleanup and
-/// cgroup mode cost and the ceiling text of the owner-death targets.
+/// cgroup mode cost, the ceiling text of the owner-death targets and those
+/// of the line-framing targets.
 fn refresh_derived_text(report: &mut Report) {
     for (name, o) in &mut report.outcomes {
+        if name == "line-framing" {
+            for target in &mut o.targets {
+                let Some((tag, rest)) = target
+                    .target
+                    .strip_prefix('[')
+                    .and_then(|t| t.split_once(']'))
+                    .map(|(tag, rest)| (tag.to_string(), rest.to_string()))
+                else {
+                    continue;
+                };
+                let id = format!("lines-{tag}");
+                let Some(table) = o.tables.iter().find(|t| t.id == id) else {
+                    continue;
+                };
+                if rest.contains("the unframed stream()") {
+                    target.ceiling = lines::framing_ceiling(table);
+                } else if rest.contains("std BufRead::lines") {
+                    target.ceiling = lines::std_ceiling(table);
+                }
+            }
+        }
         if name == "throughput-stdout" || name == "throughput-stdin" {
             let prefix = name.trim_start_matches("throughput-");
             for target in &mut o.targets {
