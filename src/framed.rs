@@ -72,6 +72,48 @@ impl Chunks {
         self.frames(codec)
     }
 
+    /// Runs the stream to its end, handing each line to `f` as a borrowed
+    /// slice and whether it is complete: the lines of
+    /// [`lines`](Chunks::lines) without a `Bytes` handle per line, for the
+    /// most lines per second (the line-framing benchmark's fast form). `f`
+    /// sets the pace, as a consumer of the stream does.
+    ///
+    /// # Errors
+    ///
+    /// As the stream's: a child that does not succeed gives an error of
+    /// kind [`Exit`](crate::ErrorKind::Exit) once `f` has had every line.
+    ///
+    /// ```
+    /// use procession::{Command, LineCodec};
+    /// let mut longest = 0;
+    /// let status = Command::new("seq").arg("1000").stream()?
+    ///     .for_each_line(LineCodec::new(80), |line, _complete| longest = longest.max(line.len()))?;
+    /// assert_eq!((longest, status.success()), (4, true));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn for_each_line(
+        mut self,
+        mut codec: LineCodec,
+        mut f: impl FnMut(&[u8], bool),
+    ) -> Result<ExitStatus, Error> {
+        while let Some(chunk) = self.next() {
+            match chunk {
+                Ok(chunk) => {
+                    codec.push(chunk);
+                    codec.take_lines(&mut f);
+                }
+                Err(e) => {
+                    codec.finish();
+                    codec.take_lines(&mut f);
+                    return Err(e);
+                }
+            }
+        }
+        codec.finish();
+        codec.take_lines(&mut f);
+        Ok(self.status().expect("a stream that ended has a status"))
+    }
+
     /// The stream as length-prefixed packets (Erlang Port's
     /// `{packet, N}`): see [`PacketCodec`], and [`frames`](Chunks::frames)
     /// for errors.

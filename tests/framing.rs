@@ -443,3 +443,62 @@ fn the_live_list_grows_and_shrinks_as_children_start_and_are_reaped() {
     }
     assert!(!alive(pid as i32) || stat(pid as i32).is_none());
 }
+
+#[test]
+fn for_each_line_gives_the_same_lines_as_lines_blocking_and_async() {
+    let _g = Guard::new();
+    // Lines of every length around the maximum, one over it, CRLF and a
+    // last line without an ending, written in small pieces.
+    let mut text = String::new();
+    for n in 0..40 {
+        text.push_str(&"y".repeat(n));
+        text.push_str(if n % 3 == 0 { "\r\n" } else { "\n" });
+    }
+    text.push_str("end");
+    for newline in [Newline::Lf, Newline::CrLf, Newline::Any] {
+        let codec = LineCodec::new(16).newline(newline);
+        let want = lines_of(&mut printf_s(&text), codec.clone());
+        let mut got = Vec::new();
+        let status = printf_s(&text)
+            .max_chunk_size(7)
+            .stream()
+            .unwrap()
+            .for_each_line(codec.clone(), |l, c| {
+                got.push(Line {
+                    bytes: Bytes::copy_from_slice(l),
+                    complete: c,
+                })
+            })
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(got, want, "{newline:?}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut got = Vec::new();
+        rt.block_on(async {
+            printf_s(&text)
+                .stream_async()
+                .unwrap()
+                .for_each_line(codec, |l, c| {
+                    got.push(Line {
+                        bytes: Bytes::copy_from_slice(l),
+                        complete: c,
+                    })
+                })
+                .await
+                .unwrap();
+        });
+        assert_eq!(got, want, "async {newline:?}");
+    }
+    // A failing child: every line first, then the error.
+    let mut got = Vec::new();
+    let err = Command::shell("printf 'a\\nb'; exit 4")
+        .stream()
+        .unwrap()
+        .for_each_line(LineCodec::new(8), |l, c| got.push((l.to_vec(), c)))
+        .unwrap_err();
+    assert_eq!(got, [(b"a".to_vec(), true), (b"b".to_vec(), false)]);
+    assert_eq!(err.exit_status().unwrap().code(), Some(4));
+}

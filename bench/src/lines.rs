@@ -27,6 +27,8 @@ pub const LINE: u64 = 80;
 
 pub const UNFRAMED: &str = "procession stream(), unframed";
 pub const FRAMED: &str = "procession stream().lines(LineCodec::new(64 KiB))";
+pub const FOR_EACH: &str =
+    "procession stream().for_each_line(LineCodec::new(64 KiB), |line, complete| ..)";
 pub const STD_LINES: &str = "std BufReader::new(stdout).lines()";
 pub const STD_UNTIL: &str = "std BufReader 64 KiB, read_until(b'\\n') into a reused Vec";
 pub const CAL_COUNT: &str = "calibration: stream() + SIMD count of \\n per chunk (memchr crate)";
@@ -116,6 +118,21 @@ fn framed(prog: &Path, lines: u64, cpu: Option<usize>) -> io::Result<()> {
     n.check(lines)
 }
 
+/// procession, framed into lines handed out as borrowed slices (no `Bytes`
+/// per line).
+fn for_each(prog: &Path, lines: u64, cpu: Option<usize>) -> io::Result<()> {
+    let mut n = Count::default();
+    let stream = procession_cmd(prog, lines, cpu).stream().map_err(ioe)?;
+    stream
+        .for_each_line(LineCodec::new(DEFAULT_MAX_LINE), |line, complete| {
+            n.lines += 1;
+            n.bytes += line.len() as u64 + 1;
+            n.incomplete += u64::from(!complete);
+        })
+        .map_err(ioe)?;
+    n.check(lines)
+}
+
 /// std, `BufRead::lines` over `ChildStdout` (a `String` per line, UTF-8
 /// checked). It drops the line ending, so completeness is not known.
 fn std_lines(prog: &Path, lines: u64, cpu: Option<usize>) -> io::Result<()> {
@@ -201,9 +218,10 @@ fn cal_split(prog: &Path, lines: u64, cpu: Option<usize>) -> io::Result<()> {
 type Consumer = fn(&Path, u64, Option<usize>) -> io::Result<()>;
 
 /// The rows, in run order.
-const ROWS: [(&str, Consumer); 6] = [
+const ROWS: [(&str, Consumer); 7] = [
     (UNFRAMED, unframed),
     (FRAMED, framed),
+    (FOR_EACH, for_each),
     (STD_LINES, std_lines),
     (STD_UNTIL, std_read_until),
     (CAL_COUNT, cal_count),
@@ -211,9 +229,10 @@ const ROWS: [(&str, Consumer); 6] = [
 ];
 
 /// The row names of `__lines`, in the order of [`ROWS`].
-const WORKER_ROWS: [&str; 6] = [
+const WORKER_ROWS: [&str; 7] = [
     "unframed",
     "framed",
+    "for-each-line",
     "std-lines",
     "std-read-until",
     "cal-count",
@@ -308,6 +327,24 @@ pub fn run(ctx: &Ctx, placements: &[Placement]) -> io::Result<Outcome> {
         // Strictly faster, not merely as fast.
         beats_std.met = vs_std.filter(|v| v.is_finite()).map(|v| v > 1.0);
         out.targets.push(beats_std.with_ceiling(std_ceiling(t)));
+        // The borrowing form: the same lines without a handle per line.
+        out.targets.push(Target::check(
+            SCENARIO,
+            &format!("[{tag}] for_each_line(LineCodec) ≥ 0.8× the unframed stream()"),
+            t.ratio(FOR_EACH, UNFRAMED),
+            0.8,
+            false,
+        ));
+        let each_std = t.ratio(FOR_EACH, STD_LINES);
+        let mut each_vs_std = Target::check(
+            SCENARIO,
+            &format!("[{tag}] for_each_line(LineCodec) > 1× std BufRead::lines over ChildStdout"),
+            each_std,
+            1.0,
+            false,
+        );
+        each_vs_std.met = each_std.filter(|v| v.is_finite()).map(|v| v > 1.0);
+        out.targets.push(each_vs_std);
         if let (Some(f), Some(u), Some(s), Some(r)) = (
             t.median(FRAMED),
             t.median(UNFRAMED),

@@ -61,6 +61,47 @@ impl AsyncChunks {
         self.frames(codec)
     }
 
+    /// Runs the stream to its end, handing each line to `f` as a borrowed
+    /// slice: as [`Chunks::for_each_line`](crate::Chunks::for_each_line).
+    ///
+    /// # Errors
+    ///
+    /// As [`Chunks::for_each_line`](crate::Chunks::for_each_line).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::{Command, LineCodec};
+    /// let mut n = 0;
+    /// Command::new("seq").arg("100").stream_async()?
+    ///     .for_each_line(LineCodec::new(80), |_line, complete| n += usize::from(complete)).await?;
+    /// assert_eq!(n, 100);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn for_each_line(
+        mut self,
+        mut codec: LineCodec,
+        mut f: impl FnMut(&[u8], bool),
+    ) -> Result<ExitStatus, Error> {
+        while let Some(chunk) = self.next_chunk().await {
+            match chunk {
+                Ok(chunk) => {
+                    codec.push(chunk);
+                    codec.take_lines(&mut f);
+                }
+                Err(e) => {
+                    codec.finish();
+                    codec.take_lines(&mut f);
+                    return Err(e);
+                }
+            }
+        }
+        codec.finish();
+        codec.take_lines(&mut f);
+        Ok(self.status().expect("a stream that ended has a status"))
+    }
+
     /// The stream as length-prefixed packets: see
     /// [`Chunks::packets`](crate::Chunks::packets).
     ///
