@@ -96,7 +96,7 @@ impl Chunks {
         mut codec: LineCodec,
         mut f: impl FnMut(&[u8], bool),
     ) -> Result<ExitStatus, Error> {
-        while let Some(chunk) = self.next() {
+        for chunk in self.by_ref() {
             match chunk {
                 Ok(chunk) => {
                     codec.push(chunk);
