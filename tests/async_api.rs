@@ -364,7 +364,9 @@ fn handle_api_async() {
         assert!(reader.await.unwrap() == sent);
         assert!(echo.wait().await.unwrap().success());
 
-        // Writing after the child exited is a broken pipe, not a panic.
+        // Writing after the child exited and was reaped is a broken pipe,
+        // not a panic (`write_after_exit_is_broken_pipe_async` writes
+        // before the wait). wait_timeout leaves stdin open, unlike wait.
         let mut done = pt_cmd(["exit", "0"])
             .stdin(Stdio::piped())
             .spawn_async()
@@ -375,6 +377,12 @@ fn handle_api_async() {
                 .unwrap()
                 .unwrap()
                 .success()
+        );
+        let err = done.write_all(b"too late").await.unwrap_err();
+        assert_eq!(
+            err.os_error().map(std::io::Error::kind),
+            Some(std::io::ErrorKind::BrokenPipe),
+            "{err}"
         );
     });
 }
@@ -683,16 +691,17 @@ fn stream_to_tcp_example_runs() {
 
 // Regression: past the drain deadline the async stream ended while output
 // was still waiting in the pipe (its readiness had not been asked for in
-// that step), losing what a slow consumer had not read yet. Here the child
-// exits at once and a grandchild writes 900 kB into the pipe 100 ms later.
+// that step), losing what a slow consumer had not read yet. Here the shell
+// writes 900 kB (all of it fits in the pipe) and exits, leaving a
+// background sleep that holds stdout open: only the drain timer can end the
+// stream, and it must not end it before the consumer has read every byte.
 #[test]
 fn drain_timeout_never_cuts_output_already_in_the_pipe_async() {
     let _g = guard();
     let dir = tempdir();
     current().block_on(async {
         let total = 900_000;
-        // See the blocking twin: everything is in the pipe before the
-        // shell exits, and a background sleep keeps the pipe open.
+        // As the blocking twin: no timing window.
         let script = format!(
             "'{}' write {total}; sleep 30 & echo $! >&2; exit 0",
             pt().display()
