@@ -541,16 +541,28 @@ fn slow_consumer_keeps_other_tasks_on_time() {
             worst
         });
         let mut s = Command::new("cat").arg("/dev/zero").stream_async().unwrap();
+        let pid = s.pid() as i32;
         let end = Instant::now() + Duration::from_secs(1);
         let mut chunks = 0;
+        let mut total = 0;
         while Instant::now() < end {
-            let c = s.next().await.unwrap().unwrap();
-            assert!(c.len() <= procession::DEFAULT_MAX_CHUNK_SIZE);
+            total += s.next().await.unwrap().unwrap().len();
             chunks += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(chunks >= 20);
-        assert!(s.buffered_high_water() <= procession::DEFAULT_MAX_CHUNK_SIZE);
+        // Back-pressure, measured on the child (the kernel's count of what
+        // cat's completed writes moved): what we consumed, plus at most a
+        // full pipe and what the stream holds. A stream reading ahead of
+        // this slow consumer would let cat write far more.
+        let held = s.buffered_high_water();
+        assert!(held <= procession::DEFAULT_MAX_CHUNK_SIZE, "{held}");
+        let written = written_by(pid);
+        let bound = total + procession::DEFAULT_PIPE_CAPACITY + held;
+        assert!(
+            written >= total && written <= bound,
+            "cat wrote {written} bytes; consumed {total}, at most {bound}"
+        );
         let worst = ticker.await.unwrap();
         assert!(
             worst < Duration::from_millis(50),
