@@ -618,13 +618,25 @@ fn read_raced_with_a_timer_loses_and_duplicates_nothing() {
 fn wait_future_dropped_does_not_leak_the_child() {
     let _g = guard();
     current().block_on(async {
-        let mut child = pt_cmd(["sleep", "0.2"]).spawn_async().unwrap();
+        // The child reads its stdin (a pipe of the test's, not a piped
+        // stdin that wait() would close) to the end: it cannot exit before
+        // the test lets it, so the first wait is surely cut short.
+        let (r, w) = pipe();
+        let mut child = pt_cmd(["sink"])
+            .stdin(r)
+            .stdout(Stdio::null())
+            .spawn_async()
+            .unwrap();
+        let pid = child.pid() as i32;
         assert!(
             tokio::time::timeout(Duration::from_millis(20), child.wait())
                 .await
                 .is_err()
         );
+        assert!(alive(pid), "the cancelled wait ended the child");
+        drop(w);
         assert!(child.wait().await.unwrap().success());
+        assert!(stat(pid).is_none(), "reaped: {:?}", stat(pid));
     });
 }
 
