@@ -124,32 +124,33 @@ fn a_custom_stop_command_gets_child_pid() {
 fn when_a_group_leader_exits_the_members_get_sigterm() {
     let _g = Guard::new();
     let sup = Supervisor::new();
-    let dir = TempDir::new("sup-group");
-    let pids = dir.join("pids");
-    // A leader that starts two members, records their pids and exits.
+    // A leader starts two members that block SIGTERM and report it
+    // (`pt catch 1 15`: `ready`, then `caught 15` once it arrives), then
+    // waits for the test to release it (end of file on its stdin) and
+    // exits 0. Members and leader write to one pipe the test reads.
+    let (reports_r, reports_w) = pipe();
+    let (release_r, release_w) = pipe();
+    let pt = pt().display().to_string();
     let child = sup
         .spawn(
             Command::shell(format!(
-                "sleep 100 & echo $! >> {p}; sleep 100 & echo $! >> {p}; exit 0",
-                p = pids.display()
+                "'{pt}' catch 1 15 & '{pt}' catch 1 15 & read x; exit 0"
             ))
-            .stdin(Stdio::null())
+            .stdin(release_r)
+            .stdout(reports_w)
             .stop_group(true),
         )
         .unwrap();
+    let mut reports = std::fs::File::from(reports_r);
+    // Both members block SIGTERM before the leader may exit.
+    assert_eq!(read_line(&mut reports), "ready\n");
+    assert_eq!(read_line(&mut reports), "ready\n");
+    drop(release_w);
+    // The wait ends once the whole group is gone.
     assert_eq!(status(child.wait().unwrap()).code(), Some(0));
-    let members: Vec<i32> = std::fs::read_to_string(&pids)
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    assert_eq!(members.len(), 2);
-    for pid in members {
-        assert!(
-            wait_dead(pid, Duration::from_secs(5)),
-            "member {pid} survived"
-        );
-    }
+    // Each member got SIGTERM (not SIGKILL, not another signal) and said
+    // so; the end of file shows every writer is gone.
+    assert_eq!(read_to_end_string(&mut reports), "caught 15\ncaught 15\n");
 }
 
 #[test]
