@@ -407,6 +407,63 @@ fn dropping_a_running_child_returns_at_once_and_it_is_killed_later() {
     _g.check();
 }
 
+/// A dropped child with a stop command: the drop returns at once, and the
+/// stop command still runs (in the background). The stop command waits on a
+/// fifo until the test writes to it, which the test does only after the drop
+/// returned: the order is shown by events, not by timing.
+#[test]
+fn dropping_a_child_with_a_stop_command_runs_it_without_waiting_for_it() {
+    use std::io::Write;
+    use std::sync::mpsc;
+    let _g = Guard::new();
+    let dir = TempDir::new("drop-stop-command");
+    let fifo = dir.join("go");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+    let (reports_r, reports_w) = pipe();
+    // `pt catch 1 10` reports the SIGUSR1 only the stop command sends. A
+    // long stop timeout: only the stop command may end the child.
+    let child = pt_cmd(["catch", "1", "10"])
+        .stdout(reports_w)
+        .stop_timeout(Duration::from_secs(60))
+        .stop_command(format!(
+            "read x < '{}'; kill -USR1 $CHILD_PID",
+            fifo.display()
+        ))
+        .spawn()
+        .unwrap();
+    let mut reports = std::fs::File::from(reports_r);
+    assert_eq!(read_line(&mut reports), "ready\n");
+    // Writing to the fifo returns once the stop command opened it to read.
+    let release = move || {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            f.write_all(b"go\n").unwrap();
+            tx.send(()).unwrap();
+        });
+        rx
+    };
+    let (tx, dropped) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(child);
+        tx.send(()).unwrap();
+    });
+    // The limits only bound a failure: a drop that waited for the stop
+    // command would never return, as the command waits for the release.
+    if dropped.recv_timeout(Duration::from_secs(10)).is_err() {
+        let _ = release().recv_timeout(Duration::from_secs(10));
+        panic!("the drop waited for the stop command");
+    }
+    assert!(
+        release().recv_timeout(Duration::from_secs(10)).is_ok(),
+        "the stop command never ran"
+    );
+    // Its SIGUSR1 reached the child, which said so and exited (end of file).
+    assert_eq!(read_to_end_string(&mut reports), "caught 10\n");
+}
+
 #[test]
 fn dropping_a_running_child_sends_the_stop_signal() {
     let _g = Guard::new();
