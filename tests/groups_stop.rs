@@ -150,6 +150,28 @@ fn stop_escalates_to_sigkill_after_stop_timeout() {
     assert_eq!(status.ended(), Ended::Requested);
 }
 
+/// The default stop timeout applies: SIGKILL follows an ignored SIGTERM
+/// after `DEFAULT_STOP_TIMEOUT`, 5 s, when none is set.
+#[test]
+fn stop_escalates_to_sigkill_after_the_default_stop_timeout() {
+    let _g = Guard::new();
+    assert_eq!(procession::DEFAULT_STOP_TIMEOUT, Duration::from_secs(5));
+    let mut child = spawn_ignore_term(&mut pt_cmd(["ignore-term"]));
+    let t = Instant::now();
+    let status = child.stop().unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= procession::DEFAULT_STOP_TIMEOUT,
+        "stop took {took:?}"
+    );
+    assert!(
+        took < procession::DEFAULT_STOP_TIMEOUT + Duration::from_secs(3),
+        "stop took {took:?}"
+    );
+    assert_eq!(status.signal(), Some(Signal::KILL));
+    assert_eq!(status.ended(), Ended::Requested);
+}
+
 #[test]
 fn stop_after_the_child_exited_returns_its_status_unchanged() {
     let _g = Guard::new();

@@ -398,6 +398,35 @@ fn early_drop_of_a_term_ignoring_child_kills_it_after_drop_and_stop_timeouts() {
     assert!(after < Duration::from_secs(3), "died after {after:?}");
 }
 
+/// The default drop timeout applies: a dropped stream's child (which
+/// reports the SIGTERM it catches on a pipe of the test's) gets
+/// `DEFAULT_DROP_TIMEOUT`, 5 s, to end by itself before the stop sequence.
+#[test]
+fn a_dropped_streams_child_gets_the_default_drop_timeout_before_sigterm() {
+    let _g = Guard::new();
+    assert_eq!(procession::DEFAULT_DROP_TIMEOUT, Duration::from_secs(5));
+    let (reports_r, reports_w) = pipe();
+    let stream = Command::shell(format!("exec '{}' catch 1 15 >&2", pt().display()))
+        .stderr(reports_w)
+        .stream()
+        .unwrap();
+    let mut reports = std::fs::File::from(reports_r);
+    assert_eq!(read_line(&mut reports), "ready\n"); // SIGTERM is blocked, caught on arrival
+    let dropped = Instant::now();
+    drop(stream);
+    assert_eq!(read_line(&mut reports), "caught 15\n");
+    let after = dropped.elapsed();
+    assert!(
+        after >= procession::DEFAULT_DROP_TIMEOUT,
+        "SIGTERM after {after:?}"
+    );
+    assert!(
+        after < procession::DEFAULT_DROP_TIMEOUT + Duration::from_secs(3),
+        "SIGTERM after {after:?}"
+    );
+    assert_eq!(read_to_end_string(&mut reports), "");
+}
+
 #[test]
 fn early_drop_never_reports_an_error() {
     let _g = Guard::new();
