@@ -631,11 +631,21 @@ impl Child {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the
     /// child stays in our own group.
     ///
+    /// The leader (`sleep`, after `exec`) and a member that reports SIGUSR1.
+    /// (Not SIGINT: `sh` starts background jobs with SIGINT ignored. The
+    /// member ignores SIGTERM, so only SIGUSR1 can make it report, not the
+    /// stop of the rest of the group after the leader's exit.)
+    ///
     /// ```
-    /// use procession::{Command, Signal};
-    /// let mut child = Command::shell("sleep 100 & sleep 100").stop_group(true).spawn()?;
-    /// child.signal_group(Signal::INT)?; // both sleeps
-    /// assert_eq!(child.wait()?.signal(), Some(Signal::INT));
+    /// use procession::{Command, Signal, Stdio};
+    /// let mut child = Command::shell(
+    ///     "(trap '' TERM; trap 'echo member: USR1; exit 0' USR1; sleep 100 & echo ready; wait) & \
+    ///      exec sleep 100")
+    ///     .stop_group(true).stdout(Stdio::piped()).spawn()?;
+    /// assert_eq!(child.read()?.as_deref(), Some(&b"ready\n"[..])); // the member's trap is set
+    /// child.signal_group(Signal::USR1)?; // the leader, the member and its sleep
+    /// assert_eq!(child.wait()?.signal(), Some(Signal::USR1));
+    /// assert_eq!(child.read()?.as_deref(), Some(&b"member: USR1\n"[..]));
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn signal_group(&self, signal: Signal) -> Result<(), Error> {

@@ -450,11 +450,20 @@ impl Command {
     /// exited while nobody waited has its group cleaned up at the next
     /// [`try_wait`](Child::try_wait), [`wait`](Child::wait) or drop.
     ///
+    /// The case that matters: a leader that ignores SIGTERM and waits for a
+    /// member it started. Only a signal to the whole group reaches the
+    /// member (which reports it); the leader then exits by itself.
+    ///
     /// ```
-    /// use procession::Command;
-    /// let mut child = Command::shell("sleep 100 & sleep 100").stop_group(true).spawn()?;
-    /// let status = child.stop()?; // both sleeps get SIGTERM
-    /// assert!(!status.success());
+    /// use procession::{Command, Stdio};
+    /// let mut child = Command::shell(
+    ///     "trap '' TERM; \
+    ///      (trap 'echo member: TERM; exit 0' TERM; sleep 100 & echo ready; wait) & wait")
+    ///     .stop_group(true).stdout(Stdio::piped()).spawn()?;
+    /// assert_eq!(child.read()?.as_deref(), Some(&b"ready\n"[..])); // the member's trap is set
+    /// let status = child.stop()?; // SIGTERM to the leader, the member and its sleep
+    /// assert_eq!(child.read()?.as_deref(), Some(&b"member: TERM\n"[..]));
+    /// assert_eq!(status.code(), Some(0)); // the leader's wait returned: its member was gone
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn stop_group(&mut self, on: bool) -> &mut Command {

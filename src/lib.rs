@@ -300,9 +300,6 @@
 //! child.signal(Signal::TERM)?;
 //! assert_eq!(child.wait()?.status().unwrap().signal(), Some(Signal::TERM));
 //!
-//! // {success_exit_code, 1}: exit 0 is then a failure.
-//! assert!(Command::new("true").success_exit_codes([1]).run().is_err());
-//!
 //! // exec:run("echo ok", [{stdout, self()}, monitor]): output as messages.
 //! let (tx, rx) = std::sync::mpsc::sync_channel(8);
 //! let child = sup.spawn(Command::new("echo").arg("ok").stdout(Stdio::channel(tx)))?;
@@ -318,9 +315,20 @@
 //! let exit = stubborn.stop()?;
 //! assert_eq!((exit.status().unwrap().signal(), exit.ended()), (Some(Signal::KILL), Ended::Requested));
 //!
-//! // {kill, "kill -n 2 ${CHILD_PID}"}: a custom stop command (run by /bin/sh).
-//! let child = sup.spawn(Command::new("sleep").arg("30").stop_command("kill -INT $CHILD_PID"))?;
-//! assert_eq!(child.stop()?.status().unwrap().signal(), Some(Signal::INT));
+//! // exec:run("trap '' SIGTERM; sleep 30", [{kill, "kill -n 2 ${CHILD_PID}"},
+//! //     {kill_timeout, 2}, monitor]): a custom stop command (run by /bin/sh;
+//! //     `exec` so that its SIGINT reaches the sleep itself).
+//! let (ready_tx, ready) = std::sync::mpsc::sync_channel(1);
+//! let child = sup.spawn(Command::new("sh").args(["-c", "trap '' TERM; echo; exec sleep 30"])
+//!     .stop_command("kill -INT $CHILD_PID").stop_timeout(Duration::from_secs(2))
+//!     .stdout(Stdio::channel(ready_tx)))?;
+//! ready.recv()?; // the trap is set
+//! // exec:kill(I, sigterm) does nothing: SIGTERM is ignored.
+//! child.signal(Signal::TERM)?;
+//! assert_eq!(child.wait_timeout(Duration::from_millis(100))?, None);
+//! // exec:stop(I) runs the stop command: SIGINT ends it, long before SIGKILL.
+//! let exit = child.stop()?;
+//! assert_eq!((exit.status().unwrap().signal(), exit.ended()), (Some(Signal::INT), Ended::Requested));
 //!
 //! // exec:run("read x; echo \"Got: $x\"", [stdin, stdout]), exec:send(I, ...)
 //! let mut child = Command::shell("read x; echo \"Got: $x\"")
@@ -342,6 +350,152 @@
 //! let exit = sup.manage(other.id())?.monitor().recv();
 //! assert_eq!(exit, Exit::Unknown { ended: Ended::OnItsOwn });
 //! other.wait()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Running synchronously, with and without a shell, the environment and
+//! the success codes:
+//!
+//! ```
+//! use procession::{Command, ErrorKind, Stdio};
+//! // exec:run("sleep 1; echo Test", [sync]): the status only, output to
+//! // /dev/null (a shorter sleep here).
+//! let status = Command::shell("sleep 0.1; echo Test").stdout(Stdio::null()).status()?;
+//! assert!(status.success());
+//! // exec:run("sleep 1; echo Test", [stdout, sync]): the output too.
+//! assert_eq!(Command::shell("sleep 0.1; echo Test").output()?.stdout, b"Test\n");
+//!
+//! // exec:run("echo1 Test", [sync, stdout, stderr]): through a shell, the
+//! // shell reports it (exit 127)...
+//! let out = Command::shell("echo1 Test").stderr(Stdio::piped()).output()?;
+//! assert_eq!(out.status.code(), Some(127));
+//! assert!(String::from_utf8_lossy(&out.stderr).contains("echo1: "));
+//! // ...without one, nothing starts: a NotFound error.
+//! let err = Command::new("echo1").arg("Test").output().unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::NotFound);
+//!
+//! // exec:run("echo ok", [sync, stdout]) runs a shell;
+//! // exec:run(["/bin/echo", "ok"], [sync, stdout]) runs the program itself;
+//! // exec:run(["/bin/bash", "-c", "echo ok"], [sync, stdout]) another shell.
+//! assert_eq!(Command::shell("echo ok").output()?.stdout, b"ok\n");
+//! assert_eq!(Command::new("/bin/echo").arg("ok").output()?.stdout, b"ok\n");
+//! assert_eq!(Command::shell_with("bash", "echo ok").output()?.stdout, b"ok\n");
+//!
+//! // exec:run("env", [sync, stdout, {env, [clear]}]): no variable at all
+//! // (erlexec's shell adds PWD, SHLVL and _; env alone adds nothing).
+//! assert_eq!(Command::new("env").env_clear().output()?.stdout, b"");
+//!
+//! // exec:run_link("sleep 1", [{success_exit_code, 0}, sync]): fine;
+//! // with {success_exit_code, 1}, exit 0 is a failure.
+//! assert!(Command::new("sleep").arg("0.1").success_exit_codes([0]).run().is_ok());
+//! let err = Command::new("sleep").arg("0.1").success_exit_codes([1]).run().unwrap_err();
+//! assert_eq!((err.kind(), err.exit_status().unwrap().code()), (ErrorKind::Exit, Some(0)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Output to files, functions and messages:
+//!
+//! ```
+//! use procession::{Command, Stdio, Supervisor};
+//! use std::os::unix::fs::PermissionsExt;
+//! use std::sync::{Arc, Mutex};
+//! # let dir = std::env::temp_dir().join(format!("procession-doc-erlexec-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let sup = Supervisor::new();
+//!
+//! // exec:run_link("for i in 1 2 3; do echo \"Test$i\"; done", [{stdout, "/tmp/output"}])
+//! let output = dir.join("output");
+//! let child = sup.spawn(Command::shell(r#"for i in 1 2 3; do echo "Test$i"; done"#)
+//!     .stdout(Stdio::file(&output)))?;
+//! assert!(child.wait()?.status().unwrap().success());
+//! assert_eq!(std::fs::read_to_string(&output)?, "Test1\nTest2\nTest3\n");
+//!
+//! // exec:run("for i in 1 2 3; do echo TEST$i; done",
+//! //     [{stdout, "/tmp/out", [append, {mode, 8#600}]}, sync]), then "echo Test4" the same way.
+//! let out = dir.join("out");
+//! let append = || Stdio::append(&out).mode(0o600);
+//! Command::shell("for i in 1 2 3; do echo TEST$i; done").stdout(append()).status()?;
+//! Command::shell("echo Test4").stdout(append()).status()?;
+//! assert_eq!(std::fs::read_to_string(&out)?, "TEST1\nTEST2\nTEST3\nTest4\n");
+//! assert_eq!(std::fs::metadata(&out)?.permissions().mode() & 0o777, 0o600);
+//!
+//! // exec:run("for i in 1 2 3; do sleep 1; echo \"Iter$i\"; done",
+//! //     [{stdout, fun(S, OsPid, D) -> io:format("Got ~w from ~w: ~p\n", [S, OsPid, D]) end}])
+//! let got = Arc::new(Mutex::new(Vec::new()));
+//! let sink = got.clone();
+//! let child = sup.spawn(Command::shell(r#"for i in 1 2 3; do sleep 0.01; echo "Iter$i"; done"#)
+//!     .stdout(Stdio::callback(move |data| sink.lock().unwrap().extend_from_slice(&data))))?;
+//! child.wait()?; // reported once the function has had everything
+//! assert_eq!(*got.lock().unwrap(), b"Iter1\nIter2\nIter3\n");
+//!
+//! // exec:run("echo Test", [{stdout, print}]): printed as it comes.
+//! let printed = Arc::new(Mutex::new(0));
+//! let count = printed.clone();
+//! let child = sup.spawn(Command::new("echo").arg("Test").stdout(Stdio::callback(move |data| {
+//!     print!("Got stdout: {}", String::from_utf8_lossy(&data));
+//!     *count.lock().unwrap() += data.len();
+//! })))?;
+//! child.wait()?;
+//! assert_eq!(*printed.lock().unwrap(), "Test\n".len());
+//!
+//! // exec:run("echo Hello World!; echo ERR!! 1>&2", [stdout, stderr]): tagged
+//! // messages, here on one channel.
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! let tx_err = tx.clone();
+//! let child = sup.spawn(Command::shell("echo Hello World!; echo ERR!! 1>&2")
+//!     .stdout(Stdio::callback(move |data| tx.send(("stdout", data)).unwrap()))
+//!     .stderr(Stdio::callback(move |data| tx_err.send(("stderr", data)).unwrap())))?;
+//! child.wait()?;
+//! let mut messages: Vec<_> = rx.try_iter().collect();
+//! messages.sort(); // the two streams are read apart, in no set order
+//! assert_eq!(messages, [("stderr", "ERR!!\n".into()), ("stdout", "Hello World!\n".into())]);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Killing a process group at the leader's exit, and running as another user:
+//!
+//! ```
+//! use procession::{Command, ErrorKind, ProcessGroup, Signal, Stdio, Step, Supervisor};
+//! use std::io::Write;
+//! # let root = unsafe { libc::geteuid() } == 0;
+//! // exec:run("sleep 10", [{group, 0}, kill_group]), then twice
+//! // exec:run("sleep 15", [{group, GID}, monitor]): as the leader exits, the
+//! // members get SIGTERM. The leader here is a cat that ends when we close
+//! // its input, rather than a sleep 10.
+//! let sup = Supervisor::new();
+//! let (mut input, leader_stdin) = std::os::unix::net::UnixStream::pair()?;
+//! let leader = sup.spawn(Command::new("cat").stdin(std::os::fd::OwnedFd::from(leader_stdin))
+//!     .stdout(Stdio::null()).stop_group(true))?;
+//! let gid = leader.pid();
+//! let members = (0..2)
+//!     .map(|_| sup.spawn(Command::new("sleep").arg("15").process_group(ProcessGroup::Join(gid))))
+//!     .collect::<Result<Vec<_>, _>>()?;
+//! input.write_all(b"bye\n")?;
+//! drop(input); // cat exits
+//! assert!(leader.wait()?.status().unwrap().success());
+//! for member in &members {
+//!     assert_eq!(member.monitor().recv().status().unwrap().signal(), Some(Signal::TERM));
+//! }
+//!
+//! // exec:start([{limit_users, ["nobody"]}]), then
+//! // exec:run("id -un", [sync, stdout, {user, "nobody"}]).
+//! let sup = Supervisor::with_allowed_users(["nobody"])?;
+//! let (tx, rx) = std::sync::mpsc::sync_channel(4);
+//! match sup.spawn(Command::new("id").arg("-un").user("nobody").stdout(Stdio::channel(tx))) {
+//!     Ok(child) => {
+//!         assert!(child.wait()?.status().unwrap().success());
+//!         assert_eq!(rx.recv()?, "nobody\n");
+//!     }
+//!     // Changing user needs root (or CAP_SETUID): refused, nothing runs.
+//!     Err(err) => {
+//!         assert!(!root, "{err}");
+//!         assert_eq!((err.step(), err.kind()), (Step::User, ErrorKind::PermissionDenied));
+//!     }
+//! }
+//! // A user outside the list is refused before anything starts, root or not.
+//! let err = sup.spawn(Command::new("id").user("root")).unwrap_err();
+//! assert_eq!((err.step(), err.kind()), (Step::User, ErrorKind::PermissionDenied));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

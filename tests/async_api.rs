@@ -364,7 +364,9 @@ fn handle_api_async() {
         assert!(reader.await.unwrap() == sent);
         assert!(echo.wait().await.unwrap().success());
 
-        // Writing after the child exited is a broken pipe, not a panic.
+        // Writing after the child exited and was reaped is a broken pipe,
+        // not a panic (`write_after_exit_is_broken_pipe_async` writes
+        // before the wait). wait_timeout leaves stdin open, unlike wait.
         let mut done = pt_cmd(["exit", "0"])
             .stdin(Stdio::piped())
             .spawn_async()
@@ -375,6 +377,12 @@ fn handle_api_async() {
                 .unwrap()
                 .unwrap()
                 .success()
+        );
+        let err = done.write_all(b"too late").await.unwrap_err();
+        assert_eq!(
+            err.os_error().map(std::io::Error::kind),
+            Some(std::io::ErrorKind::BrokenPipe),
+            "{err}"
         );
     });
 }
@@ -488,13 +496,28 @@ fn thousand_sleeping_children_dropped_together_are_reaped_within_two_seconds() {
                     .unwrap()
             })
             .collect();
+        let pids: Vec<i32> = children.iter().map(|c| c.pid() as i32).collect();
+        let me = std::process::id() as i32;
         let t = Instant::now();
         drop(children);
-        while procession::__test_support::unreaped_children() != 0 {
+        // Judged by /proc, not by the library's count: a child is reaped
+        // once its /proc entry is gone (or, reused already, no longer ours).
+        // A zombie or a sleep still running is still our child.
+        loop {
+            let left: Vec<i32> = pids
+                .iter()
+                .copied()
+                .filter(|&pid| stat(pid).is_some_and(|(_, ppid, _)| ppid == me))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
             assert!(
                 t.elapsed() < Duration::from_secs(2),
-                "{} left",
-                procession::__test_support::unreaped_children()
+                "{} not reaped, e.g. {:?}: {:?}",
+                left.len(),
+                left[0],
+                stat(left[0])
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -518,16 +541,28 @@ fn slow_consumer_keeps_other_tasks_on_time() {
             worst
         });
         let mut s = Command::new("cat").arg("/dev/zero").stream_async().unwrap();
+        let pid = s.pid() as i32;
         let end = Instant::now() + Duration::from_secs(1);
         let mut chunks = 0;
+        let mut total = 0;
         while Instant::now() < end {
-            let c = s.next().await.unwrap().unwrap();
-            assert!(c.len() <= procession::DEFAULT_MAX_CHUNK_SIZE);
+            total += s.next().await.unwrap().unwrap().len();
             chunks += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(chunks >= 20);
-        assert!(s.buffered_high_water() <= procession::DEFAULT_MAX_CHUNK_SIZE);
+        // Back-pressure, measured on the child (the kernel's count of what
+        // cat's completed writes moved): what we consumed, plus at most a
+        // full pipe and what the stream holds. A stream reading ahead of
+        // this slow consumer would let cat write far more.
+        let held = s.buffered_high_water();
+        assert!(held <= procession::DEFAULT_MAX_CHUNK_SIZE, "{held}");
+        let written = written_by(pid);
+        let bound = total + procession::DEFAULT_PIPE_CAPACITY + held;
+        assert!(
+            written >= total && written <= bound,
+            "cat wrote {written} bytes; consumed {total}, at most {bound}"
+        );
         let worst = ticker.await.unwrap();
         assert!(
             worst < Duration::from_millis(50),
@@ -583,13 +618,25 @@ fn read_raced_with_a_timer_loses_and_duplicates_nothing() {
 fn wait_future_dropped_does_not_leak_the_child() {
     let _g = guard();
     current().block_on(async {
-        let mut child = pt_cmd(["sleep", "0.2"]).spawn_async().unwrap();
+        // The child reads its stdin (a pipe of the test's, not a piped
+        // stdin that wait() would close) to the end: it cannot exit before
+        // the test lets it, so the first wait is surely cut short.
+        let (r, w) = pipe();
+        let mut child = pt_cmd(["sink"])
+            .stdin(r)
+            .stdout(Stdio::null())
+            .spawn_async()
+            .unwrap();
+        let pid = child.pid() as i32;
         assert!(
             tokio::time::timeout(Duration::from_millis(20), child.wait())
                 .await
                 .is_err()
         );
+        assert!(alive(pid), "the cancelled wait ended the child");
+        drop(w);
         assert!(child.wait().await.unwrap().success());
+        assert!(stat(pid).is_none(), "reaped: {:?}", stat(pid));
     });
 }
 
@@ -683,16 +730,17 @@ fn stream_to_tcp_example_runs() {
 
 // Regression: past the drain deadline the async stream ended while output
 // was still waiting in the pipe (its readiness had not been asked for in
-// that step), losing what a slow consumer had not read yet. Here the child
-// exits at once and a grandchild writes 900 kB into the pipe 100 ms later.
+// that step), losing what a slow consumer had not read yet. Here the shell
+// writes 900 kB (all of it fits in the pipe) and exits, leaving a
+// background sleep that holds stdout open: only the drain timer can end the
+// stream, and it must not end it before the consumer has read every byte.
 #[test]
 fn drain_timeout_never_cuts_output_already_in_the_pipe_async() {
     let _g = guard();
     let dir = tempdir();
     current().block_on(async {
         let total = 900_000;
-        // See the blocking twin: everything is in the pipe before the
-        // shell exits, and a background sleep keeps the pipe open.
+        // As the blocking twin: no timing window.
         let script = format!(
             "'{}' write {total}; sleep 30 & echo $! >&2; exit 0",
             pt().display()

@@ -150,6 +150,28 @@ fn stop_escalates_to_sigkill_after_stop_timeout() {
     assert_eq!(status.ended(), Ended::Requested);
 }
 
+/// The default stop timeout applies: SIGKILL follows an ignored SIGTERM
+/// after `DEFAULT_STOP_TIMEOUT`, 5 s, when none is set.
+#[test]
+fn stop_escalates_to_sigkill_after_the_default_stop_timeout() {
+    let _g = Guard::new();
+    assert_eq!(procession::DEFAULT_STOP_TIMEOUT, Duration::from_secs(5));
+    let mut child = spawn_ignore_term(&mut pt_cmd(["ignore-term"]));
+    let t = Instant::now();
+    let status = child.stop().unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= procession::DEFAULT_STOP_TIMEOUT,
+        "stop took {took:?}"
+    );
+    assert!(
+        took < procession::DEFAULT_STOP_TIMEOUT + Duration::from_secs(3),
+        "stop took {took:?}"
+    );
+    assert_eq!(status.signal(), Some(Signal::KILL));
+    assert_eq!(status.ended(), Ended::Requested);
+}
+
 #[test]
 fn stop_after_the_child_exited_returns_its_status_unchanged() {
     let _g = Guard::new();
@@ -405,6 +427,63 @@ fn dropping_a_running_child_returns_at_once_and_it_is_killed_later() {
         t.elapsed()
     );
     _g.check();
+}
+
+/// A dropped child with a stop command: the drop returns at once, and the
+/// stop command still runs (in the background). The stop command waits on a
+/// fifo until the test writes to it, which the test does only after the drop
+/// returned: the order is shown by events, not by timing.
+#[test]
+fn dropping_a_child_with_a_stop_command_runs_it_without_waiting_for_it() {
+    use std::io::Write;
+    use std::sync::mpsc;
+    let _g = Guard::new();
+    let dir = TempDir::new("drop-stop-command");
+    let fifo = dir.join("go");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+    let (reports_r, reports_w) = pipe();
+    // `pt catch 1 10` reports the SIGUSR1 only the stop command sends. A
+    // long stop timeout: only the stop command may end the child.
+    let child = pt_cmd(["catch", "1", "10"])
+        .stdout(reports_w)
+        .stop_timeout(Duration::from_secs(60))
+        .stop_command(format!(
+            "read x < '{}'; kill -USR1 $CHILD_PID",
+            fifo.display()
+        ))
+        .spawn()
+        .unwrap();
+    let mut reports = std::fs::File::from(reports_r);
+    assert_eq!(read_line(&mut reports), "ready\n");
+    // Writing to the fifo returns once the stop command opened it to read.
+    let release = move || {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            f.write_all(b"go\n").unwrap();
+            tx.send(()).unwrap();
+        });
+        rx
+    };
+    let (tx, dropped) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(child);
+        tx.send(()).unwrap();
+    });
+    // The limits only bound a failure: a drop that waited for the stop
+    // command would never return, as the command waits for the release.
+    if dropped.recv_timeout(Duration::from_secs(10)).is_err() {
+        let _ = release().recv_timeout(Duration::from_secs(10));
+        panic!("the drop waited for the stop command");
+    }
+    assert!(
+        release().recv_timeout(Duration::from_secs(10)).is_ok(),
+        "the stop command never ran"
+    );
+    // Its SIGUSR1 reached the child, which said so and exited (end of file).
+    assert_eq!(read_to_end_string(&mut reports), "caught 10\n");
 }
 
 #[test]

@@ -398,6 +398,35 @@ fn early_drop_of_a_term_ignoring_child_kills_it_after_drop_and_stop_timeouts() {
     assert!(after < Duration::from_secs(3), "died after {after:?}");
 }
 
+/// The default drop timeout applies: a dropped stream's child (which
+/// reports the SIGTERM it catches on a pipe of the test's) gets
+/// `DEFAULT_DROP_TIMEOUT`, 5 s, to end by itself before the stop sequence.
+#[test]
+fn a_dropped_streams_child_gets_the_default_drop_timeout_before_sigterm() {
+    let _g = Guard::new();
+    assert_eq!(procession::DEFAULT_DROP_TIMEOUT, Duration::from_secs(5));
+    let (reports_r, reports_w) = pipe();
+    let stream = Command::shell(format!("exec '{}' catch 1 15 >&2", pt().display()))
+        .stderr(reports_w)
+        .stream()
+        .unwrap();
+    let mut reports = std::fs::File::from(reports_r);
+    assert_eq!(read_line(&mut reports), "ready\n"); // SIGTERM is blocked, caught on arrival
+    let dropped = Instant::now();
+    drop(stream);
+    assert_eq!(read_line(&mut reports), "caught 15\n");
+    let after = dropped.elapsed();
+    assert!(
+        after >= procession::DEFAULT_DROP_TIMEOUT,
+        "SIGTERM after {after:?}"
+    );
+    assert!(
+        after < procession::DEFAULT_DROP_TIMEOUT + Duration::from_secs(3),
+        "SIGTERM after {after:?}"
+    );
+    assert_eq!(read_to_end_string(&mut reports), "");
+}
+
 #[test]
 fn early_drop_never_reports_an_error() {
     let _g = Guard::new();
@@ -488,8 +517,8 @@ fn slow_consumer_blocks_the_child_and_memory_stays_one_chunk() {
         total += stream.next().unwrap().unwrap().len();
         std::thread::sleep(Duration::from_millis(10)); // the consumer's pace
     }
-    assert!(total <= 30 * procession::DEFAULT_MAX_CHUNK_SIZE);
-    assert!(stream.buffered_high_water() <= procession::DEFAULT_MAX_CHUNK_SIZE);
+    let held = stream.buffered_high_water();
+    assert!(held <= procession::DEFAULT_MAX_CHUNK_SIZE, "{held}");
     // The writer is parked in write(2) on the full pipe.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -510,6 +539,17 @@ fn slow_consumer_blocks_the_child_and_memory_stays_one_chunk() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+    // The child's own progress, counted by the kernel (`wchar`: bytes its
+    // completed writes moved): everything we consumed, plus at most what
+    // the pipe (1 MiB) and the stream (one chunk) hold. A stream that read
+    // ahead of its consumer, or a pipe larger than documented, lets the
+    // writer get further.
+    let written = written_by(pid);
+    let bound = total + procession::DEFAULT_PIPE_CAPACITY + held;
+    assert!(
+        written >= total && written <= bound,
+        "the child wrote {written} bytes; consumed {total}, at most {bound}"
+    );
     drop(stream);
     assert!(wait_dead(pid, Duration::from_secs(5)));
 }

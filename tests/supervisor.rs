@@ -124,32 +124,33 @@ fn a_custom_stop_command_gets_child_pid() {
 fn when_a_group_leader_exits_the_members_get_sigterm() {
     let _g = Guard::new();
     let sup = Supervisor::new();
-    let dir = TempDir::new("sup-group");
-    let pids = dir.join("pids");
-    // A leader that starts two members, records their pids and exits.
+    // A leader starts two members that block SIGTERM and report it
+    // (`pt catch 1 15`: `ready`, then `caught 15` once it arrives), then
+    // waits for the test to release it (end of file on its stdin) and
+    // exits 0. Members and leader write to one pipe the test reads.
+    let (reports_r, reports_w) = pipe();
+    let (release_r, release_w) = pipe();
+    let pt = pt().display().to_string();
     let child = sup
         .spawn(
             Command::shell(format!(
-                "sleep 100 & echo $! >> {p}; sleep 100 & echo $! >> {p}; exit 0",
-                p = pids.display()
+                "'{pt}' catch 1 15 & '{pt}' catch 1 15 & read x; exit 0"
             ))
-            .stdin(Stdio::null())
+            .stdin(release_r)
+            .stdout(reports_w)
             .stop_group(true),
         )
         .unwrap();
+    let mut reports = std::fs::File::from(reports_r);
+    // Both members block SIGTERM before the leader may exit.
+    assert_eq!(read_line(&mut reports), "ready\n");
+    assert_eq!(read_line(&mut reports), "ready\n");
+    drop(release_w);
+    // The wait ends once the whole group is gone.
     assert_eq!(status(child.wait().unwrap()).code(), Some(0));
-    let members: Vec<i32> = std::fs::read_to_string(&pids)
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    assert_eq!(members.len(), 2);
-    for pid in members {
-        assert!(
-            wait_dead(pid, Duration::from_secs(5)),
-            "member {pid} survived"
-        );
-    }
+    // Each member got SIGTERM (not SIGKILL, not another signal) and said
+    // so; the end of file shows every writer is gone.
+    assert_eq!(read_to_end_string(&mut reports), "caught 15\ncaught 15\n");
 }
 
 #[test]
@@ -617,31 +618,73 @@ fn shell(line: String) -> Command {
 fn run_many_keeps_at_most_k_running_and_reports_each_end() {
     let _g = Guard::new();
     let sup = Supervisor::new();
-    let dir = TempDir::new("run-many");
-    let log = dir.join("log");
-    // Each child appends + when it starts and - before it exits; the log's
-    // running count is never above 2, and reaches 2.
+    // Each child reports `start` on a pipe the test reads, then blocks
+    // until the test releases it (one byte on a stdin they share), reports
+    // `end` and exits with its index. The test releases one child only
+    // while two are running, so the reports alone show the concurrency:
+    // it never passes 2, and reaches 2, whatever the machine's pace.
+    let (reports_r, reports_w) = pipe();
+    let (release_r, release_w) = pipe();
     let cmds: Vec<Command> = (0..6)
         .map(|i| {
-            shell(format!(
-                "echo + >> {l}; sleep 0.1; echo - >> {l}; exit {i}",
-                l = log.display()
-            ))
+            let mut c = Command::shell(format!(
+                "echo start; head -c 1 >/dev/null; echo end; exit {i}"
+            ));
+            c.stdin(release_r.try_clone().unwrap())
+                .stdout(reports_w.try_clone().unwrap());
+            c
         })
         .collect();
-    let mut results: Vec<(usize, i32)> = sup
-        .run_many(cmds, 2)
-        .map(|(i, r)| (i, status(r.unwrap()).code().unwrap()))
-        .collect();
+    drop((release_r, reports_w));
+    let (tx, reports) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(std::fs::File::from(reports_r)).lines() {
+            tx.send(line.unwrap()).unwrap();
+        }
+    });
+    let mut release = std::fs::File::from(release_w);
+    let mut results: Vec<(usize, i32)> = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            sup.run_many(cmds, 2)
+                .map(|(i, r)| (i, status(r.unwrap()).code().unwrap()))
+                .collect::<Vec<_>>()
+        });
+        let (mut started, mut ended, mut released, mut most) = (0, 0, 0, 0);
+        while ended < 6 {
+            // The limit only bounds a failure (a library that never runs
+            // two at once would leave the test waiting for a second start).
+            let line = reports
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| {
+                    // Unblock every child, so the failure leaves nothing.
+                    drop(std::mem::replace(
+                        &mut release,
+                        std::fs::File::open("/dev/null").unwrap(),
+                    ));
+                    panic!("no report for 10 s: {started} started, {ended} ended")
+                });
+            match line.as_str() {
+                "start" => started += 1,
+                "end" => ended += 1,
+                other => panic!("unexpected report {other:?}"),
+            }
+            most = most.max(started - ended);
+            // Release one while two wait, or, once all have started, the
+            // last one when the one released before it has ended.
+            let waiting = started - released;
+            if waiting == 2 || (started == 6 && waiting == 1 && released == ended) {
+                std::io::Write::write_all(&mut release, b"x").unwrap();
+                released += 1;
+            }
+        }
+        assert_eq!((started, most), (6, 2));
+        run.join().unwrap()
+    });
+    drop(release);
+    reader.join().unwrap();
     results.sort_unstable();
     assert_eq!(results, (0..6).map(|i| (i, i as i32)).collect::<Vec<_>>());
-    let mut running = 0i32;
-    let mut most = 0;
-    for line in std::fs::read_to_string(&log).unwrap().lines() {
-        running += if line == "+" { 1 } else { -1 };
-        most = most.max(running);
-    }
-    assert_eq!((running, most), (0, 2));
     assert!(sup.children().is_empty());
 }
 

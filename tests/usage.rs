@@ -6,7 +6,7 @@ use support::*;
 
 use std::time::Duration;
 
-use procession::{Command, Event};
+use procession::{Command, Event, Stdio, Supervisor};
 
 #[test]
 fn a_child_that_burns_200_ms_of_cpu_reports_it() {
@@ -70,4 +70,27 @@ fn every_way_of_waiting_reports_the_usage() {
         panic!("{last:?}")
     };
     assert!(status.usage().unwrap().cpu_time() >= at_least);
+}
+
+#[test]
+fn a_supervised_childs_exit_carries_its_usage() {
+    let _g = Guard::new();
+    let sup = Supervisor::new();
+    let spin = sup
+        .spawn(pt_cmd(["spin", "200"]).stdin(Stdio::null()))
+        .unwrap();
+    let touch = sup
+        .spawn(pt_cmd(["touch-mib", "64"]).stdin(Stdio::null()))
+        .unwrap();
+    let monitor = spin.monitor();
+    let exit = spin.wait().unwrap();
+    let usage = exit.status().unwrap().usage().unwrap();
+    // As for a Child: the total CPU time is exact, the user/system split is not.
+    assert!(usage.cpu_time() >= Duration::from_millis(195), "{usage:?}");
+    assert!(usage.cpu_time() < Duration::from_millis(600), "{usage:?}");
+    // A monitor gets the same status, usage included.
+    assert_eq!(monitor.recv(), exit);
+    let big = touch.wait().unwrap().status().unwrap().usage().unwrap();
+    assert!(big.max_rss() >= 64 << 20, "{big:?}");
+    assert!(big.max_rss() < 128 << 20, "{big:?}");
 }

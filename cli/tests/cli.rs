@@ -140,16 +140,29 @@ fn run_timed_after_ready(args: &[&str]) -> (Out, Duration) {
 
 /// [`run_timed_after_ready`] for a prepared command; `make` puts the given
 /// timeout in the command line.
-fn run_cmd_timed_after_ready(mut make: impl FnMut(&str) -> StdCommand) -> (Out, Duration) {
+fn run_cmd_timed_after_ready(make: impl FnMut(&str) -> StdCommand) -> (Out, Duration) {
+    // `ready\r\n` on a terminal (--pty).
+    run_cmd_timed_after(make, "`ready`", |stdout| {
+        stdout.starts_with(b"ready\n") || stdout.starts_with(b"ready\r\n")
+    })
+}
+
+/// [`run_cmd_timed_after_ready`] for a program whose output shows it set
+/// itself up in another way: `ready` says whether a run's stdout shows it
+/// (`what` names it in messages).
+fn run_cmd_timed_after(
+    mut make: impl FnMut(&str) -> StdCommand,
+    what: &str,
+    ready: impl Fn(&[u8]) -> bool,
+) -> (Out, Duration) {
     for (timeout, ms) in [("300ms", 300), ("1s", 1000), ("3s", 3000), ("10s", 10_000)] {
         let out = run_cmd(&mut make(timeout));
-        // `ready\r\n` on a terminal (--pty).
-        if out.stdout.starts_with(b"ready\n") || out.stdout.starts_with(b"ready\r\n") {
+        if ready(&out.stdout) {
             return (out, Duration::from_millis(ms));
         }
-        eprintln!("the program was not ready within {timeout}; trying a longer timeout");
+        eprintln!("the program had not printed {what} within {timeout}; trying a longer timeout");
     }
-    panic!("the program never printed `ready` before the timeout fired, even with 10 s");
+    panic!("the program never printed {what} before the timeout fired, even with 10 s");
 }
 
 /// Reads `r` to the end on a thread; the bytes arrive on the channel.
@@ -710,13 +723,18 @@ fn pty(pty_args: &[&str], args: &[&str]) -> Out {
 
 /// Runs `pt pty [pty_args] -- [job]`.
 fn pty_job(pty_args: &[&str], job: &[&str]) -> Out {
+    run_cmd(&mut pty_job_cmd(pty_args, job))
+}
+
+/// The command `pt pty [pty_args] -- [job]`, not run yet.
+fn pty_job_cmd(pty_args: &[&str], job: &[&str]) -> StdCommand {
     let mut cmd = StdCommand::new(pt());
     cmd.stdin(StdStdio::null())
         .args(["pty", "--timeout", "15"])
         .args(pty_args)
         .arg("--")
         .args(job);
-    run_cmd(&mut cmd)
+    cmd
 }
 
 /// The pid in the first `pid:<pid>` of `out`.
@@ -804,26 +822,62 @@ fn pipeline_siblings_are_left_alone() {
 /// SIGHUP) and a foreground one.
 const TWO_SLEEPS: &str = r#"trap "" HUP; sleep 31 & echo pid:$!; sleep 31"#;
 
+/// Whether `stdout` holds a whole `pid:<digits>` line (`\r\n` on a
+/// terminal): [`TWO_SLEEPS`] started its background sleep and said so
+/// before the timeout fired.
+fn printed_pid(stdout: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(stdout);
+    text.find("pid:").is_some_and(|at| {
+        let rest = &text[at + 4..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        digits > 0 && (rest[digits..].starts_with('\n') || rest[digits..].starts_with("\r\n"))
+    })
+}
+
+/// Runs [`TWO_SLEEPS`] under `procession run --timeout T [extra] -- sh -c`
+/// (on a terminal when `on_pty`), with a timeout long enough for the shell
+/// to have printed its background sleep's pid: the run and its timeout.
+fn two_sleeps_timed_out(on_pty: bool, extra: &[&str]) -> (Out, Duration) {
+    run_cmd_timed_after(
+        |timeout| {
+            let mut args = vec!["run", "--timeout", timeout];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&["--", "sh", "-c", TWO_SLEEPS]);
+            if on_pty {
+                let mut job = vec![env!("CARGO_BIN_EXE_procession")];
+                job.extend_from_slice(&args);
+                pty_job_cmd(&[], &job)
+            } else {
+                let mut cmd = procession();
+                cmd.args(&args);
+                cmd
+            }
+        },
+        "its background sleep's pid",
+        printed_pid,
+    )
+}
+
 #[test]
 fn timeout_stops_the_whole_group() {
     let _g = Guard::new();
-    let out = run(&["run", "--timeout", "1s", "--", "sh", "-c", TWO_SLEEPS]);
+    let (out, timeout) = two_sleeps_timed_out(false, &[]);
     out.expect_code(124);
-    assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
+    let limit = timeout + Duration::from_secs(4);
+    assert!(out.elapsed < limit, "{:?}", out.elapsed);
     let sleep = pid_in(&out.stdout);
+    assert_stdout(&out, &format!("pid:{sleep}\n"));
     assert!(!alive(sleep), "the background sleep {sleep} survived");
 }
 
 #[test]
 fn timeout_stops_the_whole_group_on_a_terminal() {
     let _g = Guard::new();
-    let out = pty(
-        &[],
-        &["run", "--timeout", "1s", "--", "sh", "-c", TWO_SLEEPS],
-    );
+    let (out, timeout) = two_sleeps_timed_out(true, &[]);
     out.expect_code(124);
     assert_eq!(String::from_utf8_lossy(&out.stderr), "", "stderr");
-    assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
+    let limit = timeout + Duration::from_secs(4);
+    assert!(out.elapsed < limit, "{:?}", out.elapsed);
     let sleep = pid_in(&out.stdout);
     assert!(!alive(sleep), "the background sleep {sleep} survived");
 }
@@ -1646,19 +1700,11 @@ fn pty_exit_codes_are_the_programs() {
 #[test]
 fn pty_timeout_stops_the_programs_group() {
     let _g = Guard::new();
-    let out = run(&[
-        "run",
-        "--pty",
-        "--timeout",
-        "1s",
-        "--",
-        "sh",
-        "-c",
-        TWO_SLEEPS,
-    ]);
+    let (out, timeout) = two_sleeps_timed_out(false, &["--pty"]);
     out.expect_code(124);
     assert_eq!(String::from_utf8_lossy(&out.stderr), "", "stderr");
-    assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
+    let limit = timeout + Duration::from_secs(4);
+    assert!(out.elapsed < limit, "{:?}", out.elapsed);
     let sleep = pid_in(&out.stdout);
     assert_stdout(&out, &format!("pid:{sleep}\r\n"));
     assert!(!alive(sleep), "the background sleep {sleep} survived");

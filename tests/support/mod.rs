@@ -516,6 +516,18 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// Bytes `pid`'s completed `write(2)`s moved, as the kernel counts them
+/// (`wchar` in `/proc/PID/io`): a child's progress measured without the
+/// library, for back-pressure tests.
+pub fn written_by(pid: i32) -> usize {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("read /proc/PID/io");
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .expect("wchar in /proc/PID/io")
+        .parse()
+        .expect("wchar is a number")
+}
+
 /// Everything left on a pipe end of the child, as text.
 pub fn read_to_end_string(r: &mut impl std::io::Read) -> String {
     let mut out = String::new();
