@@ -209,7 +209,23 @@ impl<D> Frames<D> {
 impl<D: Decode> Iterator for Frames<D> {
     type Item = Result<D::Frame, Error>;
 
+    #[inline]
     fn next(&mut self) -> Option<Result<D::Frame, Error>> {
+        // The common case first: a frame already cut from what was read.
+        match self.decoder.next_frame() {
+            Ok(Some(frame)) if !self.over => Some(Ok(frame)),
+            Err(e) if !self.over => {
+                self.over = true;
+                Some(Err(Error::framing(self.chunks.who(), e)))
+            }
+            _ => self.next_slow(),
+        }
+    }
+}
+
+impl<D: Decode> Frames<D> {
+    /// Past the frames already cut: an error, the next chunk, the end.
+    fn next_slow(&mut self) -> Option<Result<D::Frame, Error>> {
         while !self.over {
             match self.decoder.next_frame() {
                 Ok(Some(frame)) => return Some(Ok(frame)),

@@ -318,6 +318,15 @@ impl LineCodec {
     /// assert_eq!(codec.next_line(), Some(Line::complete("ef")));
     /// ```
     pub fn next_line(&mut self) -> Option<Line> {
+        if self.newline == Newline::Lf && self.partial.is_empty() {
+            // The common case: a whole `\n` line inside the current chunk.
+            let window = (self.max + 1).min(self.current.len());
+            if let Some(i) = memchr::memchr(b'\n', &self.current[..window]) {
+                let line = self.current.split_to(i);
+                self.current.advance(1);
+                return Some(Line::complete(line));
+            }
+        }
         if self.skip_lf && !self.current.is_empty() {
             if self.current[0] == b'\n' {
                 self.current.advance(1);
