@@ -341,6 +341,8 @@ impl<D> FramedEvents<D> {
     /// ```
     /// let events = procession::Command::new("true").events()?.lines(procession::LineCodec::new(8));
     /// assert!(events.pid() > 0);
+    /// drop(events); // stopped and reaped in the background
+    /// # assert!(procession::__test_support::wait_for_reaper());
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn pid(&self) -> u32 {
@@ -417,6 +419,8 @@ impl ChunksReader {
     /// ```
     /// let reader = procession::Command::new("true").stream()?.into_reader();
     /// assert!(reader.pid() > 0);
+    /// drop(reader); // stopped and reaped in the background
+    /// # assert!(procession::__test_support::wait_for_reaper());
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn pid(&self) -> u32 {

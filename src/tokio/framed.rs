@@ -178,6 +178,8 @@ impl<D> AsyncFrames<D> {
     /// # async fn main() -> Result<(), procession::Error> {
     /// let lines = procession::Command::new("true").stream_async()?.lines(procession::LineCodec::new(8));
     /// assert!(lines.pid() > 0);
+    /// drop(lines); // stopped and reaped in the background
+    /// # assert!(procession::__test_support::wait_for_reaper());
     /// # Ok(())
     /// # }
     /// ```
@@ -287,7 +289,10 @@ impl AsyncChunksReader {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), procession::Error> {
-    /// assert!(procession::Command::new("true").stream_async()?.into_async_read().pid() > 0);
+    /// let reader = procession::Command::new("true").stream_async()?.into_async_read();
+    /// assert!(reader.pid() > 0);
+    /// drop(reader); // stopped and reaped in the background
+    /// # assert!(procession::__test_support::wait_for_reaper());
     /// # Ok(())
     /// # }
     /// ```
