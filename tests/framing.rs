@@ -446,6 +446,12 @@ fn the_live_list_grows_and_shrinks_as_children_start_and_are_reaped() {
 
 #[test]
 fn for_each_line_gives_the_same_lines_as_lines_blocking_and_async() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // After the runtime: tokio's process-wide state (its signal driver's
+    // socket pair) lives as long as the process.
     let _g = Guard::new();
     // Lines of every length around the maximum, one over it, CRLF and a
     // last line without an ending, written in small pieces.
@@ -472,10 +478,6 @@ fn for_each_line_gives_the_same_lines_as_lines_blocking_and_async() {
             .unwrap();
         assert!(status.success());
         assert_eq!(got, want, "{newline:?}");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         let mut got = Vec::new();
         rt.block_on(async {
             printf_s(&text)
