@@ -837,7 +837,10 @@ impl Child {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
-        match self.process.wait_until(Some(Instant::now() + timeout))? {
+        match self
+            .process
+            .wait_until(Some(crate::engine::after(Instant::now(), timeout)))?
+        {
             Some(s) => self.with_input_result(s, Duration::ZERO).map(Some),
             None => Ok(None),
         }

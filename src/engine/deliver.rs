@@ -81,7 +81,7 @@ fn run(
             return true;
         }
         if watched == 2 && fds[1].revents != 0 {
-            deadline = Some(Instant::now() + drain);
+            deadline = Some(super::after(Instant::now(), drain));
         }
         if fds[0].revents != 0 {
             match fd::read_buf(pipe.as_fd(), &mut buf, max_chunk) {

@@ -411,7 +411,7 @@ impl<F: AsFd> Driver<F> {
         // said: the stream may end only once a read found them empty.
         let draining = self
             .exited_at
-            .is_some_and(|t| now >= t + self.opts.drain_timeout);
+            .is_some_and(|t| now >= super::after(t, self.opts.drain_timeout));
         if draining {
             ready.stdout = true;
             ready.stderr = true;
@@ -466,7 +466,7 @@ impl<F: AsFd> Driver<F> {
             // (`draining` made this step read both: a chunk would have
             // been returned above, so `blocked` means empty right now.)
             let empty = |end: &Option<F>, blocked: bool| end.is_none() || blocked;
-            if now >= t + self.opts.drain_timeout
+            if now >= super::after(t, self.opts.drain_timeout)
                 && empty(&self.stdout, self.blocked.stdout)
                 && empty(&self.stderr, self.blocked.stderr)
             {
@@ -477,7 +477,9 @@ impl<F: AsFd> Driver<F> {
                 }
             }
         }
-        let drain = self.exited_at.map(|t| t + self.opts.drain_timeout);
+        let drain = self
+            .exited_at
+            .map(|t| super::after(t, self.opts.drain_timeout));
         let deadline = match (self.process_deadline, drain) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -518,7 +520,7 @@ impl<F: AsFd> Driver<F> {
     fn settle_input(&mut self, now: Instant) {
         if let Feed::Thread(t) = &self.feed {
             let left = self.exited_at.map_or(Duration::ZERO, |at| {
-                (at + self.opts.drain_timeout).saturating_duration_since(now)
+                super::after(at, self.opts.drain_timeout).saturating_duration_since(now)
             });
             if let Some(result) = t.wait_result(left) {
                 self.feed = Feed::Nothing;

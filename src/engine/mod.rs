@@ -1,6 +1,18 @@
 //! The engine: spawn plans, the per-child state machine and the background
 //! reaper. It sits between the public API (`Command`, `Child`) and `sys`.
 
+use std::time::{Duration, Instant};
+
+/// `at + d`, saturating: a duration too long to add (`Duration::MAX`) gives
+/// an instant a century away, which never comes. Every deadline is made
+/// with it, so that no duration the API takes can overflow.
+pub(crate) fn after(at: Instant, d: Duration) -> Instant {
+    const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    at.checked_add(d.min(NEVER))
+        .or_else(|| at.checked_add(NEVER))
+        .unwrap_or(at)
+}
+
 pub(crate) mod cgroup;
 pub(crate) mod credentials;
 pub(crate) mod deliver;

@@ -216,7 +216,7 @@ impl Process {
                 usage: None,
                 reaped: false,
                 stop: Stop::NotStarted,
-                timeout_at: timeout.map(|t| Instant::now() + t),
+                timeout_at: timeout.map(|t| super::after(Instant::now(), t)),
                 stop_at: None,
                 group: GroupCleanup::Idle,
                 lost: None,
@@ -485,7 +485,7 @@ impl Process {
         }
         st.stop = Stop::Signalled {
             reason,
-            kill_at: now + self.policy.stop_timeout,
+            kill_at: super::after(now, self.policy.stop_timeout),
         };
     }
 
@@ -606,7 +606,7 @@ impl Process {
                 self.signal_tree(pgid, Signal::CONT);
             }
             st.group = GroupCleanup::Draining {
-                kill_at: now + self.policy.stop_timeout,
+                kill_at: super::after(now, self.policy.stop_timeout),
                 recheck: Duration::from_millis(1),
                 killed: sig == Signal::KILL,
             };

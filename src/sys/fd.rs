@@ -104,7 +104,8 @@ pub(crate) fn poll_one(
         events,
         revents: 0,
     };
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    // A timeout too long to add waits forever.
+    let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
     loop {
         let ms = match deadline {
             None => -1,
