@@ -402,3 +402,19 @@ fn without_a_reaper_thread_a_dropped_child_is_killed_and_reaped_at_once() {
         assert_eq!(out, "gone\n");
     }
 }
+
+#[test]
+fn a_reaper_that_could_not_start_is_tried_again_and_never_kills_silently() {
+    let _g = Guard::new();
+    // In a process of its own (its descriptor table is filled on purpose):
+    // a detached child is not killed for want of a reaper, a spawn whose
+    // timeout cannot be enforced fails with an error naming the reaper, and
+    // once descriptors are free again the reaper starts, enforces the next
+    // timeout and reaps the detached child.
+    let out = Command::new(ptlib()).arg("reaper-after-emfile").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "detach: alive first: error reaper second: ok detached: reaped\n"
+    );
+}

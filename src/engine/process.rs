@@ -841,8 +841,12 @@ impl Process {
             } else {
                 this.start_stop(Ended::Requested);
             }
+            super::reaper::adopt(this.clone());
+        } else {
+            // Detached: it must run on, so it never gets the fallback's
+            // kill; without a reaper now it waits for the next one.
+            super::reaper::adopt_later(this.clone());
         }
-        super::reaper::adopt(this.clone());
     }
 
     /// Starts the stop sequence (no-op once started or exited).

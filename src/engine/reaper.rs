@@ -12,7 +12,9 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -30,56 +32,93 @@ struct Reaper {
     inbox: Mutex<Vec<Arc<Process>>>,
 }
 
-static REAPER: OnceLock<Option<Reaper>> = OnceLock::new();
+/// The reaper, once its descriptors were made. A failure to make them (or
+/// to start the thread) is not remembered: the next use tries again, so a
+/// passing shortage (a full descriptor table, the process limit) does not
+/// disable it for good.
+static REAPER: OnceLock<Reaper> = OnceLock::new();
+/// Whether the reaper thread runs (set once, under `STARTING`).
+static RUNNING: AtomicBool = AtomicBool::new(false);
+static STARTING: Mutex<()> = Mutex::new(());
+/// Children handed over while no reaper could be had and that must not be
+/// killed for it (a detached child): the reaper takes them when it starts.
+static WAITING: Mutex<Vec<Arc<Process>>> = Mutex::new(Vec::new());
 
-fn reaper() -> Option<&'static Reaper> {
-    REAPER
-        .get_or_init(|| {
-            let epoll = Epoll::new().ok()?;
-            let wake = fd::eventfd().ok()?;
-            epoll.add(wake.as_fd(), WAKE, false).ok()?;
-            Some(Reaper {
+fn reaper() -> io::Result<&'static Reaper> {
+    if let (true, Some(r)) = (RUNNING.load(Ordering::Acquire), REAPER.get()) {
+        return Ok(r);
+    }
+    let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+    if let (true, Some(r)) = (RUNNING.load(Ordering::Acquire), REAPER.get()) {
+        return Ok(r);
+    }
+    let r = match REAPER.get() {
+        Some(r) => r,
+        None => {
+            let epoll = Epoll::new()?;
+            let wake = fd::eventfd()?;
+            epoll.add(wake.as_fd(), WAKE, false)?;
+            // Only this thread sets it (under `STARTING`).
+            REAPER.get_or_init(|| Reaper {
                 epoll,
                 wake,
                 inbox: Mutex::new(Vec::new()),
             })
-        })
-        .as_ref()
-        .filter(|_| start_thread())
+        }
+    };
+    std::thread::Builder::new()
+        .name("procession-reaper".into())
+        .spawn(move || run(r))?;
+    RUNNING.store(true, Ordering::Release);
+    // Children that waited for a reaper are its first.
+    let waiting = std::mem::take(&mut *WAITING.lock().unwrap_or_else(|p| p.into_inner()));
+    for p in waiting {
+        hand_over(r, p);
+    }
+    Ok(r)
 }
 
-fn start_thread() -> bool {
-    static STARTED: OnceLock<bool> = OnceLock::new();
-    *STARTED.get_or_init(|| {
-        std::thread::Builder::new()
-            .name("procession-reaper".into())
-            .spawn(|| {
-                if let Some(Some(r)) = REAPER.get() {
-                    run(r)
-                }
-            })
-            .is_ok()
-    })
+fn hand_over(r: &Reaper, process: Arc<Process>) {
+    r.inbox
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(process);
+    fd::eventfd_notify(r.wake.as_fd());
 }
 
 /// Starts the reaper thread now rather than at the first adoption (its
 /// epoll and eventfd descriptors then exist from this point on).
 pub(crate) fn start() -> bool {
-    reaper().is_some()
+    reaper().is_ok()
 }
 
 /// Hands `process` to the reaper (or asks it to look again at one it has):
-/// it will enforce the deadlines and reap the child. Never blocks.
+/// it will enforce the deadlines and reap the child. Never blocks. Without
+/// a reaper (see [`fallback`]) the child is stopped and reaped here.
 pub(crate) fn adopt(process: Arc<Process>) {
     match reaper() {
-        Some(r) => {
-            r.inbox
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(process);
-            fd::eventfd_notify(r.wake.as_fd());
-        }
-        None => fallback(process),
+        Ok(r) => hand_over(r, process),
+        Err(_) => fallback(process),
+    }
+}
+
+/// Hands `process` to the reaper, or says why no reaper can be had now
+/// (the caller reports it: a child just spawned is then stopped by its
+/// caller, never silently).
+pub(crate) fn try_adopt(process: &Arc<Process>) -> io::Result<()> {
+    hand_over(reaper()?, process.clone());
+    Ok(())
+}
+
+/// Hands over a child that must keep running (detached): without a reaper
+/// now, it waits for the next start of one, and is reaped then.
+pub(crate) fn adopt_later(process: Arc<Process>) {
+    match reaper() {
+        Ok(r) => hand_over(r, process),
+        Err(_) => WAITING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(process),
     }
 }
 

@@ -107,7 +107,16 @@ pub(crate) fn spawn_with_ends(
     ));
     super::live::add(&process);
     if process.needs_watching() {
-        super::reaper::adopt(process.clone());
+        if let Err(e) = super::reaper::try_adopt(&process) {
+            // Its timeout or group stop could not be enforced: stop it now
+            // (and reap it) rather than let it run unwatched, and say so.
+            super::reaper::adopt(process.clone());
+            return Err(Error::os(program, Step::Spawn, e)
+                .with_detail(
+                    "cannot start the background reaper that enforces its timeout or group stop",
+                )
+                .with_who(&cmd.who()));
+        }
     }
     Ok(Spawned {
         process,

@@ -25,6 +25,15 @@
 //!   and prints `gone` if the child was killed and reaped by then, else
 //!   `left running` (and kills and reaps it itself).
 //!
+//! - `ptlib reaper-after-emfile`: the background reaper cannot be had
+//!   while the descriptor table is full, and a passing shortage must not
+//!   disable it. Detaches a running `/bin/sleep 1` with no descriptor
+//!   free, then spawns `/bin/sleep 100` with a timeout with one descriptor
+//!   free (the child's pidfd takes it, the reaper's epoll finds none), then,
+//!   with descriptors free again, runs `/bin/sleep 0.1` with a timeout, and
+//!   prints `detach: <alive|killed> first: <spawned|error reaper|error
+//!   other> second: <ok|...> detached: <reaped|left>`.
+//!
 //! - `ptlib watchdog-after-nproc-limit`: (as root) becomes nobody with
 //!   `RLIMIT_NPROC` 0 (hard limit 1024), spawns `/bin/true` (refused: the
 //!   owner-death watchdog cannot start either), raises the soft limit to
@@ -82,6 +91,10 @@ fn main() -> ExitCode {
             if become_nobody_with_nproc(Some((0, 1024))) {
                 watchdog_after_nproc_limit();
             }
+            return ExitCode::SUCCESS;
+        }
+        ["reaper-after-emfile"] => {
+            reaper_after_emfile();
             return ExitCode::SUCCESS;
         }
         ["drop-without-reaper"] => {
@@ -182,6 +195,103 @@ fn set_nproc(soft: libc::rlim_t, hard: libc::rlim_t) -> bool {
     };
     // SAFETY: setrlimit reads the valid `rl`; it changes only this process.
     unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &rl) == 0 }
+}
+
+/// Opens `/dev/null` until the descriptor table is full (under a soft
+/// limit of 256), then closes `free` of them: exactly `free` descriptors
+/// are left.
+fn fill_fds(free: usize) -> Vec<std::fs::File> {
+    let rl = libc::rlimit {
+        rlim_cur: 256,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write valid rlimit structs and
+    // change only this process's own limit (the soft one, within the hard).
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur);
+        libc::setrlimit(
+            libc::RLIMIT_NOFILE,
+            &libc::rlimit {
+                rlim_max: cur.rlim_max,
+                ..rl
+            },
+        );
+    }
+    let mut files = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        files.push(f);
+    }
+    files.truncate(files.len().saturating_sub(free));
+    files
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+/// See `reaper-after-emfile` in the module docs.
+fn reaper_after_emfile() {
+    use std::time::{Duration, Instant};
+    // The owner-death watchdog first: its descriptors stay for good.
+    if Command::new("/bin/true").status().is_err() {
+        say("setup failed: first spawn");
+        return;
+    }
+    let detached = match Command::new("/bin/sleep").arg("1").spawn() {
+        Ok(c) => c,
+        Err(e) => return say(&format!("setup failed: {e}")),
+    };
+    let dpid = detached.pid();
+    let fillers = fill_fds(0);
+    detached.detach();
+    drop(fillers); // (reading /proc needs a descriptor)
+    let after_detach = if alive(dpid) { "alive" } else { "killed" };
+    let fillers = fill_fds(1);
+    let first = Command::new("/bin/sleep")
+        .arg("100")
+        .timeout(Duration::from_secs(10))
+        .spawn();
+    drop(fillers);
+    let first = match first {
+        Ok(mut c) => {
+            let _ = c.kill();
+            let _ = c.wait();
+            "spawned".to_string()
+        }
+        Err(e) if e.to_string().contains("reaper") => "error reaper".to_string(),
+        Err(e) => format!("error other ({e})"),
+    };
+    let second = match Command::new("/bin/sleep")
+        .arg("0.1")
+        .timeout(Duration::from_secs(10))
+        .status()
+    {
+        Ok(s) if s.success() => "ok".to_string(),
+        Ok(s) => format!("failed ({s})"),
+        Err(e) => format!("error ({e})"),
+    };
+    // The detached child ends after 1 s; the reaper that started since
+    // reaps it (its /proc entry goes).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{dpid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10)); // polling /proc, no event for it
+    }
+    let detached = if std::path::Path::new(&format!("/proc/{dpid}")).exists() {
+        "left"
+    } else {
+        "reaped"
+    };
+    say(&format!(
+        "detach: {after_detach} first: {first} second: {second} detached: {detached}"
+    ));
 }
 
 /// See `watchdog-after-nproc-limit` in the module docs (nobody already,
