@@ -516,6 +516,13 @@ impl Supervisor {
         if pid == std::process::id() {
             return Err(invalid("a process cannot supervise itself"));
         }
+        if stop
+            .stop_command
+            .as_ref()
+            .is_some_and(|c| std::os::unix::ffi::OsStrExt::as_bytes(c.as_os_str()).contains(&0))
+        {
+            return Err(invalid("the stop command contains a NUL byte"));
+        }
         if let Some(existing) = self.get(pid) {
             return Ok(existing);
         }

@@ -201,6 +201,21 @@ fn nul_byte_in_an_argument_is_invalid_input() {
 }
 
 #[test]
+fn nul_byte_in_the_stop_command_is_refused_at_spawn() {
+    let _g = Guard::new();
+    // Before: accepted, then silently replaced by SIGTERM at stop time.
+    let err = spawn_err(pt_cmd(["sleep", "100"]).stop_command("kill -INT $CHILD_PID\0x"));
+    assert_eq!(
+        (err.kind(), err.step()),
+        (ErrorKind::InvalidInput, Step::Prepare)
+    );
+    assert!(
+        err.to_string().contains("stop command contains a NUL byte"),
+        "{err}"
+    );
+}
+
+#[test]
 fn nul_byte_in_arg0_is_invalid_input() {
     let _g = Guard::new();
     let err = spawn_err(pt_cmd(["argv"]).arg0("x\0y"));
@@ -411,7 +426,10 @@ fn a_reaper_that_could_not_start_is_tried_again_and_never_kills_silently() {
     // timeout cannot be enforced fails with an error naming the reaper, and
     // once descriptors are free again the reaper starts, enforces the next
     // timeout and reaps the detached child.
-    let out = Command::new(ptlib()).arg("reaper-after-emfile").output().unwrap();
+    let out = Command::new(ptlib())
+        .arg("reaper-after-emfile")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),

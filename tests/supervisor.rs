@@ -238,6 +238,22 @@ fn managing_a_missing_gone_or_invalid_pid_is_a_clear_error() {
         let err = sup.manage(pid).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{pid}: {err}");
     }
+    // A stop command with a NUL byte: refused, the process left alone.
+    let mut alive = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    let err = sup
+        .manage_with(
+            alive.id(),
+            Command::new("-").stop_command("kill $CHILD_PID\0"),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("NUL"), "{err}");
+    assert_eq!(alive.try_wait().unwrap(), None);
+    alive.kill().unwrap();
+    alive.wait().unwrap();
     assert!(sup.children().is_empty());
 }
 

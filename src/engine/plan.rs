@@ -87,6 +87,15 @@ impl Plan {
                 "the program name contains a NUL byte",
             ));
         }
+        // The stop command runs only at stop time, through a shell: refused
+        // now, like every other NUL, rather than replaced by SIGTERM then.
+        if cmd
+            .stop_command
+            .as_ref()
+            .is_some_and(|c| c.as_bytes().contains(&0))
+        {
+            return Err(cmd.invalid("the stop command contains a NUL byte"));
+        }
         let (group, stop_group) = cmd.resolved_group();
         if stop_group && group == ProcessGroup::Inherit {
             return Err(cmd.invalid(
