@@ -647,7 +647,13 @@ impl Command {
         self
     }
 
-    /// The exit codes that count as success (`[0]` by default).
+    /// The exit codes that count as success (`[0]` by default). An empty
+    /// list is refused when the command is run (no exit could succeed).
+    ///
+    /// # Errors
+    ///
+    /// Running the command with an empty list gives an
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) error.
     ///
     /// ```
     /// // grep exits 1 when nothing matched: not a failure here.

@@ -436,3 +436,36 @@ fn a_reaper_that_could_not_start_is_tried_again_and_never_kills_silently() {
         "detach: alive first: error reaper second: ok detached: reaped\n"
     );
 }
+
+#[test]
+fn a_host_with_sigpipe_at_its_default_lives_through_writing_to_an_exited_child() {
+    let _g = Guard::new();
+    // C and Python hosts may keep SIGPIPE's default action (Rust programs
+    // ignore it): a write to a child that exited must be an EPIPE error,
+    // not a SIGPIPE that kills the host (the old behaviour: ptlib died of
+    // signal 13).
+    let out = Command::new(ptlib())
+        .arg("write-after-exit")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "handle: BrokenPipe output: ok\n"
+    );
+}
+
+#[test]
+fn an_empty_success_code_list_is_refused_not_a_failing_true() {
+    let _g = Guard::new();
+    // Before: `true` ran and "did not succeed: exit code 0".
+    let err = spawn_err(pt_cmd(["exit", "0"]).success_exit_codes([]));
+    assert_eq!(
+        (err.kind(), err.step()),
+        (ErrorKind::InvalidInput, Step::Prepare)
+    );
+    assert!(
+        err.to_string().contains("success_exit_codes is empty"),
+        "{err}"
+    );
+}

@@ -564,3 +564,28 @@ fn parse_follows_the_documented_quoting_rules() {
         .unwrap();
     assert_eq!(out.stdout, b"renamed\n");
 }
+
+#[test]
+fn a_directory_on_path_is_passed_over_as_execvp_does() {
+    let _g = Guard::new();
+    // dir_a/ptprog is a directory, dir_b/ptprog the program: the search goes
+    // on past the directory to the program, as execvp's does.
+    let tmp = TempDir::new("path-dir");
+    let (a, b) = (tmp.join("a"), tmp.join("b"));
+    std::fs::create_dir_all(a.join("ptprog")).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    std::os::unix::fs::symlink(pt(), b.join("ptprog")).unwrap();
+    let path = format!("{}:{}", a.display(), b.display());
+    let out = Command::new("ptprog")
+        .args(["print", "found"])
+        .env("PATH", &path)
+        .run()
+        .unwrap();
+    assert_eq!(out.stdout, b"found\n");
+    // Only a directory of that name: not found, not "permission denied".
+    let err = Command::new("ptprog")
+        .env("PATH", a.as_os_str())
+        .spawn()
+        .unwrap_err();
+    assert_eq!(err.kind(), procession::ErrorKind::NotFound);
+}

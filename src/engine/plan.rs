@@ -87,6 +87,11 @@ impl Plan {
                 "the program name contains a NUL byte",
             ));
         }
+        if cmd.success_codes.is_empty() {
+            return Err(cmd.invalid(
+                "success_exit_codes is empty: no exit could succeed (give at least one code)",
+            ));
+        }
         // The stop command runs only at stop time, through a shell: refused
         // now, like every other NUL, rather than replaced by SIGTERM then.
         if cmd

@@ -67,8 +67,14 @@ fn eio_is_eof(r: io::Result<usize>) -> io::Result<usize> {
     }
 }
 
-/// `write(2)`; `EINTR` is retried, `EAGAIN` is returned as `WouldBlock`.
+/// `write(2)`, with SIGPIPE held back ([`without_sigpipe`](super::signal::without_sigpipe));
+/// `EINTR` is retried, `EAGAIN` is returned as `WouldBlock`.
 pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // A child's pipe whose reader is gone must give EPIPE, never kill us.
+    super::signal::without_sigpipe(|| write_raw(fd, buf))
+}
+
+fn write_raw(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     retry(|| {
         // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
         let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };

@@ -28,6 +28,42 @@ pub(crate) fn restore(mask: SavedMask) {
     }
 }
 
+/// Runs `write` (a write to a pipe) with SIGPIPE blocked on the calling
+/// thread (`pthread_sigmask`), and takes back with a zero-timeout
+/// `sigtimedwait` the SIGPIPE a broken pipe raised: the caller gets `EPIPE`
+/// and the host process lives on even when its SIGPIPE disposition is the
+/// default (a host in C or Python), not only when it ignores SIGPIPE as Rust
+/// programs do. A thread that blocks SIGPIPE itself is left as it is.
+pub(crate) fn without_sigpipe<T>(write: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before
+    // use; pthread_sigmask reads `set` and writes `old`.
+    let (set, old) = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        (set, old)
+    };
+    // SAFETY: `old` was filled by pthread_sigmask.
+    if unsafe { libc::sigismember(&old, libc::SIGPIPE) } == 1 {
+        return write();
+    }
+    let result = write();
+    if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EPIPE)) {
+        let now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `set` is initialised; a NULL info pointer is allowed.
+        // The write raised SIGPIPE on this thread, where it is pending.
+        unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &now) };
+    }
+    // SAFETY: `old` was filled by pthread_sigmask; a NULL old set is allowed.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    result
+}
+
 /// `sigaction(sig, NULL, &old)`: whether a handler (not `SIG_DFL`/`SIG_IGN`)
 /// is installed for `sig`. Used by tests and checks, never on a hot path.
 pub(crate) fn disposition(sig: i32) -> io::Result<Disposition> {

@@ -34,6 +34,12 @@
 //!   prints `detach: <alive|killed> first: <spawned|error reaper|error
 //!   other> second: <ok|...> detached: <reaped|left>`.
 //!
+//! - `ptlib write-after-exit`: a host whose SIGPIPE disposition is the
+//!   default (as in C or Python): writes to the stdin of a child that has
+//!   exited, through the handle and through `output()` with an input, and
+//!   prints `handle: <io error kind> output: <ok|error>`. A SIGPIPE would
+//!   kill it instead.
+//!
 //! - `ptlib watchdog-after-nproc-limit`: (as root) becomes nobody with
 //!   `RLIMIT_NPROC` 0 (hard limit 1024), spawns `/bin/true` (refused: the
 //!   owner-death watchdog cannot start either), raises the soft limit to
@@ -91,6 +97,10 @@ fn main() -> ExitCode {
             if become_nobody_with_nproc(Some((0, 1024))) {
                 watchdog_after_nproc_limit();
             }
+            return ExitCode::SUCCESS;
+        }
+        ["write-after-exit"] => {
+            write_after_exit();
             return ExitCode::SUCCESS;
         }
         ["reaper-after-emfile"] => {
@@ -235,6 +245,40 @@ fn alive(pid: u32) -> bool {
             .next()
             .is_some_and(|r| !r.trim_start().starts_with('Z'))
     })
+}
+
+/// See `write-after-exit` in the module docs.
+fn write_after_exit() {
+    // SAFETY: restoring SIGPIPE's default action has no memory-safety
+    // preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let mut child = match Command::new("/bin/true").stdin(Stdio::piped()).spawn() {
+        Ok(c) => c,
+        Err(e) => return say(&format!("setup failed: {e}")),
+    };
+    if child.wait().is_err() {
+        return say("setup failed: wait");
+    }
+    // wait() closed our stdin end; write through a fresh child's instead.
+    let mut child = match Command::new("/bin/true").stdin(Stdio::piped()).spawn() {
+        Ok(c) => c,
+        Err(e) => return say(&format!("setup failed: {e}")),
+    };
+    let mut stdin = child.stdin.take().expect("piped");
+    let _ = child.wait();
+    let handle = match stdin.write_all(&[b'x'; 100_000]) {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("{:?}", e.kind()),
+    };
+    let output = match Command::new("/bin/true")
+        .input([vec![b'y'; 1 << 20]])
+        .output()
+    {
+        Ok(o) if o.status.success() => "ok".to_string(),
+        Ok(o) => format!("status {}", o.status),
+        Err(e) => format!("error {e}"),
+    };
+    say(&format!("handle: {handle} output: {output}"));
 }
 
 /// See `reaper-after-emfile` in the module docs.
