@@ -940,6 +940,20 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_defaults_and_maximums() {
+        assert_eq!((DEFAULT_MAX_LINE, DEFAULT_MAX_PACKET), (65_536, 67_108_864));
+        assert_eq!(LineCodec::new(80).max_len(), 80);
+        assert_eq!(LineCodec::new(0).max_len(), 1);
+        let four = PacketCodec::new(PacketSize::Four);
+        assert_eq!(
+            (four.max(), four.size()),
+            (DEFAULT_MAX_PACKET, PacketSize::Four)
+        );
+        assert_eq!(PacketCodec::new(PacketSize::One).max_len(1000).max(), 255);
+        assert_eq!(four.max_len(usize::MAX).max(), u32::MAX as usize);
+    }
+
+    #[test]
     fn a_line_ending_in_cr_comes_out_before_the_next_byte() {
         let mut codec = LineCodec::new(80).newline(Newline::Any);
         codec.push(Bytes::from_static(b"50%\r"));
