@@ -220,6 +220,19 @@ mod tests {
     /// CPU time (user + system, in clock ticks of 10 ms) of the reaper
     /// thread, from /proc/self/task/*/stat.
     fn reaper_ticks() -> u64 {
+        // The thread names itself once it runs, a moment after `start`
+        // returned: look for it until then.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(ticks) = reaper_ticks_now() {
+                return ticks;
+            }
+            assert!(Instant::now() < deadline, "no reaper thread");
+            std::thread::yield_now();
+        }
+    }
+
+    fn reaper_ticks_now() -> Option<u64> {
         for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
             let path = task.path();
             let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
@@ -231,9 +244,9 @@ mod tests {
             let fields: Vec<&str> = after_name.split(' ').collect();
             // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th
             // after the name.
-            return fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+            return Some(fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap());
         }
-        panic!("no reaper thread");
+        None
     }
 
     /// Whether `pid` is still a process (running or a zombie): /proc says,
