@@ -197,6 +197,7 @@ fn supervised_waits_and_monitors_take_max_and_zero() {
     sup.shutdown();
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn async_wait_timeout_takes_max_and_zero() {
     let rt = tokio::runtime::Builder::new_current_thread()
