@@ -277,16 +277,7 @@ impl LineCodec {
     /// assert_eq!(codec.next_line().unwrap().bytes, "part");
     /// ```
     pub fn push(&mut self, chunk: Bytes) {
-        if self.current.is_empty() {
-            self.current = chunk;
-        } else {
-            // The caller pushed before taking every line out: keep the
-            // bytes in order anyway.
-            let mut joined = BytesMut::with_capacity(self.current.len() + chunk.len());
-            joined.extend_from_slice(&self.current);
-            joined.extend_from_slice(&chunk);
-            self.current = joined.freeze();
-        }
+        append(&mut self.current, chunk);
     }
 
     /// Says the stream has ended: what is left comes out of
@@ -720,14 +711,7 @@ impl PacketCodec {
     /// # Ok::<(), procession::FrameError>(())
     /// ```
     pub fn push(&mut self, chunk: Bytes) {
-        if self.current.is_empty() {
-            self.current = chunk;
-        } else {
-            let mut joined = BytesMut::with_capacity(self.current.len() + chunk.len());
-            joined.extend_from_slice(&self.current);
-            joined.extend_from_slice(&chunk);
-            self.current = joined.freeze();
-        }
+        append(&mut self.current, chunk);
     }
 
     /// Says the stream has ended; [`next_packet`](PacketCodec::next_packet)
@@ -834,6 +818,19 @@ impl PacketCodec {
         self.current = Bytes::new();
         self.need = None;
         self.ended = true;
+    }
+}
+
+/// `chunk` after what is left of `current` (usually nothing: the caller
+/// took every frame out before pushing; if not, the bytes stay in order).
+fn append(current: &mut Bytes, chunk: Bytes) {
+    if current.is_empty() {
+        *current = chunk;
+    } else {
+        let mut joined = BytesMut::with_capacity(current.len() + chunk.len());
+        joined.extend_from_slice(current);
+        joined.extend_from_slice(&chunk);
+        *current = joined.freeze();
     }
 }
 
