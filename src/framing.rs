@@ -598,6 +598,8 @@ pub struct PacketCodec {
     need: Option<usize>,
     current: Bytes,
     ended: bool,
+    /// A framing error was reported: nothing more comes out.
+    failed: bool,
 }
 
 impl PacketCodec {
@@ -618,6 +620,7 @@ impl PacketCodec {
             need: None,
             current: Bytes::new(),
             ended: false,
+            failed: false,
         }
     }
 
@@ -747,6 +750,9 @@ impl PacketCodec {
     /// assert_eq!(codec.next_packet(), Err(FrameError::TooLong { len: 11, max: 10 }));
     /// ```
     pub fn next_packet(&mut self) -> Result<Option<Bytes>, FrameError> {
+        if self.failed {
+            return Ok(None);
+        }
         let header = self.size.header_len();
         let need = match self.need {
             Some(n) => n,
@@ -818,6 +824,7 @@ impl PacketCodec {
         self.current = Bytes::new();
         self.need = None;
         self.ended = true;
+        self.failed = true;
     }
 }
 
@@ -1150,6 +1157,17 @@ mod tests {
             Err(FrameError::TooLong { .. })
         ));
         assert_eq!(codec.next_packet(), Ok(None), "nothing after the error");
+        // Bytes after a refused header are not read as packets either.
+        let mut codec = PacketCodec::new(PacketSize::One).max_len(2);
+        codec.push(Bytes::from_static(b"\x03abc\x01x"));
+        assert_eq!(
+            codec.next_packet(),
+            Err(FrameError::TooLong { len: 3, max: 2 })
+        );
+        assert_eq!(codec.next_packet(), Ok(None));
+        codec.push(Bytes::from_static(b"\x01y"));
+        codec.finish();
+        assert_eq!(codec.next_packet(), Ok(None));
     }
 
     #[test]
