@@ -117,6 +117,13 @@ fn explicit_primary_and_supplementary_groups_by_name_and_id() {
     assert_eq!(status_field(&child, "Gid"), [nogroup.as_str(); 4].join(" "));
     assert_eq!(status_field(&child, "Groups"), "");
     finish(child);
+    // Root staying root with another primary group: a change, so the
+    // groups are root's list for that group (getgrouplist), not ours.
+    let child = parked(Command::new("cat").user("root").primary_group(65534));
+    assert_eq!(status_field(&child, "Gid"), "65534 65534 65534 65534");
+    let groups = status_field(&child, "Groups");
+    assert!(groups.split(' ').any(|g| g == "65534"), "{groups}");
+    finish(child);
 }
 
 #[test]
@@ -198,6 +205,9 @@ fn without_the_right_a_user_change_a_raised_hard_limit_and_a_negative_nice_fail_
         ("user-root", "error: User PermissionDenied EPERM\n"),
         ("raise-hard-limit", "error: Limit PermissionDenied EPERM\n"),
         ("negative-nice", "error: Nice PermissionDenied EACCES\n"),
+        // Becoming oneself is no change and needs no right (an unprivileged
+        // setgroups would fail even with the same groups).
+        ("user-self", "ran: 65534\n"),
     ] {
         let out = std::process::Command::new(ptlib())
             .args(["as-nobody", what])

@@ -48,7 +48,8 @@
 //! - `ptlib as-nobody WHAT`: (as root) becomes nobody, then spawns `id -u`
 //!   with a setting nobody has no right to: `user-root` (`user("root")`),
 //!   `raise-hard-limit` (`RLIMIT_NOFILE` hard limit above nobody's),
-//!   `negative-nice` (`nice(-5)`), and prints the child's output as
+//!   `negative-nice` (`nice(-5)`), or `user-self` (`user("nobody")`, which
+//!   needs no right), and prints the child's output as
 //!   `ran: <stdout>`, or `error: <Step> <ErrorKind> <errno>`.
 //! - `ptlib foreground-after-emfile`: asks whether it is in the terminal's
 //!   foreground while no descriptor is free (opening `/dev/tty` fails with
@@ -385,6 +386,8 @@ fn as_nobody(what: &str) {
     cmd.arg("-u");
     match what {
         "user-root" => cmd.user("root"),
+        // Becoming oneself needs no right: this one must run.
+        "user-self" => cmd.user("nobody"),
         "raise-hard-limit" => {
             let mut rl = libc::rlimit {
                 rlim_cur: 0,
