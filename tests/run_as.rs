@@ -75,20 +75,27 @@ fn runs_as_nobody_with_nobodys_group_and_groups() {
     if !is_root() {
         return;
     }
-    let child = parked(Command::new("cat").user("nobody"));
     let uid = id(&["-u", "nobody"]);
     let gid = id(&["-g", "nobody"]);
-    assert_eq!(status_field(&child, "Uid"), [uid.as_str(); 4].join(" "));
-    assert_eq!(status_field(&child, "Gid"), [gid.as_str(); 4].join(" "));
-    // The kernel lists the groups sorted.
-    let mut groups: Vec<u32> = id(&["-G", "nobody"])
-        .split(' ')
-        .map(|g| g.parse().unwrap())
-        .collect();
-    groups.sort_unstable();
-    let groups: Vec<String> = groups.iter().map(u32::to_string).collect();
-    assert_eq!(status_field(&child, "Groups"), groups.join(" "));
-    finish(child);
+    // By name, and by id (the passwd entry found from the uid gives the
+    // group and the groups).
+    for user in [
+        procession::NameOrId::from("nobody"),
+        procession::NameOrId::Id(uid.parse().unwrap()),
+    ] {
+        let child = parked(Command::new("cat").user(user));
+        assert_eq!(status_field(&child, "Uid"), [uid.as_str(); 4].join(" "));
+        assert_eq!(status_field(&child, "Gid"), [gid.as_str(); 4].join(" "));
+        // The kernel lists the groups sorted.
+        let mut groups: Vec<u32> = id(&["-G", "nobody"])
+            .split(' ')
+            .map(|g| g.parse().unwrap())
+            .collect();
+        groups.sort_unstable();
+        let groups: Vec<String> = groups.iter().map(u32::to_string).collect();
+        assert_eq!(status_field(&child, "Groups"), groups.join(" "));
+        finish(child);
+    }
 }
 
 #[test]
@@ -289,6 +296,9 @@ fn bad_limits_nice_and_umask_are_refused_before_anything_runs() {
             "{n}"
         );
     }
+    // The largest umask is accepted; one bit more is not.
+    let out = Command::shell("umask").umask(0o777).run().unwrap();
+    assert_eq!(out.stdout, b"0777\n");
     let err = refused(|c| c.umask(0o1000));
     assert_eq!(
         (err.kind(), err.step()),
