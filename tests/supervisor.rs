@@ -923,3 +923,26 @@ fn an_adopted_process_gets_the_stop_settings_it_was_managed_with() {
     assert_eq!(managed.stop().unwrap().ended(), Ended::Requested);
     assert_eq!(sleeper.wait().unwrap().signal(), Some(libc::SIGUSR1));
 }
+
+#[test]
+fn the_drain_timeout_of_a_delivered_stream_starts_at_the_exit_not_at_the_first_chunk() {
+    let _g = Guard::new();
+    // The child writes, pauses longer than the drain timeout, writes again
+    // and exits: everything is delivered (the drain clock starts only once
+    // the child has exited).
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let sup = Supervisor::new();
+    let child = sup
+        .spawn(
+            Command::shell("echo one; sleep 0.4; echo two")
+                .pipe_drain_timeout(Duration::from_millis(100))
+                .stdout(Stdio::callback(move |c| {
+                    sink.lock().unwrap().extend_from_slice(&c)
+                })),
+        )
+        .unwrap();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.status().unwrap().code(), Some(0));
+    assert_eq!(*seen.lock().unwrap(), b"one\ntwo\n");
+}
