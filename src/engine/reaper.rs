@@ -115,10 +115,21 @@ pub(crate) fn try_adopt(process: &Arc<Process>) -> io::Result<()> {
 pub(crate) fn adopt_later(process: Arc<Process>) {
     match reaper() {
         Ok(r) => hand_over(r, process),
-        Err(_) => WAITING
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(process),
+        Err(_) => {
+            WAITING
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(process);
+            // A reaper that started meanwhile may have emptied the list
+            // before this push: then hand the list over here.
+            if let (true, Some(r)) = (RUNNING.load(Ordering::Acquire), REAPER.get()) {
+                let waiting =
+                    std::mem::take(&mut *WAITING.lock().unwrap_or_else(|p| p.into_inner()));
+                for p in waiting {
+                    hand_over(r, p);
+                }
+            }
+        }
     }
 }
 
