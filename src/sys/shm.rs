@@ -123,3 +123,29 @@ pub(crate) fn commit_at(p: *mut u8, byte: u8) {
     let a = unsafe { AtomicU8::from_ptr(p) };
     a.store(byte, Ordering::Release);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_mapping_refuses_offsets_past_its_end() {
+        let fd = memfd(c"procession-test").unwrap();
+        set_len(fd.as_fd(), 4096).unwrap();
+        let m = Mapping::new(fd.as_fd(), 4096).unwrap();
+        assert_eq!(m.len(), 4096);
+        assert!(m.ptr(4095).is_some());
+        assert!(m.ptr(4096).is_none(), "one past the end is not a slot");
+        assert!(m.write(4094, b"ab"));
+        assert!(!m.write(4095, b"ab"));
+        assert!(!m.write(usize::MAX, b"a"));
+        assert!(m.commit(4095, b'k'));
+        assert!(!m.commit(4096, b'k'));
+        // What was written is in the file.
+        let mut buf = [0u8; 2];
+        // SAFETY: pread into a valid 2-byte buffer from a valid descriptor.
+        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 2, 4094) };
+        assert_eq!((n, &buf), (2, b"ak"));
+    }
+}
