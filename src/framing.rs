@@ -10,10 +10,12 @@
 //! longer than its maximum is an error before any of it is buffered.
 //!
 //! The streams and handles use them for you ([`Chunks::lines`](crate::Chunks::lines),
-//! [`Chunks::packets`](crate::Chunks::packets), [`Child::lines`](crate::Child::lines),
+//! [`Chunks::packets`](crate::Chunks::packets), [`Chunks::for_each_line`](crate::Chunks::for_each_line),
+//! [`Child::read_frame`](crate::Child::read_frame), [`Child::write_packet`](crate::Child::write_packet),
 //! [`Events::lines`](crate::Events::lines), the async forms, and
-//! [`Stdio::lines`](crate::Stdio::lines) for a supervised child); with the
-//! `tokio` feature both also implement `tokio_util::codec::{Decoder, Encoder}`.
+//! [`Stdio::lines`](crate::Stdio::lines) for a supervised child). With the
+//! `tokio` feature both are `tokio_util::codec::Decoder`s and `PacketCodec`
+//! is also an `Encoder` (lines are written as they are).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 

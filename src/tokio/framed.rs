@@ -1,7 +1,7 @@
 //! The async streams, framed and as readers: [`AsyncFrames`] and
 //! [`AsyncChunksReader`] (`AsyncRead` + `AsyncBufRead`), framed reads and
-//! packet writes on [`AsyncChild`], and the codecs as
-//! `tokio_util::codec::{Decoder, Encoder}`, the idiomatic form for framing
+//! packet writes on [`AsyncChild`], and the codecs as `tokio_util`
+//! codecs (both `Decoder`s, `PacketCodec` also an `Encoder`), the idiomatic form for framing
 //! any `AsyncRead` (such as an [`AsyncChild`]'s pipe ends) with
 //! `FramedRead`/`FramedWrite`.
 
