@@ -508,3 +508,70 @@ fn for_each_line_gives_the_same_lines_as_lines_blocking_and_async() {
     assert_eq!(got, [(b"a".to_vec(), true), (b"b".to_vec(), false)]);
     assert_eq!(err.exit_status().unwrap().code(), Some(4));
 }
+
+#[test]
+fn framed_streams_and_readers_report_the_childs_pid_and_status() {
+    #[cfg(feature = "tokio")]
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _g = Guard::new();
+    // The shell prints its own pid: the child's, as the kernel knows it.
+    let mut lines = Command::shell("echo $$; exit 3")
+        .stream()
+        .unwrap()
+        .lines(LineCodec::new(80));
+    let pid = lines.pid();
+    assert_eq!(lines.next().unwrap().unwrap().bytes, pid.to_string());
+    assert_eq!(lines.status(), None);
+    assert!(lines.next().unwrap().is_err());
+    assert_eq!(lines.status().unwrap().code(), Some(3));
+    let mut events = Command::shell("echo $$")
+        .events()
+        .unwrap()
+        .lines(LineCodec::new(80));
+    let pid = events.pid();
+    assert_eq!(
+        events.next().unwrap().unwrap(),
+        procession::FramedEvent::Stdout(Line::complete(pid.to_string()))
+    );
+    assert!(matches!(
+        events.next(),
+        Some(Ok(procession::FramedEvent::Exit(_)))
+    ));
+    let mut reader = Command::shell("echo $$; exit 4")
+        .stream()
+        .unwrap()
+        .into_reader();
+    let pid = reader.pid();
+    let mut got = Vec::new();
+    assert!(reader.read_to_end(&mut got).is_err());
+    assert_eq!(got, format!("{pid}\n").as_bytes());
+    assert_eq!(reader.status().unwrap().code(), Some(4));
+    #[cfg(feature = "tokio")]
+    rt.block_on(async {
+        use tokio::io::AsyncReadExt;
+        let mut lines = Command::shell("echo $$; exit 5")
+            .stream_async()
+            .unwrap()
+            .lines(LineCodec::new(80));
+        let pid = lines.pid();
+        assert_eq!(
+            lines.next_frame().await.unwrap().unwrap().bytes,
+            pid.to_string()
+        );
+        assert_eq!(lines.status(), None);
+        assert!(lines.next_frame().await.unwrap().is_err());
+        assert_eq!(lines.status().unwrap().code(), Some(5));
+        let mut reader = Command::shell("echo $$; exit 6")
+            .stream_async()
+            .unwrap()
+            .into_async_read();
+        let pid = reader.pid();
+        let mut got = Vec::new();
+        assert!(reader.read_to_end(&mut got).await.is_err());
+        assert_eq!(got, format!("{pid}\n").as_bytes());
+        assert_eq!(reader.status().unwrap().code(), Some(6));
+    });
+}
