@@ -184,6 +184,20 @@ fn an_oversized_or_truncated_packet_from_the_child_is_an_error() {
         err.frame_error(),
         Some(&FrameError::TooLong { len: 9, max: 8 })
     );
+    // A good packet, then a bad header in the same chunk: the packet, then
+    // the error (found while cutting what was already read).
+    let mut packets = Command::new("printf")
+        .arg(r"\000\000\000\002ab\000\000\000\011abc")
+        .stream()
+        .unwrap()
+        .packets(PacketCodec::new(PacketSize::Four).max_len(8));
+    assert_eq!(packets.next().unwrap().unwrap(), "ab");
+    let err = packets.next().unwrap().unwrap_err();
+    assert_eq!(
+        err.frame_error(),
+        Some(&FrameError::TooLong { len: 9, max: 8 })
+    );
+    assert!(packets.next().is_none());
     let mut packets = Command::new("printf")
         .arg(r"\002ab\003ab")
         .stream()
