@@ -211,21 +211,8 @@ impl<D: Decode> Iterator for Frames<D> {
 
     #[inline]
     fn next(&mut self) -> Option<Result<D::Frame, Error>> {
-        // The common case first: a frame already cut from what was read.
-        match self.decoder.next_frame() {
-            Ok(Some(frame)) if !self.over => Some(Ok(frame)),
-            Err(e) if !self.over => {
-                self.over = true;
-                Some(Err(Error::framing(self.chunks.who(), e)))
-            }
-            _ => self.next_slow(),
-        }
-    }
-}
-
-impl<D: Decode> Frames<D> {
-    /// Past the frames already cut: an error, the next chunk, the end.
-    fn next_slow(&mut self) -> Option<Result<D::Frame, Error>> {
+        // One decoder call per frame: a frame already cut from what was
+        // read comes out at once; the next chunk is read only when none is.
         while !self.over {
             match self.decoder.next_frame() {
                 Ok(Some(frame)) => return Some(Ok(frame)),
@@ -239,15 +226,23 @@ impl<D: Decode> Frames<D> {
                 self.over = true;
                 return end.take().map(Err);
             }
-            match self.chunks.next() {
-                Some(Ok(chunk)) => self.decoder.push(chunk),
-                other => {
-                    self.decoder.finish();
-                    self.end = Some(other.and_then(Result::err));
-                }
-            }
+            self.refill();
         }
         None
+    }
+}
+
+impl<D: Decode> Frames<D> {
+    /// Pushes the next chunk, or records how the stream ended.
+    #[cold]
+    fn refill(&mut self) {
+        match self.chunks.next() {
+            Some(Ok(chunk)) => self.decoder.push(chunk),
+            other => {
+                self.decoder.finish();
+                self.end = Some(other.and_then(Result::err));
+            }
+        }
     }
 }
 
