@@ -159,11 +159,11 @@ fn pipe_drain_timeout_max_and_zero_end_a_stream_whose_pipe_closes() {
     assert_eq!(out.stdout, b"out\n");
     assert!(t.elapsed() < Duration::from_secs(5));
     let grandchild: i32 = String::from_utf8_lossy(&out.stderr).trim().parse().unwrap();
-    unsafe_kill(grandchild);
+    kill_stray(grandchild);
 }
 
 /// SIGKILL to a stray the test made on purpose (then reaped by the guard).
-fn unsafe_kill(pid: i32) {
+fn kill_stray(pid: i32) {
     // The shell's own `kill` (no procps needed).
     Command::shell(format!("kill -9 {pid}")).status().unwrap();
     assert!(wait_dead(pid, Duration::from_secs(10)));

@@ -255,26 +255,19 @@ fn framed_events_deliver_each_streams_lines_then_the_exit() {
         .collect::<Result<_, _>>()
         .unwrap();
     use procession::FramedEvent::*;
-    let out: Vec<_> = events
+    let (out, err): (Vec<_>, Vec<_>) = events
         .iter()
-        .filter_map(|e| {
-            if let Stdout(l) = e {
-                Some(l.clone())
-            } else {
-                None
-            }
-        })
-        .collect();
-    let err: Vec<_> = events
-        .iter()
-        .filter_map(|e| {
-            if let Stderr(l) = e {
-                Some(l.clone())
-            } else {
-                None
-            }
-        })
-        .collect();
+        .filter(|e| !matches!(e, Exit(_)))
+        .partition(|e| matches!(e, Stdout(_)));
+    let lines = |v: Vec<&procession::FramedEvent<Line>>| -> Vec<Line> {
+        v.into_iter()
+            .map(|e| match e {
+                Stdout(l) | Stderr(l) => l.clone(),
+                Exit(_) => unreachable!("filtered out"),
+            })
+            .collect()
+    };
+    let (out, err) = (lines(out), lines(err));
     assert_eq!(out, [Line::complete("o1"), Line::incomplete("o2")]);
     assert_eq!(err, [Line::complete("e1"), Line::incomplete("e")]);
     assert!(matches!(events.last(), Some(Exit(s)) if s.code() == Some(5)));
