@@ -404,6 +404,13 @@ impl Supervisor {
                 }
             }
         }
+        // The reaper drives every supervised child: without one, starting
+        // the child would only mean killing it again. Failing here starts
+        // nothing, and a later call tries again.
+        reaper::ensure().map_err(|e| {
+            Error::os(&cmd.who(), Step::Spawn, e)
+                .with_detail("cannot start the background reaper that drives supervised children")
+        })?;
         // The eventfd that tells delivery threads of the exit, made before
         // the spawn so that failing to make it starts nothing.
         let exited = match (&out_cb, &err_cb) {
@@ -526,6 +533,13 @@ impl Supervisor {
         if let Some(existing) = self.get(pid) {
             return Ok(existing);
         }
+        // Without a reaper the adopted process could only be stopped at
+        // once (what is done to a child that cannot be watched): refuse
+        // instead, and leave it alone.
+        reaper::ensure().map_err(|e| {
+            Error::os(&who, Step::Prepare, e)
+                .with_detail("cannot start the background reaper that watches adopted processes")
+        })?;
         let gone = |detail: &str, os: Option<std::io::Error>| {
             Error::new(
                 &who,

@@ -346,24 +346,6 @@ fn signaller_fails_with_already_reaped_after_a_background_reap() {
     }
 }
 
-/// Spawns `pt sleep 100` so that it gets pid `pid` (free again after a
-/// reap), through `/proc/sys/kernel/ns_last_pid`. `None` when that file is
-/// not writable (not root) or other processes keep taking the pid.
-fn spawn_with_pid(pid: u32) -> Option<procession::Child> {
-    for _ in 0..50 {
-        if std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1)).is_err() {
-            return None;
-        }
-        let mut child = pt_cmd(["sleep", "100"]).spawn().unwrap();
-        if child.pid() == pid {
-            return Some(child);
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-    None
-}
-
 #[test]
 fn a_reaped_childs_handles_never_signal_the_process_that_reuses_its_pid() {
     let _g = Guard::new();
@@ -372,7 +354,7 @@ fn a_reaped_childs_handles_never_signal_the_process_that_reuses_its_pid() {
     let signaller = old.signaller();
     assert!(old.wait().unwrap().success());
 
-    let Some(mut new) = spawn_with_pid(old_pid) else {
+    let Some(mut new) = support::spawn_with_pid(old_pid) else {
         eprintln!("note: could not reuse pid {old_pid}; only the error results are checked");
         assert_eq!(
             old.signal(Signal::USR1).unwrap_err().kind(),
@@ -425,7 +407,7 @@ fn group_signals_refuse_a_leader_reaped_elsewhere() {
             old_pid as i32
         );
     }
-    let new = spawn_with_pid(old_pid);
+    let new = support::spawn_with_pid(old_pid);
     // The library's flag still says "not reaped": only the pidfd knows.
     // A signal by pid (kill(2)) would reach the new process.
     let err = old.signal(Signal::USR1).unwrap_err();

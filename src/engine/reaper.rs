@@ -110,6 +110,12 @@ pub(crate) fn try_adopt(process: &Arc<Process>) -> io::Result<()> {
     Ok(())
 }
 
+/// Starts the reaper if it is not running yet, or says why it cannot be
+/// had now (nothing is remembered: the next call tries again).
+pub(crate) fn ensure() -> io::Result<()> {
+    reaper().map(drop)
+}
+
 /// Hands over a child that must keep running (detached): without a reaper
 /// now, it waits for the next start of one, and is reaped then.
 pub(crate) fn adopt_later(process: Arc<Process>) {

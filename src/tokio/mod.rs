@@ -90,7 +90,7 @@ static CHECKED: Mutex<Vec<(tokio::runtime::Id, bool)>> = Mutex::new(Vec::new());
 /// call on each runtime tries them (a timer and a registered eventfd)
 /// inside `catch_unwind`; tokio's panic message is then printed once by the
 /// panic hook, and this returns a clear error instead of panicking.
-fn check_runtime(program: impl Subject) -> Result<(), Error> {
+fn check_runtime(program: &std::ffi::OsStr) -> Result<(), Error> {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return Err(runtime_error(
             program,
@@ -105,13 +105,27 @@ fn check_runtime(program: impl Subject) -> Result<(), Error> {
     let ok = match known {
         Some(ok) => ok,
         None => {
-            let ok = std::panic::catch_unwind(|| {
+            // The probe's eventfd is made outside `catch_unwind`: a full
+            // descriptor table is a passing shortage to report, not a
+            // runtime without drivers to remember.
+            let probe = crate::sys::fd::eventfd().map_err(|e| {
+                Error::os(program, Step::Spawn, e)
+                    .with_detail("cannot make the descriptor that probes the tokio runtime")
+            })?;
+            let registered = std::panic::catch_unwind(|| {
                 let _timer = tokio::time::sleep(std::time::Duration::ZERO);
-                crate::sys::fd::eventfd()
-                    .and_then(pipe::Registered::new)
-                    .is_ok()
-            })
-            .unwrap_or(false);
+                pipe::Registered::new(probe).map(drop)
+            });
+            let ok = match registered {
+                Ok(Ok(())) => true,
+                // An I/O error registering (not a missing driver, which
+                // panics): report it, remember nothing.
+                Ok(Err(e)) => {
+                    return Err(Error::os(program, Step::Spawn, e)
+                        .with_detail("cannot register with the tokio runtime's reactor"));
+                }
+                Err(_) => false,
+            };
             let mut checked = CHECKED.lock().unwrap_or_else(|p| p.into_inner());
             if checked.len() >= 64 {
                 checked.remove(0);

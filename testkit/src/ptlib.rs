@@ -57,7 +57,23 @@
 //!   `emfile: <bool> after: <bool>`. Run on a terminal (`pt pty`), a
 //!   passing failure must not be remembered as "no terminal".
 //!
+//! - `ptlib emfile-sweep OP` / `ptlib emfile-once OP`: OP run with the
+//!   descriptor table nearly full, at every size of shortage (see
+//!   `emfile.rs`).
+//! - `ptlib closed-std REPORT`: run with descriptors 0, 1 and 2 closed (a
+//!   daemon's state; it closes them itself, since the Rust runtime
+//!   reopens them onto /dev/null before `main`): checks that they are closed, then runs `cat` with an
+//!   input through `output()`, a shell writing to both streams through
+//!   `events()`, and a child with stdin, stdout and stderr piped through
+//!   the handle, and writes `closed: <fds found open>`, `output: <stdout>`,
+//!   `events: <stdout>|<stderr>` and `child: <stdout>|<stderr>` lines to the
+//!   file REPORT (it has no stdout). The library's pipes then get the low
+//!   numbers 0–2 themselves: a child side that moved them onto 0–2 in the
+//!   wrong order would cross or close them.
+//!
 //! Exit code: 0 after a report, 2 on bad usage, 1 when the library failed.
+
+mod emfile;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::ExitCode;
@@ -112,6 +128,18 @@ fn main() -> ExitCode {
             if become_nobody_with_nproc(None) {
                 drop_without_reaper();
             }
+            return ExitCode::SUCCESS;
+        }
+        ["emfile-sweep", op] => {
+            emfile::run(op, true);
+            return ExitCode::SUCCESS;
+        }
+        ["emfile-once", op] => {
+            emfile::run(op, false);
+            return ExitCode::SUCCESS;
+        }
+        ["closed-std", report] => {
+            closed_std(report);
             return ExitCode::SUCCESS;
         }
         ["timeout", ms, line] => match ms.parse() {
@@ -475,4 +503,60 @@ fn drop_without_reaper() {
     } else {
         say("gone");
     }
+}
+
+/// See `closed-std` in the module docs.
+fn closed_std(report: &str) {
+    use std::io::Read;
+    // The Rust runtime reopens closed fds 0-2 onto /dev/null before main:
+    // close them here, as a C daemon would have them.
+    for fd in 0..3 {
+        // SAFETY: closing the standard descriptors; nothing in this
+        // program uses them from here on (reports go to a file).
+        unsafe { libc::close(fd) };
+    }
+    let mut lines = Vec::new();
+    let open: Vec<String> = (0..3)
+        .filter(|fd| {
+            // SAFETY: F_GETFD only queries whether the descriptor is open.
+            let flags = unsafe { libc::fcntl(*fd, libc::F_GETFD) };
+            flags != -1
+        })
+        .map(|fd| fd.to_string())
+        .collect();
+    lines.push(format!("closed: {}", open.join(",")));
+    let show = |b: &[u8]| String::from_utf8_lossy(b).replace('\n', "\\n");
+    lines.push(match Command::new("/bin/cat").input_bytes("abc").output() {
+        Ok(o) => format!("output: {} {}", show(&o.stdout), o.status),
+        Err(e) => format!("output: error {e}"),
+    });
+    let shell = "read line; echo \"out $line\"; echo err >&2";
+    lines.push(
+        match Command::shell(shell)
+            .input_bytes("in\n")
+            .stderr(Stdio::piped())
+            .events()
+            .and_then(|e| e.collect_output())
+        {
+            Ok(o) => format!("events: {}|{}", show(&o.stdout), show(&o.stderr)),
+            Err(e) => format!("events: error {e}"),
+        },
+    );
+    let child = Command::shell(shell)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    lines.push(match child {
+        Ok(mut c) => {
+            let _ = c.stdin.take().expect("piped").write_all(b"in\n");
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let _ = c.stdout.take().expect("piped").read_to_end(&mut out);
+            let _ = c.stderr.take().expect("piped").read_to_end(&mut err);
+            let _ = c.wait();
+            format!("child: {}|{}", show(&out), show(&err))
+        }
+        Err(e) => format!("child: error {e}"),
+    });
+    let _ = std::fs::write(report, lines.join("\n") + "\n");
 }

@@ -594,3 +594,21 @@ pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
         )
     }
 }
+
+/// Spawns `pt sleep 100` so that it gets pid `pid` (free again after a
+/// reap), through `/proc/sys/kernel/ns_last_pid`. `None` when that file is
+/// not writable (not root) or other processes keep taking the pid.
+pub fn spawn_with_pid(pid: u32) -> Option<procession::Child> {
+    for _ in 0..50 {
+        if std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1)).is_err() {
+            return None;
+        }
+        let mut child = pt_cmd(["sleep", "100"]).spawn().unwrap();
+        if child.pid() == pid {
+            return Some(child);
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    None
+}
