@@ -904,12 +904,8 @@ impl Command {
     /// assert_eq!((err.step(), err.kind()), (Step::Chdir, ErrorKind::NotFound));
     /// ```
     pub fn spawn(&self) -> Result<Child, Error> {
+        self.refuse_async_input()?;
         let (stdin, source) = self.stdin_and_source(Stdio::inherit())?;
-        if source.as_ref().is_some_and(Source::is_async) {
-            return Err(self.invalid(
-                "an async input (input_stream, input_async_read, input_async_fn) needs the async API",
-            ));
-        }
         let inherit = Stdio::inherit();
         let stdio = [
             &stdin,
@@ -986,6 +982,23 @@ impl Command {
             }
             None => (self.stdin.clone().unwrap_or(default), None),
         })
+    }
+
+    /// Refuses an input only the async API can feed, before anything is
+    /// spawned and without using the input up.
+    pub(crate) fn refuse_async_input(&self) -> Result<(), Error> {
+        if self.input.as_ref().is_some_and(InputSpec::is_async) {
+            return Err(self.async_input_refused());
+        }
+        Ok(())
+    }
+
+    /// The error for an async input given to the blocking API.
+    pub(crate) fn async_input_refused(&self) -> Error {
+        self.invalid(
+            "an async input (input_stream, input_async_read, input_async_fn) needs the \
+             async API (stream_async, events_async, output_async, run_async)",
+        )
     }
 
     /// Who errors about this command are about.
