@@ -703,7 +703,8 @@ impl Command {
     /// # Errors
     ///
     /// An unknown name is an [`InvalidInput`](crate::ErrorKind::InvalidInput)
-    /// error and nothing is started. Changing user needs root (or
+    /// error and nothing is started, as is the id 4294967295 (`(uid_t)-1`,
+    /// which the kernel takes for "leave unchanged"). Changing user needs root (or
     /// `CAP_SETUID`/`CAP_SETGID`): without it the spawn fails at
     /// [`Step::User`](crate::Step::User) with
     /// [`PermissionDenied`](crate::ErrorKind::PermissionDenied), and the
@@ -723,7 +724,9 @@ impl Command {
     }
 
     /// The child's group (`setresgid`; by name or gid), instead of the
-    /// [`user`](Command::user)'s own. Needs the same rights as `user`.
+    /// [`user`](Command::user)'s own. Needs the same rights as `user`. As
+    /// there, an unknown name and the id 4294967295 (`(gid_t)-1`) are
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) errors.
     ///
     /// ```
     /// use procession::Command;
