@@ -1228,6 +1228,7 @@ mod async_api {
 
     #[test]
     fn async_input_to_the_blocking_spawn() {
+        let rt = runtime();
         let _g = Guard::new();
         let mut cmd = Command::new("cat");
         async_input(&mut cmd).stdout(Stdio::null());
@@ -1241,7 +1242,6 @@ mod async_api {
              output_async, run_async)",
         );
         // The refusal did not use the input up: the async API still runs it.
-        let rt = runtime();
         let out = rt.block_on(async { cmd.stdout(Stdio::piped()).output_async().await });
         assert_eq!(out.unwrap().stdout, b"x");
     }
