@@ -145,8 +145,7 @@ fn stream_with_a_stdout_that_is_not_a_pipe() {
         .arg("x")
         .stdout(Stdio::null())
         .stream()
-        .err()
-        .expect("stream must fail");
+        .expect_err("stream must fail");
     check(
         &err,
         ErrorKind::InvalidInput,
