@@ -519,7 +519,9 @@ impl Child {
     /// # Errors
     ///
     /// [`InvalidInput`](crate::ErrorKind::InvalidInput) for a child without
-    /// a pty; the OS error of `TIOCSWINSZ`.
+    /// a pty; [`AlreadyReaped`](crate::ErrorKind::AlreadyReaped) (step
+    /// [`Terminal`](crate::Step::Terminal)) once the child was reaped or the
+    /// terminal hung up; the OS error of `TIOCSWINSZ`.
     ///
     /// ```
     /// use procession::{Command, Pty, Stdio};

@@ -703,7 +703,8 @@ impl Command {
     /// # Errors
     ///
     /// An unknown name is an [`InvalidInput`](crate::ErrorKind::InvalidInput)
-    /// error and nothing is started. Changing user needs root (or
+    /// error and nothing is started, as is the id 4294967295 (`(uid_t)-1`,
+    /// which the kernel takes for "leave unchanged"). Changing user needs root (or
     /// `CAP_SETUID`/`CAP_SETGID`): without it the spawn fails at
     /// [`Step::User`](crate::Step::User) with
     /// [`PermissionDenied`](crate::ErrorKind::PermissionDenied), and the
@@ -723,7 +724,9 @@ impl Command {
     }
 
     /// The child's group (`setresgid`; by name or gid), instead of the
-    /// [`user`](Command::user)'s own. Needs the same rights as `user`.
+    /// [`user`](Command::user)'s own. Needs the same rights as `user`. As
+    /// there, an unknown name and the id 4294967295 (`(gid_t)-1`) are
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) errors.
     ///
     /// ```
     /// use procession::Command;
@@ -904,12 +907,8 @@ impl Command {
     /// assert_eq!((err.step(), err.kind()), (Step::Chdir, ErrorKind::NotFound));
     /// ```
     pub fn spawn(&self) -> Result<Child, Error> {
+        self.refuse_async_input()?;
         let (stdin, source) = self.stdin_and_source(Stdio::inherit())?;
-        if source.as_ref().is_some_and(Source::is_async) {
-            return Err(self.invalid(
-                "an async input (input_stream, input_async_read, input_async_fn) needs the async API",
-            ));
-        }
         let inherit = Stdio::inherit();
         let stdio = [
             &stdin,
@@ -986,6 +985,23 @@ impl Command {
             }
             None => (self.stdin.clone().unwrap_or(default), None),
         })
+    }
+
+    /// Refuses an input only the async API can feed, before anything is
+    /// spawned and without using the input up.
+    pub(crate) fn refuse_async_input(&self) -> Result<(), Error> {
+        if self.input.as_ref().is_some_and(InputSpec::is_async) {
+            return Err(self.async_input_refused());
+        }
+        Ok(())
+    }
+
+    /// The error for an async input given to the blocking API.
+    pub(crate) fn async_input_refused(&self) -> Error {
+        self.invalid(
+            "an async input (input_stream, input_async_read, input_async_fn) needs the \
+             async API (stream_async, events_async, output_async, run_async)",
+        )
     }
 
     /// Who errors about this command are about.

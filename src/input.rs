@@ -209,6 +209,19 @@ impl InputSpec {
     pub(crate) fn once(source: Source) -> InputSpec {
         InputSpec::Once(Arc::new(Mutex::new(Some(source))))
     }
+
+    /// Whether only the async API can feed this input (looked at without
+    /// using it up, so that a refused run leaves it to the next one).
+    pub(crate) fn is_async(&self) -> bool {
+        match self {
+            InputSpec::Once(slot) => slot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(Source::is_async),
+            InputSpec::Bytes(_) | InputSpec::File(_) => false,
+        }
+    }
 }
 
 impl fmt::Debug for InputSpec {

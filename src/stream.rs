@@ -261,6 +261,9 @@ impl Command {
     }
 
     fn start_driver(&self, stderr_default: Stdio, mode: StderrMode) -> Result<Driver, Error> {
+        // Before the spawn: a child started for an input that cannot be fed
+        // would have to be stopped again.
+        self.refuse_async_input()?;
         let (spawned, source, opts) = self.spawn_streaming(Stdio::piped(), stderr_default, mode)?;
         let mut ends = spawned.ends;
         let feed = match source {
@@ -296,10 +299,17 @@ impl Command {
                 None => Feed::Nothing,
             },
             Some(s) if s.is_async() => {
-                return Err(Error::invalid(
-                    self.program.as_os_str(),
-                    "an async input needs the async API (stream_async, events_async, output_async)",
+                // Refused above, before the spawn; should a source turn up
+                // here all the same, the child is stopped and reaped.
+                drop(Driver::new(
+                    spawned.process,
+                    None,
+                    ends.stdout,
+                    ends.stderr,
+                    Feed::Nothing,
+                    opts,
                 ));
+                return Err(self.async_input_refused());
             }
             Some(s) => Feed::Pull(s),
         };

@@ -31,12 +31,20 @@ fn write_file(path: &Path, content: &[u8], mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// An InvalidInput error found before anything is started.
-fn assert_invalid(err: &Error, program: &str) {
+/// An InvalidInput error found before anything is started, with its
+/// whole message.
+#[track_caller]
+fn assert_invalid(err: &Error, program: &str, message: &str) {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert_eq!(err.step(), Step::Prepare, "{err}");
     assert_eq!(err.program(), program);
     assert!(err.os_error().is_none(), "{err:?}");
+    assert_eq!(err.to_string(), message);
+}
+
+/// `pt` and its arguments as an error message shows the command.
+fn pt_line(args: &str) -> String {
+    format!("`{} {args}`", pt().display())
 }
 
 #[test]
@@ -47,9 +55,10 @@ fn program_not_found_in_path() {
     assert_eq!(err.step(), Step::Resolve);
     assert_eq!(err.program(), "procession-no-such-program");
     assert_eq!(raw_os(&err), Some(libc::ENOENT));
-    assert!(
-        err.to_string().contains("procession-no-such-program"),
-        "{err}"
+    assert_eq!(
+        err.to_string(),
+        "`procession-no-such-program`: finding the program failed: not found in PATH: No such \
+         file or directory (os error 2)"
     );
     let io: std::io::Error = err.into();
     assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
@@ -65,6 +74,14 @@ fn program_not_found_by_path_fails_at_exec() {
     assert_eq!(err.step(), Step::Exec);
     assert_eq!(err.program(), prog.as_os_str());
     assert_eq!(raw_os(&err), Some(libc::ENOENT));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`{}`: executing the program failed: the program or its interpreter (#! line) or \
+             dynamic loader does not exist: No such file or directory (os error 2)",
+            prog.display()
+        )
+    );
 }
 
 #[test]
@@ -78,6 +95,13 @@ fn non_executable_file_by_path_fails_at_exec_with_eacces() {
     assert_eq!(err.step(), Step::Exec);
     assert_eq!(err.program(), prog.as_os_str());
     assert_eq!(raw_os(&err), Some(libc::EACCES));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`{}`: executing the program failed: Permission denied (os error 13)",
+            prog.display()
+        )
+    );
     let io: std::io::Error = err.into();
     assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
 }
@@ -91,6 +115,13 @@ fn directory_by_path_fails_at_exec_with_eacces() {
     assert_eq!(err.step(), Step::Exec);
     assert_eq!(err.program(), tmp.path().as_os_str());
     assert_eq!(raw_os(&err), Some(libc::EACCES));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`{}`: executing the program failed: Permission denied (os error 13)",
+            tmp.path().display()
+        )
+    );
 }
 
 #[test]
@@ -103,6 +134,14 @@ fn non_executable_file_in_path_fails_at_resolve_with_eacces() {
     assert_eq!(err.step(), Step::Resolve);
     assert_eq!(err.program(), "prog");
     assert_eq!(raw_os(&err), Some(libc::EACCES));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`prog`: finding the program failed: {}/prog is not executable: Permission denied \
+             (os error 13)",
+            tmp.path().display()
+        )
+    );
 }
 
 #[test]
@@ -115,6 +154,11 @@ fn directory_in_path_is_skipped_and_not_found() {
     assert_eq!(err.step(), Step::Resolve);
     assert_eq!(err.program(), "prog");
     assert_eq!(raw_os(&err), Some(libc::ENOENT));
+    assert_eq!(
+        err.to_string(),
+        "`prog`: finding the program failed: not found in PATH: No such file or directory (os \
+         error 2)"
+    );
 }
 
 #[test]
@@ -148,7 +192,14 @@ fn bad_interpreter_fails_at_exec_with_enoent() {
     assert_eq!(err.program(), script.as_os_str());
     assert_eq!(raw_os(&err), Some(libc::ENOENT));
     // The message points at the interpreter, since the file itself exists.
-    assert!(err.to_string().contains("interpreter"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`{}`: executing the program failed: the program or its interpreter (#! line) or \
+             dynamic loader does not exist: No such file or directory (os error 2)",
+            script.display()
+        )
+    );
 }
 
 #[test]
@@ -162,7 +213,13 @@ fn script_without_shebang_fails_at_exec_with_enoexec() {
     assert_eq!(err.step(), Step::Exec);
     assert_eq!(raw_os(&err), Some(libc::ENOEXEC));
     // Not a missing interpreter: the message must not say so.
-    assert!(!err.to_string().contains("interpreter"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`{}`: executing the program failed: Exec format error (os error 8)",
+            script.display()
+        )
+    );
 }
 
 #[test]
@@ -176,9 +233,14 @@ fn missing_working_directory_fails_at_chdir_with_enoent() {
     assert_eq!(err.program(), pt().as_os_str());
     assert_eq!(raw_os(&err), Some(libc::ENOENT));
     // The message names the directory (the program exists).
-    let msg = err.to_string();
-    assert!(msg.contains(missing.to_str().unwrap()), "{msg}");
-    assert!(!msg.contains("interpreter"), "{msg}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: changing directory failed: {}: No such file or directory (os error 2)",
+            pt_line("cwd"),
+            missing.display()
+        )
+    );
 }
 
 #[test]
@@ -191,13 +253,28 @@ fn file_as_working_directory_fails_at_chdir_with_enotdir() {
     assert_eq!(err.kind(), ErrorKind::Os);
     assert_eq!(err.step(), Step::Chdir);
     assert_eq!(raw_os(&err), Some(libc::ENOTDIR));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: changing directory failed: {}: Not a directory (os error 20)",
+            pt_line("cwd"),
+            file.display()
+        )
+    );
 }
 
 #[test]
 fn nul_byte_in_an_argument_is_invalid_input() {
     let _g = Guard::new();
     let err = spawn_err(&mut pt_cmd(["argv", "a\0b"]));
-    assert_invalid(&err, pt().to_str().unwrap());
+    assert_invalid(
+        &err,
+        pt().to_str().unwrap(),
+        &format!(
+            "{}: preparing the command failed: an argument contains a NUL byte",
+            pt_line("argv a\0b")
+        ),
+    );
 }
 
 #[test]
@@ -209,9 +286,12 @@ fn nul_byte_in_the_stop_command_is_refused_at_spawn() {
         (err.kind(), err.step()),
         (ErrorKind::InvalidInput, Step::Prepare)
     );
-    assert!(
-        err.to_string().contains("stop command contains a NUL byte"),
-        "{err}"
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: preparing the command failed: the stop command contains a NUL byte",
+            pt_line("sleep 100")
+        )
     );
 }
 
@@ -219,7 +299,14 @@ fn nul_byte_in_the_stop_command_is_refused_at_spawn() {
 fn nul_byte_in_arg0_is_invalid_input() {
     let _g = Guard::new();
     let err = spawn_err(pt_cmd(["argv"]).arg0("x\0y"));
-    assert_invalid(&err, pt().to_str().unwrap());
+    assert_invalid(
+        &err,
+        pt().to_str().unwrap(),
+        &format!(
+            "{}: preparing the command failed: argument 0 contains a NUL byte",
+            pt_line("argv")
+        ),
+    );
 }
 
 #[test]
@@ -228,10 +315,12 @@ fn nul_byte_in_the_program_name_is_invalid_input() {
     // Both with argv[0] defaulting to the name and with an explicit arg0, and
     // with and without a slash (a PATH search must not report "not found").
     for name in ["ab\0c", "/bin/ab\0c"] {
+        let message =
+            format!("`{name}`: preparing the command failed: the program name contains a NUL byte");
         let err = spawn_err(&mut Command::new(name));
-        assert_invalid(&err, name);
+        assert_invalid(&err, name, &message);
         let err = spawn_err(Command::new(name).arg0("x"));
-        assert_invalid(&err, name);
+        assert_invalid(&err, name, &message);
     }
 }
 
@@ -239,47 +328,85 @@ fn nul_byte_in_the_program_name_is_invalid_input() {
 fn empty_program_name_is_invalid_input() {
     let _g = Guard::new();
     let err = spawn_err(&mut Command::new(""));
-    assert_invalid(&err, "");
+    assert_invalid(
+        &err,
+        "",
+        "`''`: preparing the command failed: the program name is empty",
+    );
 }
 
 #[test]
 fn nul_byte_in_an_env_value_is_invalid_input() {
     let _g = Guard::new();
     let err = spawn_err(pt_cmd(["env"]).env("A", "1\0x"));
-    assert_invalid(&err, pt().to_str().unwrap());
+    assert_invalid(
+        &err,
+        pt().to_str().unwrap(),
+        &format!(
+            "{}: preparing the command failed: an environment variable contains a NUL byte",
+            pt_line("env")
+        ),
+    );
 }
 
 #[test]
 fn nul_byte_in_an_env_name_is_invalid_input() {
     let _g = Guard::new();
     let err = spawn_err(pt_cmd(["env"]).env("A\0B", "1"));
-    assert_invalid(&err, pt().to_str().unwrap());
+    assert_invalid(
+        &err,
+        pt().to_str().unwrap(),
+        &format!(
+            "{}: preparing the command failed: an environment variable contains a NUL byte",
+            pt_line("env")
+        ),
+    );
 }
 
 #[test]
 fn equals_sign_in_an_env_name_is_invalid_input() {
     let _g = Guard::new();
+    let message = |name: &str| {
+        format!(
+            "{}: preparing the command failed: invalid environment variable name {name:?}",
+            pt_line("env")
+        )
+    };
     let err = spawn_err(pt_cmd(["env"]).env("A=B", "1"));
-    assert_invalid(&err, pt().to_str().unwrap());
+    assert_invalid(&err, pt().to_str().unwrap(), &message("A=B"));
     // Also when the name is only removed, and after env_clear.
     let err = spawn_err(pt_cmd(["env"]).env_remove("A=B"));
-    assert_invalid(&err, pt().to_str().unwrap());
+    assert_invalid(&err, pt().to_str().unwrap(), &message("A=B"));
     let err = spawn_err(pt_cmd(["env"]).env_clear().env("=X", "1"));
-    assert_invalid(&err, pt().to_str().unwrap());
+    assert_invalid(&err, pt().to_str().unwrap(), &message("=X"));
 }
 
 #[test]
 fn empty_env_name_is_invalid_input() {
     let _g = Guard::new();
     let err = spawn_err(pt_cmd(["env"]).env("", "1"));
-    assert_invalid(&err, pt().to_str().unwrap());
+    assert_invalid(
+        &err,
+        pt().to_str().unwrap(),
+        &format!(
+            "{}: preparing the command failed: invalid environment variable name \"\"",
+            pt_line("env")
+        ),
+    );
 }
 
 #[test]
 fn nul_byte_in_the_working_directory_is_invalid_input() {
     let _g = Guard::new();
     let err = spawn_err(pt_cmd(["cwd"]).current_dir(OsStr::from_bytes(b"/tmp\0x")));
-    assert_invalid(&err, pt().to_str().unwrap());
+    assert_invalid(
+        &err,
+        pt().to_str().unwrap(),
+        &format!(
+            "{}: preparing the command failed: the working directory contains a NUL byte",
+            pt_line("cwd")
+        ),
+    );
 }
 
 #[test]
@@ -296,7 +423,14 @@ fn missing_stdin_file_fails_at_open_stdin() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(err.step(), Step::OpenStdin);
     assert_eq!(raw_os(&err), Some(libc::ENOENT));
-    assert!(err.to_string().contains(missing.to_str().unwrap()), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: opening stdin failed: {}: No such file or directory (os error 2)",
+            pt_line("stdin-state"),
+            missing.display()
+        )
+    );
 }
 
 #[test]
@@ -313,6 +447,14 @@ fn stdout_and_stderr_files_in_a_missing_directory_fail_at_open() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(err.step(), Step::OpenStdout);
     assert_eq!(raw_os(&err), Some(libc::ENOENT));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: opening stdout failed: {}: No such file or directory (os error 2)",
+            pt_line("print x"),
+            target.display()
+        )
+    );
     let err = pt_cmd(["print", "x"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -321,6 +463,14 @@ fn stdout_and_stderr_files_in_a_missing_directory_fail_at_open() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(err.step(), Step::OpenStderr);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: opening stderr failed: {}: No such file or directory (os error 2)",
+            pt_line("print x"),
+            target.display()
+        )
+    );
 }
 
 #[test]
@@ -331,22 +481,33 @@ fn stdout_and_stderr_redirected_into_each_other_is_invalid_input() {
         .stderr(Stdio::to_stdout())
         .spawn()
         .unwrap_err();
-    assert_invalid(&err, pt().to_str().unwrap());
+    assert_invalid(
+        &err,
+        pt().to_str().unwrap(),
+        &format!(
+            "{}: preparing the command failed: stdout and stderr each point at the other",
+            pt_line("print x")
+        ),
+    );
 }
 
 #[test]
 fn a_stream_redirected_into_itself_is_invalid_input() {
     let _g = Guard::new();
+    let message = format!(
+        "{}: preparing the command failed: a stream cannot be redirected into itself",
+        pt_line("print x")
+    );
     let err = pt_cmd(["print", "x"])
         .stdout(Stdio::to_stdout())
         .spawn()
         .unwrap_err();
-    assert_invalid(&err, pt().to_str().unwrap());
+    assert_invalid(&err, pt().to_str().unwrap(), &message);
     let err = pt_cmd(["print", "x"])
         .stderr(Stdio::to_stderr())
         .spawn()
         .unwrap_err();
-    assert_invalid(&err, pt().to_str().unwrap());
+    assert_invalid(&err, pt().to_str().unwrap(), &message);
 }
 
 #[test]
@@ -380,6 +541,13 @@ fn joining_a_missing_process_group_fails_at_process_group_with_eperm() {
     assert_eq!(err.kind(), ErrorKind::PermissionDenied);
     assert_eq!(err.step(), Step::ProcessGroup);
     assert_eq!(raw_os(&err), Some(libc::EPERM));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: setting the process group failed: Operation not permitted (os error 1)",
+            pt_line("pgid")
+        )
+    );
 }
 
 #[test]
@@ -394,6 +562,13 @@ fn redirecting_stderr_into_a_closed_stdout_fails_at_stdio_with_ebadf() {
     assert_eq!(err.kind(), ErrorKind::Os);
     assert_eq!(err.step(), Step::Stdio);
     assert_eq!(raw_os(&err), Some(libc::EBADF));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: setting up stdio in the child failed: Bad file descriptor (os error 9)",
+            pt_line("print x")
+        )
+    );
 }
 
 #[test]
@@ -464,8 +639,12 @@ fn an_empty_success_code_list_is_refused_not_a_failing_true() {
         (err.kind(), err.step()),
         (ErrorKind::InvalidInput, Step::Prepare)
     );
-    assert!(
-        err.to_string().contains("success_exit_codes is empty"),
-        "{err}"
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: preparing the command failed: success_exit_codes is empty: no exit could \
+             succeed (give at least one code)",
+            pt_line("exit 0")
+        )
     );
 }

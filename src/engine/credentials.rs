@@ -29,6 +29,20 @@ fn c_name(program: &std::ffi::OsStr, name: &std::ffi::OsStr) -> Result<CString, 
         .map_err(|_| Error::invalid(program, format!("the name {name:?} contains a NUL byte")))
 }
 
+/// The error for an id of -1, which the kernel reads as "leave unchanged":
+/// the child would keep the caller's id instead of getting this one.
+fn minus_one(program: &std::ffi::OsStr, what: &str) -> Error {
+    Error::invalid(
+        program,
+        format!(
+            "{what} {} is not a {} id (to the kernel, -1 means \"unchanged\")",
+            u32::MAX,
+            if what == "uid" { "user" } else { "group" }
+        ),
+    )
+    .with_step(Step::User)
+}
+
 /// A user's uid and passwd entry (no entry for a uid the database does
 /// not know; an unknown name is an error).
 fn account_of(
@@ -49,6 +63,7 @@ fn account_of(
                 )),
             }
         }
+        NameOrId::Id(u32::MAX) => Err(minus_one(program, "uid")),
         NameOrId::Id(uid) => user::user_by_id(*uid)
             .map(|pw| (*uid, pw))
             .map_err(|e| lookup_failed(program, format!("looking up uid {uid}"), e)),
@@ -58,6 +73,7 @@ fn account_of(
 /// A group's id.
 pub(crate) fn gid_of(program: &std::ffi::OsStr, g: &NameOrId) -> Result<libc::gid_t, Error> {
     match g {
+        NameOrId::Id(u32::MAX) => Err(minus_one(program, "gid")),
         NameOrId::Id(gid) => Ok(*gid),
         NameOrId::Name(name) => {
             let c = c_name(program, name)?;

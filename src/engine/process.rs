@@ -934,7 +934,9 @@ impl Process {
         let st = self.lock();
         match &st.terminal {
             Some(t) => f(t),
+            // About the terminal, not a signal: the step says so.
             None => Err(Error::reaped(&self.who)
+                .with_step(Step::Terminal)
                 .with_detail("its terminal is closed (the child was reaped or hung up)")),
         }
     }

@@ -56,6 +56,11 @@
 //!   EMFILE), then again with descriptors free, and prints
 //!   `emfile: <bool> after: <bool>`. Run on a terminal (`pt pty`), a
 //!   passing failure must not be remembered as "no terminal".
+//! - `ptlib bad-inputs-as-nobody DIR`: (as root) becomes nobody, then
+//!   spawns `true` four times, each with one thing nobody may not have
+//!   (DIR is a directory only root may enter): stdin from `DIR/in`, stdout
+//!   to `DIR/out`, `DIR` as working directory, `user("root")`. Prints one
+//!   line per spawn: `<ErrorKind> <Step> <message>`, or `ran`.
 //!
 //! - `ptlib emfile-sweep OP` / `ptlib emfile-once OP`: OP run with the
 //!   descriptor table nearly full, at every size of shortage (see
@@ -103,6 +108,12 @@ fn main() -> ExitCode {
         ["as-nobody", what] => {
             if become_nobody_with_nproc(None) {
                 as_nobody(what);
+            }
+            return ExitCode::SUCCESS;
+        }
+        ["bad-inputs-as-nobody", dir] => {
+            if become_nobody_with_nproc(None) {
+                bad_inputs_as_nobody(std::path::Path::new(dir));
             }
             return ExitCode::SUCCESS;
         }
@@ -404,6 +415,32 @@ fn at_nproc_limit() {
                 other => format!("{other:?}"),
             };
             say(&format!("error: {:?} {name}", e.step()));
+        }
+    }
+}
+
+/// See `bad-inputs-as-nobody` in the module docs.
+fn bad_inputs_as_nobody(dir: &std::path::Path) {
+    let settings: [fn(&mut Command, &std::path::Path); 4] = [
+        |cmd, dir| {
+            cmd.stdin(Stdio::file(dir.join("in")));
+        },
+        |cmd, dir| {
+            cmd.stdout(Stdio::file(dir.join("out")));
+        },
+        |cmd, dir| {
+            cmd.current_dir(dir);
+        },
+        |cmd, _| {
+            cmd.user("root");
+        },
+    ];
+    for set in settings {
+        let mut cmd = Command::new("true");
+        set(&mut cmd, dir);
+        match cmd.status() {
+            Ok(_) => say("ran"),
+            Err(e) => say(&format!("{:?} {:?} {e}", e.kind(), e.step())),
         }
     }
 }
