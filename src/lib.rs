@@ -653,12 +653,14 @@ mod child;
 mod command;
 mod engine;
 mod error;
+mod forward;
 mod framed;
 mod framing;
 mod info;
 mod input;
 mod limits;
 mod pipe;
+mod pipeline;
 mod pty;
 mod signal;
 mod status;
@@ -678,6 +680,7 @@ pub use command::{
     DEFAULT_PIPE_DRAIN_TIMEOUT, DEFAULT_STOP_TIMEOUT, ProcessGroup, which,
 };
 pub use error::{Error, ErrorKind, Step};
+pub use forward::Forwarded;
 pub use framed::{ChunksReader, FramedEvent, FramedEvents, Frames};
 pub use framing::{
     DEFAULT_MAX_LINE, DEFAULT_MAX_PACKET, Decode, FrameError, Line, LineCodec, Newline,
@@ -687,6 +690,7 @@ pub use info::{ChildInfo, ChildState, children};
 pub use input::InputSink;
 pub use limits::{Limit, NameOrId};
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
+pub use pipeline::{Pipefail, Pipeline};
 pub use pty::{ParseTerminalModeError, Pty, TerminalMode};
 pub use signal::{ParseSignalError, Signal};
 pub use status::{Ended, ExitStatus, ResourceUsage};
