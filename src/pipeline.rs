@@ -547,9 +547,10 @@ impl Pipeline {
     /// ```
     pub fn output(&self) -> Result<Output, Error> {
         let (upstream, last) = self.start_upstream()?;
-        last.output_events()?
-            .with_upstream(upstream)
-            .collect_output()
+        let events = last.output_events()?;
+        // Close this process's copy of the last link now.
+        drop(last);
+        events.with_upstream(upstream).collect_output()
     }
 
     /// [`output`](Pipeline::output), checked: when the pipeline does not
@@ -571,7 +572,9 @@ impl Pipeline {
     /// ```
     pub fn run(&self) -> Result<Output, Error> {
         let (upstream, last) = self.start_upstream()?;
-        let mut events = last.output_events()?.with_upstream(upstream);
+        let events = last.output_events()?;
+        drop(last);
+        let mut events = events.with_upstream(upstream);
         let output = events.collect_output_mut()?;
         match events.failure(&output) {
             None => Ok(output),

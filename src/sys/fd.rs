@@ -45,6 +45,7 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "tokio")]
 /// `fcntl(F_SETFL)`: turns `O_NONBLOCK` off (the flag belongs to the open
 /// file description, so every copy of the descriptor, a child's too, sees it).
 pub(crate) fn set_blocking(fd: BorrowedFd<'_>) -> io::Result<()> {

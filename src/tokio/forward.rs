@@ -311,10 +311,10 @@ impl Pipeline {
     /// ```
     pub async fn output_async(&self) -> Result<Output, Error> {
         let (upstream, last) = self.start_upstream()?;
-        last.output_events_async()?
-            .with_upstream(upstream)
-            .collect_output()
-            .await
+        let events = last.output_events_async()?;
+        // Close this process's copy of the last link now.
+        drop(last);
+        events.with_upstream(upstream).collect_output().await
     }
 
     /// The async form of [`run`](Pipeline::run).
@@ -334,7 +334,9 @@ impl Pipeline {
     /// ```
     pub async fn run_async(&self) -> Result<Output, Error> {
         let (upstream, last) = self.start_upstream()?;
-        let mut events = last.output_events_async()?.with_upstream(upstream);
+        let events = last.output_events_async()?;
+        drop(last);
+        let mut events = events.with_upstream(upstream);
         let output = events.collect_output_mut().await?;
         match events.failure(&output) {
             None => Ok(output),
