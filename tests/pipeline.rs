@@ -197,38 +197,61 @@ fn the_parent_holds_no_pipe_between_stages() {
     assert_eq!(codes(chunks.stage_statuses()), [Some(0), Some(0), Some(0)]);
 }
 
-#[test]
-fn early_drop_leaves_no_stage_and_no_descendant_alive() {
-    let _g = Guard::new();
+/// The two shapes of early drop: a writer that would be ended by the
+/// broken pipes anyway, and stages that never write again (only the stop
+/// ends them). In both, the stage that reports a pid has started a
+/// descendant that holds its pipes.
+fn early_drop_pipelines() -> Vec<Pipeline> {
     let pt = pt();
-    // The middle stage starts a descendant that holds both its pipes, and
-    // reports its pid first.
-    let middle = Command::new("sh")
-        .args([
-            "-c",
-            r#"P="$0"; "$P" sleep 1000 & echo "$!"; exec "$P" echo"#,
-        ])
-        .arg(&pt)
-        .clone();
+    let spawns_then = |then: &str| {
+        Command::new("sh")
+            .args([
+                "-c",
+                &format!(r#"P="$0"; "$P" sleep 1000 & echo "$!"; exec "$P" {then}"#),
+            ])
+            .arg(&pt)
+            .clone()
+    };
     let last = pt_cmd(["echo"])
         .drop_timeout(Duration::from_millis(50))
         .clone();
-    let mut chunks = Pipeline::new([pt_cmd(["write", "100000000000"]), middle, last])
-        .stream()
-        .unwrap();
-    let mut got = Vec::new();
-    while !got.contains(&b'\n') {
-        got.extend_from_slice(&chunks.next().unwrap().unwrap());
+    vec![
+        Pipeline::new([
+            pt_cmd(["write", "100000000000"]),
+            spawns_then("echo"),
+            last.clone(),
+        ]),
+        Pipeline::new([spawns_then("sleep 1000"), pt_cmd(["echo"]), last]),
+    ]
+}
+
+/// The pid on the first line, once it is complete.
+fn first_pid(got: &[u8]) -> Option<i32> {
+    let end = got.iter().position(|&b| b == b'\n')?;
+    Some(std::str::from_utf8(&got[..end]).unwrap().parse().unwrap())
+}
+
+#[test]
+fn early_drop_leaves_no_stage_and_no_descendant_alive() {
+    let _g = Guard::new();
+    for p in early_drop_pipelines() {
+        let mut chunks = p.stream().unwrap();
+        let mut got = Vec::new();
+        let descendant = loop {
+            if let Some(pid) = first_pid(&got) {
+                break pid;
+            }
+            got.extend_from_slice(&chunks.next().unwrap().unwrap());
+        };
+        assert!(alive(descendant));
+        drop(chunks);
+        assert!(
+            wait_dead(descendant, Duration::from_secs(10)),
+            "a stage's descendant outlived the dropped pipeline"
+        );
+        // The guard checks that no stage is left, running or unreaped.
+        assert!(procession::__test_support::wait_for_reaper());
     }
-    let line = got.split(|&b| b == b'\n').next().unwrap();
-    let descendant: i32 = std::str::from_utf8(line).unwrap().parse().unwrap();
-    assert!(alive(descendant));
-    drop(chunks);
-    assert!(
-        wait_dead(descendant, Duration::from_secs(10)),
-        "the middle stage's descendant outlived the dropped pipeline"
-    );
-    // The guard checks that no stage is left, running or unreaped.
 }
 
 #[test]
@@ -385,6 +408,11 @@ fn a_large_stream_passes_every_byte_through_three_stages() {
 mod async_pipeline {
     use super::*;
 
+    /// Whether the octal `flags:` of a /proc fdinfo has O_NONBLOCK.
+    fn nonblocking(flags: &str) -> bool {
+        u32::from_str_radix(flags.trim(), 8).unwrap() & libc::O_NONBLOCK as u32 != 0
+    }
+
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -443,29 +471,20 @@ mod async_pipeline {
         let rt = rt();
         let _g = Guard::new();
         rt.block_on(async {
-            let pt = pt();
-            let middle = Command::new("sh")
-                .args([
-                    "-c",
-                    r#"P="$0"; "$P" sleep 1000 & echo "$!"; exec "$P" echo"#,
-                ])
-                .arg(&pt)
-                .clone();
-            let last = pt_cmd(["echo"])
-                .drop_timeout(Duration::from_millis(50))
-                .clone();
-            let mut chunks = Pipeline::new([pt_cmd(["write", "100000000000"]), middle, last])
-                .stream_async()
-                .unwrap();
-            let mut got = Vec::new();
-            while !got.contains(&b'\n') {
-                got.extend_from_slice(&chunks.next_chunk().await.unwrap().unwrap());
+            for p in early_drop_pipelines() {
+                let mut chunks = p.stream_async().unwrap();
+                let mut got = Vec::new();
+                let descendant = loop {
+                    if let Some(pid) = first_pid(&got) {
+                        break pid;
+                    }
+                    got.extend_from_slice(&chunks.next_chunk().await.unwrap().unwrap());
+                };
+                drop(chunks);
+                assert!(wait_dead(descendant, Duration::from_secs(10)));
             }
-            let line = got.split(|&b| b == b'\n').next().unwrap();
-            let descendant: i32 = std::str::from_utf8(line).unwrap().parse().unwrap();
-            drop(chunks);
-            assert!(wait_dead(descendant, Duration::from_secs(10)));
         });
+        assert!(procession::__test_support::wait_for_reaper());
     }
 
     #[test]
@@ -479,13 +498,21 @@ mod async_pipeline {
                 .spawn_async()
                 .unwrap();
             let link = OwnedFd::from(first.stdout.take().unwrap());
-            // The descriptor is blocking again: `sort` reads it as usual.
-            let out = Command::new("sort")
+            // The descriptor is blocking again (O_NONBLOCK is a flag of the
+            // open file description the next stage shares), and `sort`
+            // reads it as usual.
+            let out = Command::shell("sed -n 's/^flags:[[:space:]]*//p' /proc/$$/fdinfo/0; sort")
                 .stdin(link)
                 .output_async()
                 .await
                 .unwrap();
-            assert_eq!(out.stdout, b"a\nb\n");
+            let text = String::from_utf8(out.stdout).unwrap();
+            let (flags, sorted) = text.split_once('\n').unwrap();
+            assert!(
+                !nonblocking(flags),
+                "the next stage's stdin is non-blocking"
+            );
+            assert_eq!(sorted, "a\nb\n");
             assert!(first.wait().await.unwrap().success());
             // And an async stdin end becomes a stage's stdout.
             let mut last = Command::new("cat")
@@ -494,13 +521,23 @@ mod async_pipeline {
                 .spawn_async()
                 .unwrap();
             let into = OwnedFd::from(last.stdin.take().unwrap());
-            let status = Command::new("echo")
-                .arg("via")
-                .stdout(into)
-                .status()
-                .unwrap();
+            let status =
+                Command::shell("sed -n 's/^flags:[[:space:]]*//p' /proc/$$/fdinfo/1; echo via")
+                    .stdout(into)
+                    .status()
+                    .unwrap();
             assert!(status.success());
-            assert_eq!(last.read().await.unwrap().unwrap(), "via\n");
+            let mut got = Vec::new();
+            while let Some(b) = last.read().await.unwrap() {
+                got.extend_from_slice(&b);
+            }
+            let text = String::from_utf8(got).unwrap();
+            let (flags, rest) = text.split_once('\n').unwrap();
+            assert!(
+                !nonblocking(flags),
+                "the previous stage's stdout is non-blocking"
+            );
+            assert_eq!(rest, "via\n");
             assert!(last.wait().await.unwrap().success());
         });
     }
