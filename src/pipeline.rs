@@ -57,12 +57,12 @@ impl Pipefail {
     /// The index of the stage whose status is reported.
     fn reported(self, statuses: &[ExitStatus]) -> usize {
         let last = statuses.len() - 1;
-        let failed = |(i, s): &(usize, &ExitStatus)| {
-            !s.success()
-                && !(self == Pipefail::RightmostIgnoringSigpipe
-                    && *i != last
-                    && s.signal() == Some(Signal::PIPE))
+        let forgiven = |i: usize, s: &ExitStatus| {
+            self == Pipefail::RightmostIgnoringSigpipe
+                && i != last
+                && s.signal() == Some(Signal::PIPE)
         };
+        let failed = |(i, s): &(usize, &ExitStatus)| !s.success() && !forgiven(*i, s);
         match self {
             Pipefail::Last => last,
             _ => statuses

@@ -75,7 +75,7 @@ fn the_first_stage_takes_any_input_source() {
     assert_eq!(out.stdout, b"1\n2\n");
     // Nothing: /dev/null.
     let out = Command::new("cat")
-        .pipe(&Command::new("wc").arg("-c"))
+        .pipe(Command::new("wc").arg("-c"))
         .run()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");

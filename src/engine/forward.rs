@@ -17,7 +17,7 @@ use crate::sys::splice::splice;
 pub(crate) const SPLICE_CHUNK: usize = 1 << 20;
 
 /// The buffer of the read/write fallback.
-const COPY_BUFFER: usize = 256 * 1024;
+const COPY_BUFFER: usize = 1 << 20;
 
 /// Which descriptor an operation waits for or failed on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
