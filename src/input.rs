@@ -209,6 +209,18 @@ impl InputSpec {
     pub(crate) fn once(source: Source) -> InputSpec {
         InputSpec::Once(Arc::new(Mutex::new(Some(source))))
     }
+
+    /// Whether only the async API can feed it (an unused async source).
+    pub(crate) fn is_async(&self) -> bool {
+        match self {
+            InputSpec::Once(slot) => slot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(Source::is_async),
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Debug for InputSpec {

@@ -60,6 +60,8 @@
 //! | **suspended** | the Unix *stopped* state (SIGSTOP, SIGTSTP, SIGTTIN); procession never says "stopped" for it | — |
 //! | **run** | start, collect and check in one call (duct's `run`, Python's `check=True`) | [`Command::run`] |
 //! | **stream** / **events** / **output** | checked stdout chunks / tagged stdout, stderr and exit / everything collected, unchecked | [`Command::stream`], [`Command::events`], [`Command::output`] |
+//! | **pipeline** | commands whose stdout feeds the next one's stdin through a kernel pipe, like a shell pipeline; its status follows the *pipefail* rule | [`Pipeline`], [`Command::pipe`], [`Pipefail`] |
+//! | **forward** | moving a child's stdout into a file or a socket inside the kernel (`splice`), with no copy through this process | [`Command::forward_stdout`], [`ChildStdout::forward`], [`Forwarded`] |
 //! | **input** | data procession feeds to stdin for you (vs. [`Command::stdin`], where stdin is connected) | [`Command::input`] and its siblings |
 //!
 //! # Terminals and servers: the process-group rule

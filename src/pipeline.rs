@@ -398,6 +398,15 @@ impl Pipeline {
                 "an empty pipeline: give it at least one command",
             ));
         };
+        if n > 1 && first.input.as_ref().is_some_and(|i| i.is_async()) {
+            return Err(first.invalid(
+                "stage 1 of a pipeline: an async input (input_stream, input_async_read, \
+                 input_async_fn) is taken only by a pipeline of one stage for now; feed the \
+                 first stage a blocking input (input, input_reader, input_fn, input_file), or \
+                 spawn_async it with stdin piped and give its stdout to the next stage \
+                 (OwnedFd::from(AsyncChildStdout))",
+            ));
+        }
         for (i, stage) in self.stages.iter().enumerate() {
             let at = format!("stage {} of {n} of a pipeline", i + 1);
             if i > 0 && (stage.input.is_some() || stage.stdin.is_some()) {
@@ -420,7 +429,6 @@ impl Pipeline {
                 }
             }
         }
-        let _ = first;
         Ok(())
     }
 

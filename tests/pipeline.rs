@@ -463,6 +463,19 @@ mod async_pipeline {
             p.pipefail(Pipefail::RightmostIgnoringSigpipe);
             assert_eq!(p.output_async().await.unwrap().stdout, b"y\n");
             assert_eq!(p.run_async().await.unwrap().stdout, b"y\n");
+            // An async input: a pipeline of one stage takes it; of several,
+            // it is refused with the reason (not left to fail later).
+            let one = Pipeline::new([Command::new("cat")
+                .input_stream(futures_util::stream::iter(["async\n"]))
+                .clone()]);
+            assert_eq!(one.output_async().await.unwrap().stdout, b"async\n");
+            let err = Command::new("cat")
+                .input_stream(futures_util::stream::iter(["x"]))
+                .pipe(&Command::new("cat"))
+                .stream_async()
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("async input"), "{err}");
         });
     }
 
