@@ -16,8 +16,10 @@
 //! every row rewrites it from offset 0, so no row allocates pages) and into a loopback TCP socket drained by a
 //! thread of the harness with 1 MiB reads. Rows: `forward_stdout` (splice),
 //! its read/write fallback (forced), a raw read/write loop with a 1 MiB pipe
-//! and a 1 MiB buffer (the issue's baseline), and std's `io::copy` (which
-//! itself uses splice on Linux when it can).
+//! and a 1 MiB buffer (the issue's baseline), std's `io::copy` (which
+//! itself uses splice on Linux when it can), and a calibration row: the same
+//! writer forwarded into /dev/null, where splice moves nothing, so only the
+//! writer's copy into the pipe is left (the ceiling of any forwarding).
 //!
 //! Both unpinned only: three processes (scenario 13) or a child, the parent
 //! and a reader thread (14) on 2 vCPUs do not fit a placement.
@@ -390,6 +392,7 @@ impl Sink {
 const SPLICE_ROW: &str = "procession forward_stdout (splice)";
 const FALLBACK_ROW: &str = "procession forward_stdout, read/write fallback (forced)";
 const IOCOPY_ROW: &str = "std io::copy (default pipe)";
+const CEILING_ROW: &str = "calibration: forward_stdout into /dev/null (the writer's copy only)";
 
 fn forward_variants<'a>(
     writer: &'a Path,
@@ -466,7 +469,18 @@ fn forward_variants<'a>(
         sink.finish(bytes)?;
         Ok(rate)
     });
-    vec![spliced, copied, raw, std_copy]
+    // The ceiling of any forwarding of this writer through a pipe: the
+    // writer's copy into the pipe and nothing after it (splice into
+    // /dev/null moves no byte).
+    let ceiling = Variant::new(CEILING_ROW, move || {
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+        let t = Instant::now();
+        let done = cmd().forward_stdout(&null).map_err(ioe)?;
+        let rate = gibps(bytes, t);
+        check(done.bytes, bytes)?;
+        Ok(rate)
+    });
+    vec![spliced, copied, raw, std_copy, ceiling]
 }
 
 const RAW: &str = "read/write loop, 1 MiB pipe, 1 MiB buffer (std)";
@@ -528,13 +542,19 @@ pub fn run_forward(ctx: &Ctx) -> io::Result<Outcome> {
              and, for the socket, the reading thread not included): {}.",
             parts.join("; ")
         ));
-        let ceiling = match (table.median(RAW), cpu_of(SPLICE_ROW), cpu_of(RAW)) {
-            (Some(raw), Some(cs), Some(cr)) => Some(format!(
-                "the raw loop reaches {raw:.2} GiB/s here; the forwarding thread spends \
-                 {cs:.3} s of CPU per GiB with splice against {cr:.3} s with the loop, but the \
-                 writer child's copy into the pipe, the sink's own copy (page cache, socket \
-                 buffers) and, for the socket, the reader share the same 2 vCPUs with every \
-                 method"
+        let ceiling = match (
+            table.median(RAW),
+            cpu_of(SPLICE_ROW),
+            cpu_of(RAW),
+            table.ratio(CEILING_ROW, RAW),
+        ) {
+            (Some(raw), Some(cs), Some(cr), Some(top)) => Some(format!(
+                "the raw loop reaches {raw:.2} GiB/s here; the writer alone (its copy into the \
+                 pipe, spliced into /dev/null) is {top:.2}× the raw loop, the bound for any \
+                 forwarding of this writer; the forwarding thread spends {cs:.3} s of CPU per \
+                 GiB with splice against {cr:.3} s with the loop, and the writer, the sink's \
+                 own copy (page cache, socket buffers) and, for the socket, the reader share \
+                 the same 2 vCPUs"
             )),
             _ => None,
         };
