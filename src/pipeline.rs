@@ -105,6 +105,13 @@ impl Pipefail {
 ///   terminal: see [the rule](crate#terminals-and-servers-the-process-group-rule)).
 /// - When a stage cannot start, the stages already started are stopped and
 ///   the error names the one that failed.
+/// - The pipeline ends when every stage has ended, as in a shell: once the
+///   last stage is done, the others are waited for (a stage upstream of a
+///   stage that stopped reading gets EPIPE or SIGPIPE, since no other
+///   process holds the link; one that neither writes nor exits is waited
+///   for until a [`timeout`](Pipeline::timeout) or a drop stops it).
+/// - An async input (`input_stream`…, feature
+///   `tokio`) is taken only by a pipeline of one stage for now.
 ///
 /// ```
 /// use procession::{Command, Pipeline};
