@@ -110,8 +110,10 @@ impl Pipefail {
 ///   stage that stopped reading gets EPIPE or SIGPIPE, since no other
 ///   process holds the link; one that neither writes nor exits is waited
 ///   for until a [`timeout`](Pipeline::timeout) or a drop stops it).
-/// - An async input (`input_stream`…, feature
-///   `tokio`) is taken only by a pipeline of one stage for now.
+/// - An async input (`input_stream`…, feature `tokio`) on the first stage
+///   needs the async methods; a task of the runtime then drives that stage
+///   (dropping the pipeline aborts it, which stops the stage after its
+///   drop timeout).
 ///
 /// ```
 /// use procession::{Command, Pipeline};
@@ -160,7 +162,13 @@ impl Command {
 /// The upstream stages of a running pipeline (every stage but the last),
 /// held by the last stage's stream until it ends.
 pub(crate) struct Upstream {
+    /// The first stage when an async input feeds it (async API only): a
+    /// task of the runtime drives its event stream. The children are then
+    /// the stages after it.
+    #[cfg(feature = "tokio")]
+    fed: Option<FedStage>,
     children: Vec<Child>,
+    /// Per upstream stage, first to last (the fed stage included).
     statuses: Vec<Option<ExitStatus>>,
     /// An input error of the first stage (it carries the stage's status).
     input_error: Option<Error>,
@@ -204,10 +212,53 @@ impl Conclusion {
     }
 }
 
+/// A first stage fed by an async input, driven by a task of the runtime
+/// (its `AsyncEvents`, whose stdout is the first link); aborting the task
+/// drops the stream, which stops the stage.
+#[cfg(feature = "tokio")]
+pub(crate) struct FedStage {
+    who: Who,
+    task: tokio::task::JoinHandle<Result<ExitStatus, Error>>,
+}
+
+#[cfg(feature = "tokio")]
+impl FedStage {
+    fn start(who: Who, mut events: crate::tokio::AsyncEvents) -> FedStage {
+        let lost = who.clone();
+        let task = tokio::spawn(async move {
+            let mut input_error = None;
+            while let Some(event) = events.next_event().await {
+                match event {
+                    // An input error comes first, carrying the status.
+                    Ok(crate::Event::Exit(s)) => return input_error.map_or(Ok(s), Err),
+                    Ok(_) => {}
+                    Err(e) if e.exit_status().is_some() => input_error = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(Error::os(
+                &lost,
+                Step::Wait,
+                std::io::Error::other("the event stream ended without the exit"),
+            ))
+        });
+        FedStage { who, task }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for FedStage {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl Upstream {
     fn new(children: Vec<Child>, pipefail: Pipefail) -> Upstream {
         let n = children.len();
         Upstream {
+            #[cfg(feature = "tokio")]
+            fed: None,
             children,
             statuses: vec![None; n],
             input_error: None,
@@ -215,6 +266,34 @@ impl Upstream {
             #[cfg(feature = "tokio")]
             watches: (0..n).map(|_| None).collect(),
         }
+    }
+
+    /// A fed first stage, then `rest` (the upstream stages after it, if
+    /// any).
+    #[cfg(feature = "tokio")]
+    fn fed_first(fed: FedStage, rest: Option<Upstream>, pipefail: Pipefail) -> Upstream {
+        let mut up = rest.unwrap_or_else(|| Upstream::new(Vec::new(), pipefail));
+        up.fed = Some(fed);
+        up.statuses.insert(0, None);
+        up
+    }
+
+    /// How many stages come before the children (the fed stage).
+    fn offset(&self) -> usize {
+        #[cfg(feature = "tokio")]
+        if self.fed.is_some() {
+            return 1;
+        }
+        0
+    }
+
+    /// Who upstream stage `i` is.
+    fn who(&self, i: usize) -> Who {
+        #[cfg(feature = "tokio")]
+        if let (Some(fed), 0) = (&self.fed, i) {
+            return fed.who.clone();
+        }
+        self.children[i - self.offset()].process().program().clone()
     }
 
     /// Records the end of upstream stage `i` from its handle's wait.
@@ -235,10 +314,12 @@ impl Upstream {
 
     /// Waits (blocking) for every upstream stage, then applies the rule.
     pub(crate) fn finish(&mut self, last: ExitStatus) -> Result<Conclusion, Error> {
-        for i in 0..self.children.len() {
-            if self.statuses[i].is_none() {
-                let r = self.children[i].wait();
-                self.record(i, r)?;
+        // Only the async API makes a fed stage.
+        debug_assert_eq!(self.offset(), 0);
+        for j in 0..self.children.len() {
+            if self.statuses[j].is_none() {
+                let r = self.children[j].wait();
+                self.record(j, r)?;
             }
         }
         Ok(self.conclude(last))
@@ -252,21 +333,37 @@ impl Upstream {
         cx: &mut std::task::Context<'_>,
         last: ExitStatus,
     ) -> std::task::Poll<Result<Conclusion, Error>> {
+        use std::future::Future;
         use std::task::Poll;
         let mut pending = false;
-        for i in 0..self.children.len() {
+        let offset = self.offset();
+        if let (Some(fed), None) = (&mut self.fed, self.statuses[0]) {
+            match std::pin::Pin::new(&mut fed.task).poll(cx) {
+                Poll::Pending => pending = true,
+                Poll::Ready(Ok(r)) => self.record(0, r)?,
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(Error::os(
+                        &fed.who,
+                        Step::Wait,
+                        std::io::Error::other(format!("the task driving the first stage: {e}")),
+                    )));
+                }
+            }
+        }
+        for j in 0..self.children.len() {
+            let i = j + offset;
             if self.statuses[i].is_some() {
                 continue;
             }
-            let process = self.children[i].process().clone();
+            let process = self.children[j].process().clone();
             let watch =
-                self.watches[i].get_or_insert_with(|| crate::tokio::wait::Watch::new(&process));
+                self.watches[j].get_or_insert_with(|| crate::tokio::wait::Watch::new(&process));
             match watch.poll_wait(cx, &process) {
                 Poll::Pending => pending = true,
                 // Finished: the handle's wait returns at once, with the
                 // input thread's result.
                 Poll::Ready(Ok(_)) => {
-                    let r = self.children[i].wait();
+                    let r = self.children[j].wait();
                     self.record(i, r)?;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -285,7 +382,7 @@ impl Upstream {
         let i = self.pipefail.reported(&stages);
         let failed = (i + 1 < stages.len() && !stages[i].success()).then(|| {
             (
-                self.children[i].process().program().clone(),
+                self.who(i),
                 format!("stage {} of {} of a pipeline", i + 1, stages.len()),
             )
         });
@@ -397,7 +494,7 @@ impl Pipeline {
     /// Refuses what cannot be wired: no stage, an input or stdin on a
     /// stage other than the first, a stdout on a stage other than the
     /// last, a piped stderr nobody would read.
-    fn check(&self) -> Result<(), Error> {
+    fn check(&self, async_first: bool) -> Result<(), Error> {
         let n = self.stages.len();
         let Some(first) = self.stages.first() else {
             return Err(Error::invalid(
@@ -405,13 +502,11 @@ impl Pipeline {
                 "an empty pipeline: give it at least one command",
             ));
         };
-        if n > 1 && first.input.as_ref().is_some_and(|i| i.is_async()) {
+        if n > 1 && !async_first && first.input.as_ref().is_some_and(|i| i.is_async()) {
             return Err(first.invalid(
                 "stage 1 of a pipeline: an async input (input_stream, input_async_read, \
-                 input_async_fn) is taken only by a pipeline of one stage for now; feed the \
-                 first stage a blocking input (input, input_reader, input_fn, input_file), or \
-                 spawn_async it with stdin piped and give its stdout to the next stage \
-                 (OwnedFd::from(AsyncChildStdout))",
+                 input_async_fn) needs the async API (stream_async, events_async, \
+                 output_async, run_async, forward_stdout_async)",
             ));
         }
         for (i, stage) in self.stages.iter().enumerate() {
@@ -444,7 +539,7 @@ impl Pipeline {
     /// link's read end, which the caller closes by dropping the command
     /// once it has started).
     pub(crate) fn start_upstream(&self) -> Result<(Option<Upstream>, Command), Error> {
-        self.check()?;
+        self.check(false)?;
         let n = self.stages.len();
         let mut children = Vec::with_capacity(n - 1);
         let mut prev: Option<OwnedFd> = None;
@@ -485,6 +580,44 @@ impl Pipeline {
         }
         let upstream = (n > 1).then(|| Upstream::new(children, self.pipefail));
         Ok((upstream, last))
+    }
+
+    /// [`start_upstream`](Pipeline::start_upstream) for the async API: a
+    /// first stage fed by an async input is started as an event stream
+    /// (its stdout the first link) that a task of the runtime drives.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn start_upstream_async(&self) -> Result<(Option<Upstream>, Command), Error> {
+        let n = self.stages.len();
+        let fed = n > 1 && self.stages[0].input.as_ref().is_some_and(|i| i.is_async());
+        if !fed {
+            return self.start_upstream();
+        }
+        self.check(true)?;
+        let first = &self.stages[0];
+        let (r, w) =
+            pipe::pipe().map_err(|e| Error::os(first.program.as_os_str(), Step::Pipe, e))?;
+        if let Some(cap) = first.pipe_capacity {
+            let _ = pipe::set_pipe_size(w.as_fd(), cap);
+        }
+        let mut c = first.clone();
+        c.stdout(Stdio::from(w));
+        if let Some(t) = self.timeout {
+            c.timeout(t);
+        }
+        let events = c.events_async()?;
+        // Closes this process's copy of the link's write end.
+        drop(c);
+        let fed = FedStage::start(first.who(), events);
+        let mut rest = Pipeline {
+            stages: self.stages[1..].to_vec(),
+            pipefail: self.pipefail,
+            timeout: self.timeout,
+        };
+        rest.stages[0].stdin(Stdio::from(r));
+        // On an error, `fed` is dropped: its task is aborted, which stops
+        // the first stage.
+        let (up, last) = rest.start_upstream()?;
+        Ok((Some(Upstream::fed_first(fed, up, self.pipefail)), last))
     }
 
     /// Starts every stage and streams the last one's stdout, checked by the

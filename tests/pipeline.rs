@@ -463,19 +463,45 @@ mod async_pipeline {
             p.pipefail(Pipefail::RightmostIgnoringSigpipe);
             assert_eq!(p.output_async().await.unwrap().stdout, b"y\n");
             assert_eq!(p.run_async().await.unwrap().stdout, b"y\n");
-            // An async input: a pipeline of one stage takes it; of several,
-            // it is refused with the reason (not left to fail later).
-            let one = Pipeline::new([Command::new("cat")
-                .input_stream(futures_util::stream::iter(["async\n"]))
-                .clone()]);
-            assert_eq!(one.output_async().await.unwrap().stdout, b"async\n");
+            // An async input on the first stage: a task drives that stage.
+            let chunks = futures_util::stream::iter(["b\n", "a\n", "c\n"]);
+            let out = Command::new("cat")
+                .input_stream(chunks)
+                .pipe(&Command::new("sort"))
+                .pipe(Command::new("head").args(["-n", "2"]))
+                .stream_async()
+                .unwrap()
+                .collect_string()
+                .await
+                .unwrap();
+            assert_eq!(out, "a\nb\n");
+            // Its failure is reported by the rule, with every status.
+            let mut events = Command::shell("cat >/dev/null; exit 6")
+                .input_stream(futures_util::stream::iter(["x"]))
+                .pipe(&Command::new("cat"))
+                .events_async()
+                .unwrap();
+            let mut last = None;
+            while let Some(e) = events.next_event().await {
+                last = Some(e.unwrap());
+            }
+            assert!(matches!(last, Some(Event::Exit(s)) if s.code() == Some(6)));
+            assert_eq!(codes(events.stage_statuses()), [Some(6), Some(0)]);
+            let err = Command::shell("cat >/dev/null; exit 6")
+                .input_stream(futures_util::stream::iter(["x"]))
+                .pipe(&Command::new("cat"))
+                .run_async()
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("stage 1 of 2"), "{err}");
+            // The blocking API refuses it, naming the async one.
             let err = Command::new("cat")
                 .input_stream(futures_util::stream::iter(["x"]))
                 .pipe(&Command::new("cat"))
-                .stream_async()
+                .stream()
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput);
-            assert!(err.to_string().contains("async input"), "{err}");
+            assert!(err.to_string().contains("async API"), "{err}");
         });
     }
 
@@ -495,6 +521,49 @@ mod async_pipeline {
                 };
                 drop(chunks);
                 assert!(wait_dead(descendant, Duration::from_secs(10)));
+            }
+        });
+        assert!(procession::__test_support::wait_for_reaper());
+    }
+
+    #[test]
+    fn early_drop_stops_a_first_stage_fed_by_an_async_input() {
+        let rt = rt();
+        let _g = Guard::new();
+        rt.block_on(async {
+            // The input never ends: only the stop ends the first stage.
+            let endless = futures_util::stream::repeat(bytes::Bytes::from_static(b"x"));
+            let first = Command::new("sh")
+                .args(["-c", r#"echo "$$"; exec "$0" echo"#])
+                .arg(pt())
+                .input_stream(endless)
+                .drop_timeout(Duration::from_millis(50))
+                .clone();
+            let last = pt_cmd(["echo"])
+                .drop_timeout(Duration::from_millis(50))
+                .clone();
+            let mut chunks = Pipeline::new([first, last]).stream_async().unwrap();
+            let mut got = Vec::new();
+            let pid = loop {
+                if let Some(pid) = first_pid(&got) {
+                    break pid;
+                }
+                got.extend_from_slice(&chunks.next_chunk().await.unwrap().unwrap());
+            };
+            assert!(alive(pid));
+            drop(chunks);
+            // The task that drives the first stage runs on this runtime.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while alive(pid) && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(!alive(pid), "the first stage outlived the dropped pipeline");
+            // Its reaping is the task's (or, once aborted, the reaper's):
+            // keep the runtime turning until it is done.
+            while procession::__test_support::unreaped_children() > 0
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         });
         assert!(procession::__test_support::wait_for_reaper());

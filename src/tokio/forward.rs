@@ -253,8 +253,9 @@ impl Pipeline {
     ///
     /// As [`stream`](Pipeline::stream), and
     /// [`InvalidInput`](crate::ErrorKind::InvalidInput) outside a tokio
-    /// runtime. An async input ([`input_stream`](Command::input_stream)…)
-    /// is accepted only on a pipeline of one stage for now.
+    /// runtime. An async input on the first stage
+    /// ([`input_stream`](Command::input_stream)…) is driven by a task of
+    /// the runtime.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -269,7 +270,7 @@ impl Pipeline {
     /// # }
     /// ```
     pub fn stream_async(&self) -> Result<AsyncChunks, Error> {
-        let (upstream, last) = self.start_upstream()?;
+        let (upstream, last) = self.start_upstream_async()?;
         Ok(last.stream_async()?.with_upstream(upstream))
     }
 
@@ -290,7 +291,7 @@ impl Pipeline {
     /// # }
     /// ```
     pub fn events_async(&self) -> Result<AsyncEvents, Error> {
-        let (upstream, last) = self.start_upstream()?;
+        let (upstream, last) = self.start_upstream_async()?;
         Ok(last.events_async()?.with_upstream(upstream))
     }
 
@@ -310,7 +311,7 @@ impl Pipeline {
     /// # }
     /// ```
     pub async fn output_async(&self) -> Result<Output, Error> {
-        let (upstream, last) = self.start_upstream()?;
+        let (upstream, last) = self.start_upstream_async()?;
         let events = last.output_events_async()?;
         // Close this process's copy of the last link now.
         drop(last);
@@ -333,7 +334,7 @@ impl Pipeline {
     /// # }
     /// ```
     pub async fn run_async(&self) -> Result<Output, Error> {
-        let (upstream, last) = self.start_upstream()?;
+        let (upstream, last) = self.start_upstream_async()?;
         let events = last.output_events_async()?;
         drop(last);
         let mut events = events.with_upstream(upstream);
@@ -381,7 +382,7 @@ impl Pipeline {
             super::check_runtime(last.get_program()).map_err(|e| e.with_who(&last.who()))?;
         }
         self.check_forwardable()?;
-        let (mut upstream, mut last) = self.start_upstream()?;
+        let (mut upstream, mut last) = self.start_upstream_async()?;
         let mut child = spawn_forwarded(&mut last)?;
         drop(last);
         let process = child.process().clone();
