@@ -531,10 +531,11 @@ mod async_pipeline {
         let rt = rt();
         let _g = Guard::new();
         rt.block_on(async {
-            // The input never ends: only the stop ends the first stage.
+            // The input never ends and the stage never writes again (it
+            // would get EPIPE): only the stop ends it.
             let endless = futures_util::stream::repeat(bytes::Bytes::from_static(b"x"));
             let first = Command::new("sh")
-                .args(["-c", r#"echo "$$"; exec "$0" echo"#])
+                .args(["-c", r#"echo "$$"; exec "$0" sleep 1000"#])
                 .arg(pt())
                 .input_stream(endless)
                 .drop_timeout(Duration::from_millis(50))
