@@ -155,6 +155,11 @@ impl Child {
         }
     }
 
+    /// The child's process (its state machine).
+    pub(crate) fn process(&self) -> &Arc<Process> {
+        &self.process
+    }
+
     /// The command's `max_output`, for `wait_with_output`.
     pub(crate) fn with_max_output(mut self, max_output: Option<usize>) -> Child {
         self.max_output = max_output;

@@ -60,6 +60,8 @@
 //! | **suspended** | the Unix *stopped* state (SIGSTOP, SIGTSTP, SIGTTIN); procession never says "stopped" for it | — |
 //! | **run** | start, collect and check in one call (duct's `run`, Python's `check=True`) | [`Command::run`] |
 //! | **stream** / **events** / **output** | checked stdout chunks / tagged stdout, stderr and exit / everything collected, unchecked | [`Command::stream`], [`Command::events`], [`Command::output`] |
+//! | **pipeline** | commands whose stdout feeds the next one's stdin through a kernel pipe, like a shell pipeline; its status follows the *pipefail* rule | [`Pipeline`], [`Command::pipe`], [`Pipefail`] |
+//! | **forward** | moving a child's stdout into a file or a socket inside the kernel (`splice`), with no copy through this process | [`Command::forward_stdout`], [`ChildStdout::forward`], [`Forwarded`] |
 //! | **input** | data procession feeds to stdin for you (vs. [`Command::stdin`], where stdin is connected) | [`Command::input`] and its siblings |
 //!
 //! # Terminals and servers: the process-group rule
@@ -653,12 +655,14 @@ mod child;
 mod command;
 mod engine;
 mod error;
+mod forward;
 mod framed;
 mod framing;
 mod info;
 mod input;
 mod limits;
 mod pipe;
+mod pipeline;
 mod pty;
 mod signal;
 mod status;
@@ -678,6 +682,7 @@ pub use command::{
     DEFAULT_PIPE_DRAIN_TIMEOUT, DEFAULT_STOP_TIMEOUT, ProcessGroup, which,
 };
 pub use error::{Error, ErrorKind, Step};
+pub use forward::Forwarded;
 pub use framed::{ChunksReader, FramedEvent, FramedEvents, Frames};
 pub use framing::{
     DEFAULT_MAX_LINE, DEFAULT_MAX_PACKET, Decode, FrameError, Line, LineCodec, Newline,
@@ -687,6 +692,7 @@ pub use info::{ChildInfo, ChildState, children};
 pub use input::InputSink;
 pub use limits::{Limit, NameOrId};
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
+pub use pipeline::{Pipefail, Pipeline};
 pub use pty::{ParseTerminalModeError, Pty, TerminalMode};
 pub use signal::{ParseSignalError, Signal};
 pub use status::{Ended, ExitStatus, ResourceUsage};

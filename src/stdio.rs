@@ -346,6 +346,13 @@ impl Stdio {
     }
 }
 
+impl Stdio {
+    /// Whether this is [`Stdio::piped()`].
+    pub(crate) fn is_piped(&self) -> bool {
+        matches!(self.0, Kind::Piped)
+    }
+}
+
 impl From<OwnedFd> for Stdio {
     /// An open descriptor (a file, a socket, one end of a pipe), shared by
     /// every child spawned from the command.

@@ -15,6 +15,7 @@ use crate::engine::driver::{Chunk, Driver, Feed, Options, Progress, STDERR_TAIL,
 use crate::engine::spawn::{Ends, Spawned, spawn_with_ends};
 use crate::error::Step;
 use crate::input::{InputThread, Source};
+use crate::pipeline::{Upstream, conclude};
 use crate::stdio::{Kind, Stdio};
 use crate::{ChildStdin, Command, Error, ExitStatus};
 
@@ -359,6 +360,8 @@ impl Command {
             driver: self.start_driver(Stdio::inherit(), StderrMode::Tail)?,
             done: false,
             status: None,
+            upstream: None,
+            stages: Vec::new(),
         })
     }
 
@@ -385,11 +388,9 @@ impl Command {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn events(&self) -> Result<Events, Error> {
-        Ok(Events {
-            driver: self.start_driver(Stdio::inherit(), StderrMode::Events)?,
-            state: EventsState::Running,
-            status: None,
-        })
+        Ok(Events::new(
+            self.start_driver(Stdio::inherit(), StderrMode::Events)?,
+        ))
     }
 
     /// Runs the child to the end and collects its stdout and stderr (both
@@ -415,12 +416,14 @@ impl Command {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn output(&self) -> Result<Output, Error> {
-        let events = Events {
-            driver: self.start_driver(Stdio::piped(), StderrMode::Events)?,
-            state: EventsState::Running,
-            status: None,
-        };
-        events.collect_output()
+        self.output_events()?.collect_output()
+    }
+
+    /// The events `output` collects: stdout and stderr piped by default.
+    pub(crate) fn output_events(&self) -> Result<Events, Error> {
+        Ok(Events::new(
+            self.start_driver(Stdio::piped(), StderrMode::Events)?,
+        ))
     }
 
     /// Runs the child to the end, collecting its output as
@@ -620,6 +623,10 @@ pub struct Chunks {
     driver: Driver,
     done: bool,
     status: Option<ExitStatus>,
+    /// A pipeline's other stages, waited for when the last one ends.
+    upstream: Option<Upstream>,
+    /// Every stage's status, once ended.
+    stages: Vec<ExitStatus>,
 }
 
 impl std::fmt::Debug for Chunks {
@@ -663,6 +670,30 @@ impl Chunks {
     /// ```
     pub fn status(&self) -> Option<ExitStatus> {
         self.status
+    }
+
+    /// Every stage's exit status, first to last, once the stream has ended
+    /// (one status for a single command; a [`Pipeline`](crate::Pipeline)'s
+    /// [`status`](Chunks::status) is the one its
+    /// [`Pipefail`](crate::Pipefail) rule picks from these). Empty before.
+    ///
+    /// ```
+    /// use procession::Command;
+    /// let mut chunks = Command::shell("exit 1").pipe(&Command::new("true")).stream()?;
+    /// assert!(chunks.stage_statuses().is_empty());
+    /// assert!(chunks.next().unwrap().is_err()); // the first stage failed
+    /// let codes: Vec<_> = chunks.stage_statuses().iter().map(|s| s.code()).collect();
+    /// assert_eq!(codes, [Some(1), Some(0)]);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn stage_statuses(&self) -> &[ExitStatus] {
+        &self.stages
+    }
+
+    /// Attaches a pipeline's upstream stages.
+    pub(crate) fn with_upstream(mut self, upstream: Option<Upstream>) -> Chunks {
+        self.upstream = upstream;
+        self
     }
 
     /// Collects every chunk.
@@ -758,17 +789,25 @@ impl Iterator for Chunks {
                 Ok(Progress::Data(Chunk::Stdout(b))) => return Some(Ok(b)),
                 // Stderr is kept as a tail in this mode; never yielded.
                 Ok(Progress::Data(Chunk::Stderr(_))) => continue,
-                Ok(Progress::Done(status)) => {
+                Ok(Progress::Done(last)) => {
                     self.done = true;
+                    let c = match conclude(&mut self.upstream, last) {
+                        Ok(c) => c,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    let status = c.status;
                     self.status = Some(status);
+                    self.stages.clone_from(&c.stages);
                     if !status.success() {
                         let tail = Bytes::copy_from_slice(self.driver.stderr_tail());
-                        return Some(Err(Error::exit(self.driver.who(), status, Some(tail))));
+                        return Some(Err(c.exit_error(self.driver.who(), Some(tail))));
                     }
                     return self
                         .driver
                         .take_input_error()
-                        .map(|e| Err(e.with_status(status)));
+                        .map(|e| e.with_status(status))
+                        .or(c.input_error)
+                        .map(Err);
                 }
                 Ok(Progress::Pending(_)) => unreachable!("next_blocking waits"),
                 Err(e) => {
@@ -797,6 +836,12 @@ pub struct Events {
     driver: Driver,
     state: EventsState,
     status: Option<ExitStatus>,
+    /// A pipeline's other stages, waited for when the last one ends.
+    upstream: Option<Upstream>,
+    /// Every stage's status, once ended.
+    stages: Vec<ExitStatus>,
+    /// The upstream stage whose failure is reported, for `run`.
+    failed: Option<(crate::error::Who, String)>,
 }
 
 /// Where an [`Events`] iterator is.
@@ -817,6 +862,57 @@ impl std::fmt::Debug for Events {
 }
 
 impl Events {
+    fn new(driver: Driver) -> Events {
+        Events {
+            driver,
+            state: EventsState::Running,
+            status: None,
+            upstream: None,
+            stages: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// Attaches a pipeline's upstream stages.
+    pub(crate) fn with_upstream(mut self, upstream: Option<Upstream>) -> Events {
+        self.upstream = upstream;
+        self
+    }
+
+    /// Every stage's exit status, first to last, once the
+    /// [`Event::Exit`] has been yielded (one status for a single command).
+    ///
+    /// ```
+    /// let mut events = procession::Command::new("false").pipe(&procession::Command::new("true")).events()?;
+    /// events.by_ref().for_each(drop);
+    /// let codes: Vec<_> = events.stage_statuses().iter().map(|s| s.code()).collect();
+    /// assert_eq!(codes, [Some(1), Some(0)]);
+    /// assert_eq!(events.status().unwrap().code(), Some(1)); // the rightmost failure
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn stage_statuses(&self) -> &[ExitStatus] {
+        &self.stages
+    }
+
+    /// The exit error for an unsuccessful end (naming the reported stage),
+    /// `None` on success.
+    pub(crate) fn failure(&self, output: &Output) -> Option<Error> {
+        if output.status.success() {
+            return None;
+        }
+        let tail = &output.stderr[output.stderr.len().saturating_sub(STDERR_TAIL)..];
+        Some(match &self.failed {
+            Some((who, detail)) => {
+                Error::exit(who, output.status, None).with_detail(detail.clone())
+            }
+            None => Error::exit(
+                self.driver.who(),
+                output.status,
+                Some(Bytes::copy_from_slice(tail)),
+            ),
+        })
+    }
+
     /// The child's pid.
     ///
     /// ```
@@ -864,6 +960,10 @@ impl Events {
     /// # Ok::<(), procession::Error>(())
     /// ```
     pub fn collect_output(mut self) -> Result<Output, Error> {
+        self.collect_output_mut()
+    }
+
+    pub(crate) fn collect_output_mut(&mut self) -> Result<Output, Error> {
         let mut collect = Collect::with_cap(self.driver.max_output());
         while let Some(ev) = self.next() {
             if let Some(output) = collect.push(ev, || stop_for_cap(self.driver.process()))? {
@@ -889,14 +989,29 @@ impl Iterator for Events {
         match self.driver.next_blocking() {
             Ok(Progress::Data(Chunk::Stdout(b))) => Some(Ok(Event::Stdout(b))),
             Ok(Progress::Data(Chunk::Stderr(b))) => Some(Ok(Event::Stderr(b))),
-            Ok(Progress::Done(status)) => {
+            Ok(Progress::Done(last)) => {
+                let c = match conclude(&mut self.upstream, last) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.state = EventsState::Done;
+                        return Some(Err(e));
+                    }
+                };
+                let status = c.status;
                 self.status = Some(status);
-                match self.driver.take_input_error() {
+                self.stages = c.stages;
+                self.failed = c.failed;
+                let input_error = self
+                    .driver
+                    .take_input_error()
+                    .map(|e| e.with_status(status))
+                    .or(c.input_error);
+                match input_error {
                     // The input failed: report that, with the status; the
                     // exit event still comes last.
                     Some(e) => {
                         self.state = EventsState::ExitNext;
-                        Some(Err(e.with_status(status)))
+                        Some(Err(e))
                     }
                     None => {
                         self.state = EventsState::Done;

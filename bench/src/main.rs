@@ -12,6 +12,7 @@ mod early_drop;
 mod latency;
 mod lines;
 mod many;
+mod pipeline;
 mod rawspawn;
 mod results;
 mod runner;
@@ -32,7 +33,7 @@ use results::Outcome;
 use runner::Ctx;
 use throughput::Placement;
 
-const SCENARIOS: [(&str, &str); 12] = [
+const SCENARIOS: [(&str, &str); 14] = [
     (
         "throughput-stdout",
         "1. stdout throughput, 4 GiB from a writer child",
@@ -75,6 +76,11 @@ const SCENARIOS: [(&str, &str); 12] = [
         "line-framing",
         "12. line framing: 1 GiB of 80-byte lines, framed against unframed and std",
     ),
+    ("pipeline", "13. three-stage pipeline, 4 GiB child to child"),
+    (
+        "forward",
+        "14. forwarding 4 GiB of a child's stdout into a file and a TCP socket",
+    ),
 ];
 
 const USAGE: &str = "usage: procession-bench [--quick] [--reps N] [--placements U,X,S] [--write-md | --merge] [all | SCENARIO...]
@@ -83,6 +89,7 @@ Scenarios:
   throughput-stdout  throughput-stdin  roundtrip  spawn-rate
   spawn-memory  many-children  slow-consumer  early-drop
   supervise-many  supervise-ignore-term  supervise-manage  line-framing
+  pipeline  forward
 
 `all` (the default) writes BENCHMARKS.md, bench/results/latest.json and
 bench/results/*.svg at the repository root. A subset, or --quick, writes
@@ -682,6 +689,8 @@ fn run(args: Args, raw: Vec<String>) -> io::Result<()> {
             "supervise-ignore-term" => supervise::run_ignore_term(&ctx),
             "supervise-manage" => supervise::run_manage(&ctx),
             "line-framing" => lines::run(&ctx, &args.placements),
+            "pipeline" => pipeline::run_pipeline(&ctx),
+            "forward" => pipeline::run_forward(&ctx),
             _ => unreachable!(),
         };
         util::unpin();

@@ -17,6 +17,7 @@ pub(crate) mod cgroup;
 pub(crate) mod credentials;
 pub(crate) mod deliver;
 pub(crate) mod driver;
+pub(crate) mod forward;
 pub(crate) mod live;
 pub(crate) mod plan;
 pub(crate) mod process;

@@ -45,6 +45,24 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "tokio")]
+/// `fcntl(F_SETFL)`: turns `O_NONBLOCK` off (the flag belongs to the open
+/// file description, so every copy of the descriptor, a child's too, sees it).
+pub(crate) fn set_blocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we borrow; no memory is passed.
+    unsafe {
+        let flags = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
+        if flags & libc::O_NONBLOCK != 0 {
+            cvt(libc::fcntl(
+                fd.as_raw_fd(),
+                libc::F_SETFL,
+                flags & !libc::O_NONBLOCK,
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 /// `read(2)`; `EINTR` is retried, `EAGAIN` is returned as `WouldBlock`.
 /// `EIO` is end-of-file: what a pty's master reads once no process holds
 /// its terminal side any more (pipes never return it).

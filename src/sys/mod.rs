@@ -21,6 +21,7 @@ pub(crate) mod reactor;
 pub(crate) mod shm;
 pub(crate) mod signal;
 pub(crate) mod spawn;
+pub(crate) mod splice;
 pub(crate) mod tty;
 pub(crate) mod user;
 

@@ -49,10 +49,11 @@
 //! ```
 
 mod child;
+mod forward;
 mod framed;
 mod pipe;
 mod stream;
-mod wait;
+pub(crate) mod wait;
 
 pub use child::AsyncChild;
 pub use framed::{AsyncChunksReader, AsyncFrames};

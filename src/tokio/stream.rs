@@ -19,6 +19,7 @@ use super::wait::Watch;
 use crate::engine::driver::{Chunk, Driver, Feed, Progress, Ready, StderrMode};
 use crate::error::Step;
 use crate::input::{InputSpec, InputThread, Source};
+use crate::pipeline::{Conclusion, Upstream, conclude};
 use crate::stream::{Cap, Collect, Event, Output, stop_for_cap};
 use crate::{ChildStdin, Command, Error, Stdio};
 
@@ -69,6 +70,16 @@ struct Core {
     source_waiting: bool,
     ready: Ready,
     max_chunk: usize,
+    /// A pipeline's other stages, waited for when the last one ends.
+    upstream: Option<Upstream>,
+    /// The last stage's status, once seen, while the upstream ends.
+    ended: Option<crate::ExitStatus>,
+}
+
+/// A step of a stream: data, or the (pipeline's) end.
+enum Stepped {
+    Data(Chunk),
+    Done(Conclusion),
 }
 
 impl Core {
@@ -190,7 +201,30 @@ impl Core {
             source_waiting: false,
             ready: Ready::ALL,
             max_chunk: opts.max_chunk,
+            upstream: None,
+            ended: None,
         })
+    }
+
+    /// [`poll_progress`](Core::poll_progress), with the end waiting for a
+    /// pipeline's upstream stages and concluded by its rule.
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Result<Stepped, Error>> {
+        let last = match self.ended {
+            Some(s) => s,
+            None => match std::task::ready!(self.poll_progress(cx))? {
+                Progress::Done(s) => {
+                    self.ended = Some(s);
+                    s
+                }
+                Progress::Data(c) => return Poll::Ready(Ok(Stepped::Data(c))),
+                Progress::Pending(_) => unreachable!("poll_progress waits"),
+            },
+        };
+        let c = match &mut self.upstream {
+            Some(up) => std::task::ready!(up.poll_finish(cx, last))?,
+            None => conclude(&mut None, last)?,
+        };
+        Poll::Ready(Ok(Stepped::Done(c)))
     }
 
     /// Feeds the driver from an async source while stdin can take more.
@@ -385,6 +419,7 @@ pub struct AsyncChunks {
     core: Core,
     done: bool,
     status: Option<crate::ExitStatus>,
+    stages: Vec<crate::ExitStatus>,
 }
 
 impl std::fmt::Debug for AsyncChunks {
@@ -552,33 +587,58 @@ impl AsyncChunks {
         self.core.driver.who()
     }
 
+    /// Every stage's exit status, first to last, once the stream has ended
+    /// (as [`Chunks::stage_statuses`](crate::Chunks::stage_statuses)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::Command;
+    /// let mut chunks = Command::shell("exit 1").pipe(&Command::new("true")).stream_async()?;
+    /// assert!(chunks.next_chunk().await.unwrap().is_err()); // the first stage failed
+    /// let codes: Vec<_> = chunks.stage_statuses().iter().map(|s| s.code()).collect();
+    /// assert_eq!(codes, [Some(1), Some(0)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stage_statuses(&self) -> &[crate::ExitStatus] {
+        &self.stages
+    }
+
+    /// Attaches a pipeline's upstream stages.
+    pub(crate) fn with_upstream(mut self, upstream: Option<Upstream>) -> AsyncChunks {
+        self.core.upstream = upstream;
+        self
+    }
+
     pub(crate) fn poll_chunk(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Error>>> {
         while !self.done {
-            match std::task::ready!(self.core.poll_progress(cx)) {
-                Ok(Progress::Data(Chunk::Stdout(b))) => return Poll::Ready(Some(Ok(b))),
-                Ok(Progress::Data(Chunk::Stderr(_))) => continue,
-                Ok(Progress::Done(status)) => {
+            match std::task::ready!(self.core.poll_step(cx)) {
+                Ok(Stepped::Data(Chunk::Stdout(b))) => return Poll::Ready(Some(Ok(b))),
+                Ok(Stepped::Data(Chunk::Stderr(_))) => continue,
+                Ok(Stepped::Done(c)) => {
                     self.done = true;
+                    let status = c.status;
                     self.status = Some(status);
+                    self.stages.clone_from(&c.stages);
                     if !status.success() {
                         let tail = Bytes::copy_from_slice(self.core.driver.stderr_tail());
-                        return Poll::Ready(Some(Err(Error::exit(
-                            self.core.driver.who(),
-                            status,
-                            Some(tail),
-                        ))));
+                        return Poll::Ready(Some(Err(
+                            c.exit_error(self.core.driver.who(), Some(tail))
+                        )));
                     }
                     return Poll::Ready(
                         self.core
                             .driver
                             .take_input_error()
-                            .map(|e| Err(e.with_status(status))),
+                            .map(|e| e.with_status(status))
+                            .or(c.input_error)
+                            .map(Err),
                     );
                 }
-                Ok(Progress::Pending(_)) => unreachable!("poll_progress waits"),
                 Err(e) => {
                     self.done = true;
                     return Poll::Ready(Some(Err(e)));
@@ -608,6 +668,9 @@ pub struct AsyncEvents {
     /// 0: running; 1: an input error was yielded, the exit comes next; 2: done.
     state: u8,
     status: Option<crate::ExitStatus>,
+    stages: Vec<crate::ExitStatus>,
+    /// The upstream stage whose failure is reported, for `run_async`.
+    failed: Option<(crate::error::Who, String)>,
 }
 
 impl std::fmt::Debug for AsyncEvents {
@@ -624,6 +687,8 @@ impl AsyncEvents {
             core,
             state: 0,
             status: None,
+            stages: Vec::new(),
+            failed: None,
         }
     }
 
@@ -681,6 +746,10 @@ impl AsyncEvents {
     /// # }
     /// ```
     pub async fn collect_output(mut self) -> Result<Output, Error> {
+        self.collect_output_mut().await
+    }
+
+    pub(crate) async fn collect_output_mut(&mut self) -> Result<Output, Error> {
         let mut collect = Collect::with_cap(self.core.driver.max_output());
         while let Some(ev) = self.next_event().await {
             let process = self.core.driver.process();
@@ -689,6 +758,52 @@ impl AsyncEvents {
             }
         }
         unreachable!("an event stream always ends with Exit or an error")
+    }
+
+    /// Every stage's exit status, first to last, once the exit has been
+    /// yielded (as [`Events::stage_statuses`](crate::Events::stage_statuses)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), procession::Error> {
+    /// use procession::Command;
+    /// let mut events = Command::new("false").pipe(&Command::new("true")).events_async()?;
+    /// while events.next_event().await.is_some() {}
+    /// let codes: Vec<_> = events.stage_statuses().iter().map(|s| s.code()).collect();
+    /// assert_eq!(codes, [Some(1), Some(0)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stage_statuses(&self) -> &[crate::ExitStatus] {
+        &self.stages
+    }
+
+    /// Attaches a pipeline's upstream stages.
+    pub(crate) fn with_upstream(mut self, upstream: Option<Upstream>) -> AsyncEvents {
+        self.core.upstream = upstream;
+        self
+    }
+
+    /// The exit error for an unsuccessful end (naming the reported stage),
+    /// `None` on success.
+    pub(crate) fn failure(&self, output: &Output) -> Option<Error> {
+        if output.status.success() {
+            return None;
+        }
+        let tail = &output.stderr[output
+            .stderr
+            .len()
+            .saturating_sub(crate::engine::driver::STDERR_TAIL)..];
+        Some(match &self.failed {
+            Some((who, detail)) => {
+                Error::exit(who, output.status, None).with_detail(detail.clone())
+            }
+            None => Error::exit(
+                self.core.driver.who(),
+                output.status,
+                Some(Bytes::copy_from_slice(tail)),
+            ),
+        })
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, Error>>> {
@@ -700,15 +815,24 @@ impl AsyncEvents {
             }
             _ => {}
         }
-        Poll::Ready(Some(match std::task::ready!(self.core.poll_progress(cx)) {
-            Ok(Progress::Data(Chunk::Stdout(b))) => Ok(Event::Stdout(b)),
-            Ok(Progress::Data(Chunk::Stderr(b))) => Ok(Event::Stderr(b)),
-            Ok(Progress::Done(status)) => {
+        Poll::Ready(Some(match std::task::ready!(self.core.poll_step(cx)) {
+            Ok(Stepped::Data(Chunk::Stdout(b))) => Ok(Event::Stdout(b)),
+            Ok(Stepped::Data(Chunk::Stderr(b))) => Ok(Event::Stderr(b)),
+            Ok(Stepped::Done(c)) => {
+                let status = c.status;
                 self.status = Some(status);
-                match self.core.driver.take_input_error() {
+                self.stages = c.stages;
+                self.failed = c.failed;
+                let input_error = self
+                    .core
+                    .driver
+                    .take_input_error()
+                    .map(|e| e.with_status(status))
+                    .or(c.input_error);
+                match input_error {
                     Some(e) => {
                         self.state = 1;
-                        Err(e.with_status(status))
+                        Err(e)
                     }
                     None => {
                         self.state = 2;
@@ -716,7 +840,6 @@ impl AsyncEvents {
                     }
                 }
             }
-            Ok(Progress::Pending(_)) => unreachable!("poll_progress waits"),
             Err(e) => {
                 self.state = 2;
                 Err(e)
@@ -781,6 +904,7 @@ impl Command {
             core: Core::start(self, Stdio::inherit(), StderrMode::Tail)?,
             done: false,
             status: None,
+            stages: Vec::new(),
         })
     }
 
@@ -829,9 +953,16 @@ impl Command {
     /// # }
     /// ```
     pub async fn output_async(&self) -> Result<Output, Error> {
-        AsyncEvents::new(Core::start(self, Stdio::piped(), StderrMode::Events)?)
-            .collect_output()
-            .await
+        self.output_events_async()?.collect_output().await
+    }
+
+    /// The events `output_async` collects: stdout and stderr piped by default.
+    pub(crate) fn output_events_async(&self) -> Result<AsyncEvents, Error> {
+        Ok(AsyncEvents::new(Core::start(
+            self,
+            Stdio::piped(),
+            StderrMode::Events,
+        )?))
     }
 
     /// The async counterpart of [`run`](Command::run): [`output_async`](Command::output_async),
