@@ -1,6 +1,7 @@
 //! Soak: random cycles of spawn / stream / early drop / stop / kill /
 //! timeout, with random input sources and stderr modes, across the blocking
-//! handle, the streams, the supervisor, pseudo-terminals and the async API.
+//! handle, the streams, the supervisor, pseudo-terminals, pipelines and the
+//! async API.
 //!
 //! Every cycle checks its own result exactly (bytes, status, how it
 //! ended). Every 1,000 cycles a fresh leak guard (`support::Guard`) checks,
@@ -49,7 +50,11 @@ fn pattern(len: usize) -> Vec<u8> {
 
 fn check_pattern(what: &str, got: &[u8], len: usize) {
     assert_eq!(got.len(), len, "{what}: length");
-    if let Some(i) = got.iter().enumerate().position(|(i, &b)| b != (i % 251) as u8) {
+    if let Some(i) = got
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != (i % 251) as u8)
+    {
         panic!("{what}: byte {i} is {} (want {})", got[i], i % 251);
     }
 }
@@ -117,6 +122,7 @@ enum Api {
     Output,
     Supervisor,
     Pty,
+    Pipeline,
     #[cfg(feature = "tokio")]
     AsyncStream,
     #[cfg(feature = "tokio")]
@@ -130,6 +136,7 @@ const APIS: &[Api] = &[
     Api::Output,
     Api::Supervisor,
     Api::Pty,
+    Api::Pipeline,
     #[cfg(feature = "tokio")]
     Api::AsyncStream,
     #[cfg(feature = "tokio")]
@@ -256,6 +263,10 @@ impl Soak {
             p.input = Input::None;
             p.stderr = StderrMode::Null;
         }
+        // A first stage's piped stderr would have no reader (refused).
+        if let (Api::Pipeline, StderrMode::Piped) = (p.api, p.stderr) {
+            p.stderr = StderrMode::Null;
+        }
         // An async handle takes no input source (it has write_all).
         #[cfg(feature = "tokio")]
         if let Api::AsyncHandle = p.api {
@@ -272,6 +283,7 @@ impl Soak {
             Api::Output => self.output(&p, cmd),
             Api::Supervisor => self.supervised(&p, cmd),
             Api::Pty => self.pty(&p, cmd),
+            Api::Pipeline => self.pipeline(&p, cmd),
             #[cfg(feature = "tokio")]
             Api::AsyncStream => self.async_stream(&p, cmd),
             #[cfg(feature = "tokio")]
@@ -464,6 +476,32 @@ impl Soak {
                 let _ = n; // (a terminal rewrites bytes: only the status is checked)
                 let status = child.wait().unwrap();
                 Self::check_status(p, &status);
+            }
+        }
+    }
+
+    /// The command as the first stage of `… | cat | cat`.
+    fn pipeline(&mut self, p: &Plan, cmd: Command) {
+        let cat = Command::new("/bin/cat");
+        let pipeline = cmd.pipe(&cat).pipe(&cat).clone();
+        let mut chunks = pipeline.stream().unwrap();
+        match p.end {
+            End::ReadAll | End::Timeout => {
+                let out = chunks.by_ref().collect::<Result<Vec<_>, _>>();
+                let status = chunks.status().expect("status after the end");
+                // The first stage's timeout is what the pipefail rule
+                // reports; the two cats end on their own.
+                Self::check_status(p, &status);
+                if let End::ReadAll = p.end {
+                    Self::expected(p, &out.unwrap().concat());
+                }
+            }
+            // Dropping the stream stops every stage.
+            _ => {
+                if p.len > 0 {
+                    let _ = chunks.next();
+                }
+                drop(chunks);
             }
         }
     }
