@@ -356,6 +356,7 @@ fn a_thousand_grandchildren_left_behind_by_an_exited_parent_do_not_hold_the_stre
 
 /// Checks that the stranger (which took a reaped child's pid) received no
 /// signal: it stops with its own TERM, not with anything sent before.
+#[cfg(feature = "tokio")]
 fn stranger_untouched(mut stranger: procession::Child) {
     assert_eq!(
         stranger.try_wait().unwrap(),
