@@ -153,29 +153,30 @@ impl Forwarder {
         }
         let (relay_r, relay_w) = self.relay.as_ref().expect("made above");
         if self.relayed == 0 {
-            match splice(from, relay_w.as_fd(), SPLICE_CHUNK, false) {
-                Ok(0) => return Ok(Moved::Eof),
+            match from_source(splice(from, relay_w.as_fd(), SPLICE_CHUNK, false))? {
                 Ok(n) => self.relayed = n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(Moved::Blocked(Side::From));
-                }
-                Err(error) => {
-                    return Err(Failed {
-                        error,
-                        side: Side::From,
-                    });
-                }
+                Err(moved) => return Ok(moved),
             }
         }
-        match splice(relay_r.as_fd(), to, self.relayed, false) {
+        let result = splice(relay_r.as_fd(), to, self.relayed, false);
+        let moved = self.sink_answer(result)?;
+        if let Moved::Bytes(n) = moved {
+            self.relayed -= n;
+            self.spliced += n as u64;
+        }
+        Ok(moved)
+    }
+
+    /// The sink's answer to a write or a splice: bytes moved (counted),
+    /// would block, or failed.
+    fn sink_answer(&mut self, result: io::Result<usize>) -> Result<Moved, Failed> {
+        match result {
             Ok(0) => Err(Failed {
                 error: io::Error::from(io::ErrorKind::WriteZero),
                 side: Side::To,
             }),
             Ok(n) => {
-                self.relayed -= n;
                 self.moved += n as u64;
-                self.spliced += n as u64;
                 Ok(Moved::Bytes(n))
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Moved::Blocked(Side::To)),
@@ -197,39 +198,20 @@ impl Forwarder {
                 0 => self.buf.len(),
                 n => n.min(self.buf.len()),
             };
-            match fd::read(from, &mut self.buf[..want]) {
-                Ok(0) => return Ok(Moved::Eof),
+            match from_source(fd::read(from, &mut self.buf[..want]))? {
                 Ok(n) => {
                     self.relayed = self.relayed.saturating_sub(n);
-                    (self.start, self.end) = (0, n)
+                    (self.start, self.end) = (0, n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(Moved::Blocked(Side::From));
-                }
-                Err(error) => {
-                    return Err(Failed {
-                        error,
-                        side: Side::From,
-                    });
-                }
+                Err(moved) => return Ok(moved),
             }
         }
-        match fd::write(to, &self.buf[self.start..self.end]) {
-            Ok(0) => Err(Failed {
-                error: io::Error::from(io::ErrorKind::WriteZero),
-                side: Side::To,
-            }),
-            Ok(n) => {
-                self.start += n;
-                self.moved += n as u64;
-                Ok(Moved::Bytes(n))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Moved::Blocked(Side::To)),
-            Err(error) => Err(Failed {
-                error,
-                side: Side::To,
-            }),
+        let result = fd::write(to, &self.buf[self.start..self.end]);
+        let moved = self.sink_answer(result)?;
+        if let Moved::Bytes(n) = moved {
+            self.start += n;
         }
+        Ok(moved)
     }
 
     /// Moves everything until end-of-file, waiting in `poll(2)` for the
@@ -251,6 +233,20 @@ impl Forwarder {
                 }
             }
         }
+    }
+}
+
+/// The source's answer to a read or a splice: `Ok(n)` bytes taken, or
+/// what to report instead (end-of-file, would block), or the failure.
+fn from_source(result: io::Result<usize>) -> Result<Result<usize, Moved>, Failed> {
+    match result {
+        Ok(0) => Ok(Err(Moved::Eof)),
+        Ok(n) => Ok(Ok(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Err(Moved::Blocked(Side::From))),
+        Err(error) => Err(Failed {
+            error,
+            side: Side::From,
+        }),
     }
 }
 
