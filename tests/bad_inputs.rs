@@ -11,7 +11,6 @@ mod support;
 use support::*;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::Duration;
 
 use procession::{
@@ -39,25 +38,6 @@ fn check_prefix(err: &Error, kind: ErrorKind, step: Step, prefix: &str) {
         message.starts_with(prefix),
         "{message:?} does not start with {prefix:?}"
     );
-}
-
-/// Spawns `cmd` with every stream piped and returns the error it must give.
-#[track_caller]
-fn spawn_err(cmd: &mut Command) -> Error {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect_err("spawn must fail")
-}
-
-fn raw_os(err: &Error) -> Option<i32> {
-    err.os_error().and_then(|e| e.raw_os_error())
-}
-
-fn write_file(path: &Path, content: &[u8], mode: u32) {
-    std::fs::write(path, content).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn pid_max() -> u32 {

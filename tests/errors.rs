@@ -8,28 +8,8 @@ use support::*;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use procession::{Command, Error, ErrorKind, Stdio, Step};
-
-/// Spawns `cmd` with every stream piped and returns the error it must give.
-fn spawn_err(cmd: &mut Command) -> Error {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect_err("spawn must fail")
-}
-
-fn raw_os(err: &Error) -> Option<i32> {
-    err.os_error().and_then(|e| e.raw_os_error())
-}
-
-fn write_file(path: &Path, content: &[u8], mode: u32) {
-    std::fs::write(path, content).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
 
 /// An InvalidInput error found before anything is started, with its
 /// whole message.

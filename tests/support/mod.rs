@@ -612,3 +612,27 @@ pub fn spawn_with_pid(pid: u32) -> Option<procession::Child> {
     }
     None
 }
+
+/// Spawns `cmd` with every stream piped and returns the error it must give
+/// (piped, so that a pipe end leaked on the error path would show).
+#[track_caller]
+pub fn spawn_err(cmd: &mut procession::Command) -> procession::Error {
+    use procession::Stdio;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect_err("spawn must fail")
+}
+
+/// The raw OS error number an error carries.
+pub fn raw_os(err: &procession::Error) -> Option<i32> {
+    err.os_error().and_then(|e| e.raw_os_error())
+}
+
+/// Writes `content` to `path` and gives it permission bits `mode`.
+pub fn write_file(path: &std::path::Path, content: &[u8], mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
