@@ -20,6 +20,10 @@ use clap::{CommandFactory, FromArgMatches};
 use args::{Cli, Cmd};
 
 fn main() {
+    // Run as `exec-port` (erlexec's port program) or `procession exec-port`.
+    if let Some(code) = procession_cli::exec_port::dispatch() {
+        std::process::exit(code);
+    }
     let code = match parse() {
         Ok((Cmd::Run(run_args), env)) => run::run(&run_args, &env),
         Err(e) => {
