@@ -350,12 +350,8 @@ fn parse(opts: &[Term]) -> Result<Parsed, Term> {
         if matches!(name, "monitor" | "link" | "sync" | "capabilities") {
             continue;
         }
-        let key = match name {
-            "stdin" | "stdout" | "stderr" | "pty" | "debug" => name,
-            other => other,
-        };
-        if seen.contains(&key) {
-            return Err(string(&format!("duplicate {key} option specified")));
+        if seen.contains(&name) {
+            return Err(string(&format!("duplicate {name} option specified")));
         }
         match (name, args.len()) {
             ("cd", 1) => p.cd = Some(str_arg(0)?),
@@ -453,26 +449,7 @@ fn parse(opts: &[Term]) -> Result<Parsed, Term> {
             }
             _ => return Err(bad()),
         }
-        seen.push(match name {
-            "cd" => "cd",
-            "env" => "env",
-            "kill" => "kill",
-            "kill_timeout" => "kill_timeout",
-            "kill_group" => "kill_group",
-            "group" => "group",
-            "user" => "user",
-            "nice" => "nice",
-            "success_exit_code" => "success_exit_code",
-            "stdin" => "stdin",
-            "stdout" => "stdout",
-            "stderr" => "stderr",
-            "pty" => "pty",
-            "pty_echo" => "pty_echo",
-            "winsz" => "winsz",
-            "executable" => "executable",
-            "debug" => "debug",
-            _ => "demand",
-        });
+        seen.push(name);
     }
     // A stream merged into itself, or both into each other.
     if matches!(p.stdout, Some(Dest::Other)) && matches!(p.stderr, Some(Dest::Other)) {
