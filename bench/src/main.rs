@@ -9,6 +9,7 @@
 //! ```
 
 mod early_drop;
+mod exec_port;
 mod latency;
 mod lines;
 mod many;
@@ -33,7 +34,7 @@ use results::Outcome;
 use runner::Ctx;
 use throughput::Placement;
 
-const SCENARIOS: [(&str, &str); 14] = [
+const SCENARIOS: [(&str, &str); 15] = [
     (
         "throughput-stdout",
         "1. stdout throughput, 4 GiB from a writer child",
@@ -80,6 +81,10 @@ const SCENARIOS: [(&str, &str); 14] = [
     (
         "forward",
         "14. forwarding 4 GiB of a child's stdout into a file and a TCP socket",
+    ),
+    (
+        "exec-port",
+        "15. exec-port (erlexec's port program): relay, 900 children, shutdown",
     ),
 ];
 
@@ -691,6 +696,7 @@ fn run(args: Args, raw: Vec<String>) -> io::Result<()> {
             "line-framing" => lines::run(&ctx, &args.placements),
             "pipeline" => pipeline::run_pipeline(&ctx),
             "forward" => pipeline::run_forward(&ctx),
+            "exec-port" => exec_port::run(&ctx),
             _ => unreachable!(),
         };
         util::unpin();

@@ -452,7 +452,9 @@ impl Port {
             // a stop we asked for.
             let raw = match exit {
                 Exit::Status(s) => raw_status(&s, success),
-                Exit::Unknown { ended } if ended == Ended::Requested => success.unwrap_or(0),
+                Exit::Unknown {
+                    ended: Ended::Requested,
+                } => success.unwrap_or(0),
                 Exit::Unknown { .. } => -1,
             };
             state.borrow_mut().managed.remove(&pid);
