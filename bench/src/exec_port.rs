@@ -187,7 +187,8 @@ impl Port {
             .stdout(Stdio::piped())
             .spawn()?;
         let stdin = child.stdin.take();
-        let stdout = io::BufReader::with_capacity(1 << 20, child.stdout.take().expect("piped"));
+        let out = child.stdout.take().expect("piped");
+        let stdout = io::BufReader::with_capacity(1 << 20, out);
         Ok(Port {
             child,
             stdin,
@@ -240,7 +241,24 @@ fn port_exe() -> io::Result<PathBuf> {
     Ok(dir.join("procession"))
 }
 
-fn relay(exe: &Path, writer: &Path, bytes: u64) -> io::Result<f64> {
+/// CPU seconds (user + system) of this harness's waited-for descendants:
+/// the port, and the writer child the port reaps.
+fn children_cpu() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, exclusively borrowed rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(ru.ru_utime) + s(ru.ru_stime)
+}
+
+fn relay(
+    exe: &Path,
+    writer: &Path,
+    bytes: u64,
+    cpu: &std::cell::RefCell<Vec<f64>>,
+) -> io::Result<f64> {
+    let c0 = children_cpu();
     let mut port = Port::start(exe)?;
     let t = Instant::now();
     port.send(&run_request(
@@ -269,6 +287,8 @@ fn relay(exe: &Path, writer: &Path, bytes: u64) -> io::Result<f64> {
     }
     let rate = bytes as f64 / (1u64 << 30) as f64 / t.elapsed().as_secs_f64();
     port.shutdown()?;
+    cpu.borrow_mut()
+        .push((children_cpu() - c0) / (bytes as f64 / (1u64 << 30) as f64));
     if got != bytes || frames < bytes / 4096 {
         return Err(io::Error::other(format!("relayed {got} of {bytes} bytes")));
     }
@@ -353,9 +373,13 @@ pub fn run(ctx: &Ctx) -> io::Result<Outcome> {
         Better::Higher,
     );
     table.reference = RELAY_ROW.into();
-    relay(&exe, &ctx.helpers.writer, 64 << 20)?;
+    let warm = std::cell::RefCell::new(Vec::new());
+    relay(&exe, &ctx.helpers.writer, 64 << 20, &warm)?;
     let writer = ctx.helpers.writer.clone();
-    let mut variants = vec![Variant::new(RELAY_ROW, || relay(&exe, &writer, bytes))];
+    let cpu = std::cell::RefCell::new(Vec::new());
+    let mut variants = vec![Variant::new(RELAY_ROW, || {
+        relay(&exe, &writer, bytes, &cpu)
+    })];
     interleave(&mut table, ctx.reps, &mut variants);
     drop(variants);
     let table = table.finish();
@@ -372,6 +396,16 @@ pub fn run(ctx: &Ctx) -> io::Result<Outcome> {
         ),
     );
     out.tables.push(table);
+    let cpu = cpu.into_inner();
+    if !cpu.is_empty() {
+        out.text.push(format!(
+            "Relay: CPU time of the port and the writer child per GiB (median of {}): {:.2} s; \
+             the machine is 2 vCPUs shared with other work, so the wall-clock rate varies more \
+             than this.",
+            cpu.len(),
+            crate::util::stats(&cpu).0
+        ));
+    }
 
     let mut table = Table::new(
         "exec-port-900",

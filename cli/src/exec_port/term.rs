@@ -241,15 +241,50 @@ pub fn push_frame(out: &mut Vec<u8>, term: &Term) {
 /// One frame `{0, {Tag, OsPid, Data}}` for a chunk of output (`Tag` is
 /// `stdout` or `stderr`), appended to `out`.
 pub fn push_output(out: &mut Vec<u8>, tag: &str, pid: u32, data: &[u8]) {
-    let term = tuple(vec![
-        int(0),
-        tuple(vec![
-            atom(tag),
-            int(i64::from(pid)),
-            Term::from(Binary::from(data)),
-        ]),
-    ]);
-    push_frame(out, &term);
+    OutputFrames::new(tag, pid).push(out, data);
+}
+
+/// Output frames of one stream of one child, made fast: `eetf` encodes
+/// `{0, {Tag, OsPid, <<>>}}` once, and each chunk is that encoding with the
+/// binary's length and bytes in place of the empty binary (the relay's hot
+/// path: one copy of the data per frame instead of building and encoding
+/// a term per 4 KiB chunk).
+#[derive(Debug, Clone)]
+pub struct OutputFrames {
+    /// The encoding up to the binary's 4-byte length.
+    prefix: Vec<u8>,
+}
+
+impl OutputFrames {
+    /// The template for `tag` (`stdout` or `stderr`) of `pid`.
+    pub fn new(tag: &str, pid: u32) -> OutputFrames {
+        let term = tuple(vec![
+            int(0),
+            tuple(vec![
+                atom(tag),
+                int(i64::from(pid)),
+                Term::from(Binary::from(&[][..])),
+            ]),
+        ]);
+        let mut prefix = Vec::new();
+        // Encoding into a Vec does not fail; an empty binary ends the
+        // encoding as BINARY_EXT (109) with a zero length.
+        let _ = term.encode(&mut prefix);
+        debug_assert!(prefix.ends_with(&[109, 0, 0, 0, 0]));
+        prefix.truncate(prefix.len().saturating_sub(4));
+        OutputFrames { prefix }
+    }
+
+    /// Appends the frame of `data` (at most [`MAX_FRAME`] less the prefix:
+    /// the relay's chunks are 4096 bytes).
+    pub fn push(&self, out: &mut Vec<u8>, data: &[u8]) {
+        let len = self.prefix.len() + 4 + data.len();
+        debug_assert!(len <= MAX_FRAME);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend_from_slice(data);
+    }
 }
 
 /// An atom.
