@@ -1321,3 +1321,27 @@ fn soak_random_cycles_through_one_port() {
     let (st, _) = port.shutdown();
     assert_eq!(st.code(), Some(0));
 }
+
+#[test]
+fn sigterm_to_the_port_stops_its_children_and_sighup_is_ignored() {
+    let _g = Guard::new();
+    let mut port = Port::start();
+    let pid = port.run(argv(&[&pt_s(), "sleep", "100"]), vec![]);
+    let port_pid = port.child.id() as i32;
+    let signal = |sig: &str| {
+        let st = StdCommand::new("kill")
+            .args([sig, &port_pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    signal("-HUP");
+    assert_eq!(
+        port.call(tuple(vec![atom("list")])),
+        list(vec![int(pid as i64)])
+    );
+    signal("-TERM");
+    let st = port.wait();
+    assert_eq!(st.code(), Some(1));
+    assert_eq!(port.until_exit(pid).2, 0);
+}

@@ -129,6 +129,7 @@ pub fn run(config: Config) -> i32 {
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ]);
     let (Ok(writer), Ok(_reader), Ok(mut signals)) = (writer, reader, signals) else {
         eprintln!("exec-port: cannot start its threads");
@@ -137,15 +138,24 @@ pub fn run(config: Config) -> i32 {
     let _ = std::thread::Builder::new()
         .name("exec-port-signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                // SIGHUP is only noted, as erlexec's port does.
+                if sig == signal_hook::consts::SIGHUP {
+                    eprintln!("exec-port: SIGHUP ignored");
+                    continue;
+                }
                 let _ = signals_tx.send(Incoming::End(
                     Some(format!("exec-port: signal {sig}: shutting down")),
                     1,
                 ));
+                return;
             }
         });
     let local = tokio::task::LocalSet::new();
     let code = local.block_on(&runtime, main_loop(config, in_rx, out_tx));
+    // Tasks cut short by the alarm hold senders until their set is gone.
+    drop(local);
+    drop(runtime);
     // Every sender is gone: the writer writes what is queued and ends.
     let _ = writer.join();
     code
