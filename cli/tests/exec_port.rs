@@ -1345,3 +1345,39 @@ fn sigterm_to_the_port_stops_its_children_and_sighup_is_ignored() {
     assert_eq!(st.code(), Some(1));
     assert_eq!(port.until_exit(pid).2, 0);
 }
+
+#[test]
+fn frames_of_the_maximum_size_both_ways() {
+    let _g = Guard::new();
+    let mut port = Port::start();
+    // A request of exactly 65535 bytes whose error reply, echoing the bad
+    // option, would be larger: the reply is shortened, never oversized.
+    let request = |len: usize| {
+        tuple(vec![
+            int(1),
+            tuple(vec![
+                atom("run"),
+                s("true"),
+                list(vec![tuple(vec![atom("foo"), bin(&vec![b'x'; len])])]),
+            ]),
+        ])
+    };
+    let overhead = encode(&request(0)).len() - 2;
+    let frame = encode(&request(65535 - overhead));
+    assert_eq!(frame.len(), 2 + 65535);
+    port.send_raw(&frame);
+    match port.recv() {
+        Msg::Reply(1, body) => {
+            assert_eq!(body, tuple(vec![atom("error"), atom("reply_too_large")]))
+        }
+        other => panic!("{other:?}"),
+    }
+    // 65,000 bytes of stdin in one request come back through cat in
+    // frames of at most 4096 bytes.
+    let pid = port.run(argv(&["/bin/cat"]), vec![atom("stdin"), atom("stdout")]);
+    let data: Vec<u8> = (0..65000u32).map(|i| (i % 251) as u8).collect();
+    port.send(0, tuple(vec![atom("stdin"), int(pid as i64), bin(&data)]));
+    port.send(0, tuple(vec![atom("stdin"), int(pid as i64), atom("eof")]));
+    assert_eq!(port.until_exit(pid), (data, vec![], 0));
+    port.shutdown();
+}
