@@ -473,7 +473,7 @@ fn custom_kill_command_gets_child_pid() {
             tuple(vec![
                 atom("kill"),
                 s(&format!(
-                    "echo $CHILD_PID > {}; kill -INT $CHILD_PID",
+                    "echo noise; echo noise >&2; echo $CHILD_PID > {}; kill -INT $CHILD_PID",
                     log.display()
                 )),
             ]),

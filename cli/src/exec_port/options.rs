@@ -3,7 +3,7 @@
 //! it on arbitrary bytes.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::time::Duration;
 
 use eetf::Term;
@@ -505,6 +505,15 @@ fn dest(name: &str, args: &[Term]) -> Option<Dest> {
     }
 }
 
+/// A kill command with its output on /dev/null, as erlexec runs it: it
+/// would otherwise inherit the port's stdout, the VM's pipe, and corrupt
+/// the stream of frames.
+fn kill_command(line: &[u8]) -> OsString {
+    let mut s = b"exec >/dev/null 2>&1\n".to_vec();
+    s.extend_from_slice(line);
+    OsString::from_vec(s)
+}
+
 fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
@@ -560,7 +569,7 @@ pub fn run_spec(cmd: &Cmd, opts: &[Term], defaults: &Defaults) -> Result<RunSpec
         };
     }
     if let Some(kill) = &p.kill {
-        command.stop_command(os(kill));
+        command.stop_command(kill_command(kill));
     }
     if let Some(t) = p.kill_timeout {
         command.stop_timeout(Duration::from_secs(t));
@@ -643,7 +652,7 @@ pub fn manage_spec(opts: &[Term]) -> Result<ManageSpec, Term> {
     let p = parse(opts)?;
     let mut stop = Command::new("-");
     if let Some(kill) = &p.kill {
-        stop.stop_command(os(kill));
+        stop.stop_command(kill_command(kill));
     }
     if let Some(t) = p.kill_timeout {
         stop.stop_timeout(Duration::from_secs(t));
