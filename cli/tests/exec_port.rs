@@ -704,19 +704,15 @@ fn options_cd_env_executable_success_code_nice_files() {
 fn user_option_runs_as_that_user() {
     let _g = Guard::new();
     let mut port = Port::start();
-    let me = std::fs::read_to_string("/proc/self/loginuid").ok();
-    let _ = me;
-    let pid = port.run(
-        s("id -u"),
-        vec![atom("stdout"), tuple(vec![atom("user"), s("nobody")])],
-    );
-    // As root: 65534. As another user, the switch is refused (not a crash).
-    let (out, _, st) = port.until_exit(pid);
+    let opts = vec![atom("stdout"), tuple(vec![atom("user"), s("nobody")])];
     if libc_geteuid() == 0 {
-        assert_eq!(
-            (String::from_utf8(out).unwrap().trim().to_owned(), st),
-            ("65534".into(), 0)
-        );
+        let pid = port.run(s("id -u"), opts);
+        let (out, _, st) = port.until_exit(pid);
+        assert_eq!((String::from_utf8(out).unwrap(), st), ("65534\n".into(), 0));
+    } else {
+        // Not root: the switch is refused before anything runs.
+        let e = port.call(tuple(vec![atom("run"), s("id -u"), list(opts)]));
+        assert!(err_string(&e).starts_with("Couldn't start pid: "), "{e}");
     }
     port.shutdown();
 }
