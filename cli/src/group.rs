@@ -267,6 +267,38 @@ pub fn reap_adopted(program: u32) {
     }
 }
 
+/// Whether procession is PID 1 (a container's entrypoint, or the first
+/// process of a PID namespace): then it reaps every zombie re-parented to
+/// it, as an init must, even with `--foreground`.
+pub fn is_pid1() -> bool {
+    std::process::id() == 1
+}
+
+/// Makes procession a child subreaper (`--subreaper` with `--foreground`;
+/// [`Group::lead`] does it otherwise).
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// procession's own (soft, hard) value of the limit `resource` (an
+/// `RLIMIT_` constant).
+pub fn own_limit(resource: i32) -> io::Result<(u64, u64)> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit to the valid pointer; an unknown
+    // resource is an EINVAL error.
+    if unsafe { libc::getrlimit(resource as _, &mut rl) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((rl.rlim_cur, rl.rlim_max))
+}
+
 /// The stop signal, then SIGCONT so that a suspended process can act on it
 /// (not after SIGKILL or SIGCONT itself).
 pub fn stop_sequence(stop_signal: Signal) -> Vec<Signal> {

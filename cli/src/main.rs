@@ -10,10 +10,14 @@
 //! `procession run --help`.
 
 mod args;
+mod events;
+mod generate;
 mod group;
 mod pty;
+mod relay;
 mod run;
 mod signals;
+mod summary;
 
 use clap::{CommandFactory, FromArgMatches};
 
@@ -22,6 +26,8 @@ use args::{Cli, Cmd};
 fn main() {
     let code = match parse() {
         Ok((Cmd::Run(run_args), env)) => run::run(&run_args, &env),
+        Ok((Cmd::Completions { shell }, _)) => generate::completions(shell),
+        Ok((Cmd::Man { out }, _)) => generate::man(out.as_deref()),
         Err(e) => {
             // Help and version go to stdout with 0; usage errors to stderr
             // with 125 (procession's own failure), not clap's usual 2.
