@@ -86,7 +86,7 @@ pub struct Exit {
     code: Option<i32>,
     /// The signal number that ended it, or null.
     signal: Option<i32>,
-    /// The signal's name without SIG (`"KILL"`), or null.
+    /// The signal's name (`"SIGKILL"`), or null.
     signal_name: Option<&'static str>,
     /// Whether it dumped core.
     core_dumped: bool,

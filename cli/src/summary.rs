@@ -25,7 +25,7 @@ pub fn render(
             "killed by signal {} ({}){}",
             sig.as_raw(),
             sig.name()
-                .map_or_else(|| sig.as_raw().to_string(), |n| format!("SIG{n}")),
+                .map_or_else(|| sig.as_raw().to_string(), str::to_owned),
             if status.core_dumped() {
                 ", core dumped"
             } else {
