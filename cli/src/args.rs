@@ -14,7 +14,7 @@ use procession::{Limit, NameOrId, PacketSize, Signal, TerminalMode};
 #[command(
     name = "procession",
     version,
-    about = "Run and supervise programs: timeouts, stop sequences, process groups, redirections",
+    about = "Run and supervise programs: timeouts, stop sequences, process groups, redirections, users and limits, JSON events",
     long_about = "Run and supervise programs: timeouts, stop sequences, process groups, \
                   redirections and signal forwarding.\n\n\
                   See `procession run --help` for the options and exit codes.",
@@ -142,12 +142,28 @@ TERMINAL (--pty):
   sequence apply to the program's group, as does the cleanup of what is
   left of it once the program has exited.
 
+PID 1 (a container's entrypoint):
+  Run as PID 1, procession does the duties of an init such as tini or
+  dumb-init: it reaps every zombie re-parented to it (orphans of the
+  program, daemons' double forks), forwards every catchable signal sent to
+  it (docker stop's SIGTERM) to the program's group, and exits with the
+  program's status. In a Dockerfile:
+    ENTRYPOINT [\"procession\", \"run\", \"--\"]
+    CMD [\"myserver\", \"--port\", \"8080\"]
+  --subreaper gives the same reaping elsewhere (implied unless --foreground).
+
+EVENTS AND SUMMARY:
+  --events json writes the program's output and exit as JSON lines on
+  stdout (schema: docs/CLI.md); --summary prints wall and CPU time, peak
+  memory and bytes in and out to stderr at the end.
+
 EXIT STATUS:
   N      the program's exit code (but see --success-exit-code)
   124    the --timeout fired, however the program then ended (on its own,
          by the stop signal or command, or by the final SIGKILL)
   125    procession itself failed: bad usage, a redirection file could not be
-         opened, --cd failed, the command was invalid
+         opened, --cd failed, --user, a limit, --nice or --cgroup was refused,
+         the command was invalid
   126    PROGRAM was found but could not be executed (no permission, not an
          executable format)
   127    PROGRAM was not found (or its #! interpreter or loader is missing)
@@ -203,7 +219,16 @@ EXAMPLES:
   printf 'a\\nb\\n' | procession run --pty -- cat
 
   # grep exits 1 when nothing matched: count that as success too.
-  procession run --success-exit-code 0 --success-exit-code 1 -- grep -q x file";
+  procession run --success-exit-code 0 --success-exit-code 1 -- grep -q x file
+
+  # As nobody, niced, with at most 256 open files and no core dumps.
+  procession run --user nobody --nice 10 --rlimit nofile=256 --rlimit core=0 -- ./job
+
+  # Output and exit as JSON lines, one event per line of output.
+  procession run --events json --framing lines -- make
+
+  # How long, how much CPU and memory, how many bytes out.
+  procession run --summary -- gzip -9 big.tar";
 
 /// Options of `procession run`.
 #[derive(Debug, Args)]
@@ -583,10 +608,10 @@ Example: procession run --cgroup auto -- sh -c 'setsid sleep 100 & echo started'
         hide_default_value = true,
         long_help = "\
 What happens to the program if procession dies without stopping it (SIGKILL,
-a crash): kill (the default) SIGKILLs it, its process group (or with
---cgroup its cgroup) within milliseconds, through the library's watchdog
-process; keep leaves it running, e.g. for a daemon that must outlive its
-launcher.
+a crash): kill (the default) SIGKILLs it within milliseconds (with --pty
+its process group, with --cgroup its whole cgroup), through the watchdog
+process that procession starts; keep leaves it running, e.g. for a daemon
+that must outlive its launcher.
 Example: procession run --on-owner-death keep -- ./daemon"
     )]
     pub on_owner_death: OwnerDeath,
@@ -1140,7 +1165,9 @@ mod tests {
     fn parse(args: &[&str]) -> Result<(RunArgs, Vec<EnvChange>), clap::Error> {
         let matches = Cli::command().try_get_matches_from(args)?;
         let cli = Cli::from_arg_matches(&matches)?;
-        let Cmd::Run(run) = cli.command;
+        let Cmd::Run(run) = cli.command else {
+            panic!("not run");
+        };
         let (_, sub) = matches.subcommand().expect("subcommand");
         let changes = env_changes(&run, sub);
         Ok((run, changes))
@@ -1261,6 +1288,81 @@ mod tests {
         .unwrap();
         assert_eq!(run.stop_signal, Some(Signal::HUP));
         assert_eq!(run.stop_timeout, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn every_run_option_has_an_example() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("run");
+        for arg in run.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || arg.is_positional() {
+                continue;
+            }
+            let help = arg
+                .get_long_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.contains("\nExample: procession run "),
+                "--{id} has no example in its long help"
+            );
+        }
+    }
+
+    #[test]
+    fn new_option_values() {
+        assert_eq!(
+            parse_rlimit("nofile=10:20").unwrap(),
+            RlimitArg {
+                limit: Limit::OpenFiles,
+                resource: libc::RLIMIT_NOFILE as i32,
+                name: "nofile",
+                soft: Some(10),
+                hard: Some(20)
+            }
+        );
+        let r = parse_rlimit("AS=unlimited").unwrap();
+        assert_eq!(
+            (r.soft, r.hard),
+            (Some(Limit::UNLIMITED), Some(Limit::UNLIMITED))
+        );
+        let r = parse_rlimit("core=:5").unwrap();
+        assert_eq!((r.soft, r.hard), (None, Some(5)));
+        for bad in [
+            "",
+            "=1",
+            "nofile=",
+            "nofile=-1",
+            "nofile=1:2:3",
+            "nofile=+1",
+        ] {
+            assert!(parse_rlimit(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(parse_umask("027"), Ok(0o27));
+        assert!(parse_umask("1000").is_err());
+        assert_eq!(parse_framing("lines:10"), Ok(Framing::Lines(10)));
+        assert_eq!(
+            parse_framing("packet:4"),
+            Ok(Framing::Packet(PacketSize::Four))
+        );
+        for bad in [
+            "", "line", "lines:", "lines:x", "packet", "packet:0", "packet:8", "raw:1",
+        ] {
+            assert!(parse_framing(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(name_or_id("65534".into()), NameOrId::Id(65534));
+        assert_eq!(name_or_id("nobody".into()), NameOrId::Name("nobody".into()));
+        assert_eq!(name_or_id("+1".into()), NameOrId::Name("+1".into()));
+        assert_eq!(group_list("".into()), GroupList(vec![]));
+        assert_eq!(
+            group_list("0,wheel".into()),
+            GroupList(vec![NameOrId::Id(0), NameOrId::Name("wheel".into())])
+        );
+        assert_eq!(parse_pty_mode("ECHO=0"), Ok((TerminalMode::Echo, 0)));
+        assert!(parse_pty_mode("echo=x").is_err());
+        let (run, _) = parse(&["procession", "run", "--nice", "-5", "--", "x"]).unwrap();
+        assert_eq!(run.nice, Some(-5));
     }
 
     #[test]

@@ -235,10 +235,24 @@ impl Group {
 /// alone, so that it never takes a status the library waits for.
 pub static HOLD_REAPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Reaps the zombies re-parented to procession (a child subreaper) while the
-/// program runs: descendants whose parent died before them. Every zombie
-/// child of procession except `program` is one, unless [`HOLD_REAPING`] is
-/// set (the library's other children, the stop command, run only then).
+/// Reaps the zombies re-parented to procession (a child subreaper, or PID 1
+/// in a container) while the program runs: descendants whose parent died
+/// before them. Every zombie child of procession except `program` is one,
+/// unless [`HOLD_REAPING`] is set (the library's other children, the stop
+/// command, run only then).
+///
+/// Why by pid from a /proc scan, and not `waitpid(-1)`: the library reaps
+/// the program itself, through its pidfd (`waitid(P_PIDFD)`), and the
+/// status it reads there is the program's exit status that procession
+/// reports. A `waitpid(-1)` could take it first; so could a
+/// `waitid(P_ALL, WNOWAIT)` peek followed by a reap, and that peek also
+/// keeps returning the same first zombie (the program's, once it is one),
+/// hiding the others. The scan names each zombie whose parent is
+/// procession, and only those that are not the program are waited for, by
+/// pid. The library's only other child, its owner-death watchdog, never
+/// exits while procession runs unless someone kills it; then taking its
+/// status costs nothing (the library replaces a dead watchdog and ignores
+/// the outcome of its own wait for it).
 pub fn reap_adopted(program: u32) {
     use std::sync::atomic::Ordering;
     if HOLD_REAPING.load(Ordering::SeqCst) {
