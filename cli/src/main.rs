@@ -7,7 +7,10 @@
 //! conventions: 124 timeout, 125 procession failed, 126 not executable,
 //! 127 not found, 128+N killed by signal N. With `--pty` the program runs
 //! on a pseudo-terminal of its own that procession relays (see `pty`). See
-//! `procession run --help`.
+//! `procession run --help`. `run` also sets who the program runs as and
+//! its limits, writes `--events json` (see `events`), prints a `--summary`,
+//! and as PID 1 reaps adopted zombies (see `group::reap_adopted`);
+//! `completions` and `man` are generated from the flag definitions.
 
 mod args;
 mod events;
