@@ -668,8 +668,9 @@ and stderr. To count those bytes procession relays the streams through
 pipes: stdin, stdout and stderr that are not terminals and not redirected
 with --stdin/--stdout/--stderr are relayed; the others are reported as not
 counted (the program keeps its terminal, so that it behaves as without
---summary). With --cgroup, the cgroup's CPU time and peak memory for the
-program and all its descendants are shown too.
+--summary). A relayed stdin is read ahead of the program, so in a
+`while read` loop give it --stdin null. With --cgroup, the cgroup's CPU
+time and peak memory for the program and all its descendants are shown too.
 Example: procession run --summary -- sh -c 'head -c 1000000 /dev/zero | gzip >/dev/null'"
     )]
     pub summary: bool,

@@ -126,17 +126,15 @@ fn supervise(
     signal_hook::low_level::pipe::register(libc::SIGCHLD, chld_writer)
         .map_err(|e| failed("cannot install the SIGCHLD handler", e))?;
 
+    if args.subreaper {
+        crate::group::become_subreaper()
+            .map_err(|e| failed("cannot become a child subreaper", e))?;
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| (spawn_error_code(&e), e.to_string()))?;
     // PID 1 and --subreaper: reap what is re-parented to procession (see
     // `run`). Not with --stop-command, whose child the library reaps.
-    if args.subreaper {
-        if let Err(e) = crate::group::become_subreaper() {
-            let _ = child.stop();
-            return Err(failed("cannot become a child subreaper", e));
-        }
-    }
     if (args.subreaper || crate::group::is_pid1()) && args.stop_command.is_none() {
         if let Err(e) = signals::reap_adopted_orphans(child.pid()) {
             let _ = child.stop();

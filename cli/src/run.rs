@@ -52,6 +52,14 @@ pub fn run(args: &RunArgs, env: &[EnvChange]) -> i32 {
             }
         }
     };
+    // Before the spawn, so that nothing the program starts escapes. In
+    // group mode, Group::lead has done it already.
+    if group.is_none() && args.subreaper {
+        if let Err(e) = group::become_subreaper() {
+            eprintln!("procession: cannot become a child subreaper: {e}");
+            return EXIT_FAILED;
+        }
+    }
     // Before the spawn, so that a signal sent as soon as the program runs is
     // forwarded rather than ending procession.
     let caught = match signals::catch() {
@@ -94,15 +102,7 @@ pub fn run(args: &RunArgs, env: &[EnvChange]) -> i32 {
         None
     };
     // PID 1 (a container's entrypoint) and --subreaper reap what is
-    // re-parented to procession even with --foreground; procession is a
-    // subreaper in group mode already (Group::lead).
-    if group.is_none() && args.subreaper {
-        if let Err(e) = group::become_subreaper() {
-            eprintln!("procession: cannot become a child subreaper: {e}");
-            let _ = stop.run(&mut child);
-            return EXIT_FAILED;
-        }
-    }
+    // re-parented to procession even with --foreground.
     if group.is_some() || args.subreaper || group::is_pid1() {
         if let Err(e) = signals::reap_adopted_orphans(child.pid()) {
             eprintln!("procession: cannot start the orphan reaper thread: {e}");

@@ -635,3 +635,31 @@ fn bad_and_conflicting_flags_exit_125() {
         run(&all).expect_usage_error(what);
     }
 }
+
+#[test]
+fn pty_mode_sets_a_terminal_mode() {
+    let _g = Guard::new();
+    // onlcr off: the terminal no longer turns \n into \r\n.
+    for (extra, want) in [
+        (&[][..], &b"a\r\nb\r\n"[..]),
+        (&["--pty-mode", "onlcr=0"], b"a\nb\n"),
+    ] {
+        let mut args = vec!["run", "--pty"];
+        args.extend_from_slice(extra);
+        args.extend(["--", "cat"]);
+        let mut child = procession()
+            .args(&args)
+            .stdin(StdStdio::piped())
+            .stdout(StdStdio::piped())
+            .stderr(StdStdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"a\nb\n").unwrap();
+        let stdout = read_in_background(child.stdout.take().unwrap());
+        let stderr = read_in_background(child.stderr.take().unwrap());
+        let code = code_of(wait_for(&mut child));
+        let err = stderr.recv().unwrap();
+        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+        assert_eq!(stdout.recv().unwrap(), want, "{extra:?}");
+    }
+}

@@ -146,3 +146,32 @@ while :; do sleep 0.01; done
     assert!(rest.contains("member got TERM\n"), "{rest:?} {stderr:?}");
     assert_eq!(code, 42, "{rest:?} {stderr:?}");
 }
+
+#[test]
+fn subreaper_adopts_and_reaps_with_foreground() {
+    let _g = Guard::new();
+    // The program orphans a sleep, checks that procession (its own
+    // parent) adopted it, then waits until it is gone, reaped: a zombie
+    // keeps its /proc entry.
+    let script = r#"
+p=$(sh -c 'sleep 0.2 >/dev/null & echo $!')
+l=$(cat /proc/$p/stat) || { echo "gone too soon"; exit 1; }
+rest=${l##*) }; rest=${rest#* }; ppid=${rest%% *}
+[ "$ppid" = "$PPID" ] || { echo "adopted by $ppid, not $PPID"; exit 1; }
+i=0
+while [ -e /proc/$p ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done
+[ -e /proc/$p ] && { echo "not reaped"; exit 1; }
+echo reaped
+"#;
+    let out = run(&[
+        "run",
+        "--foreground",
+        "--subreaper",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(out.stdout_str(), "reaped\n", "{}", out.stderr_str());
+    out.expect_code(0);
+}
