@@ -235,10 +235,24 @@ impl Group {
 /// alone, so that it never takes a status the library waits for.
 pub static HOLD_REAPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Reaps the zombies re-parented to procession (a child subreaper) while the
-/// program runs: descendants whose parent died before them. Every zombie
-/// child of procession except `program` is one, unless [`HOLD_REAPING`] is
-/// set (the library's other children, the stop command, run only then).
+/// Reaps the zombies re-parented to procession (a child subreaper, or PID 1
+/// in a container) while the program runs: descendants whose parent died
+/// before them. Every zombie child of procession except `program` is one,
+/// unless [`HOLD_REAPING`] is set (the library's other children, the stop
+/// command, run only then).
+///
+/// Why by pid from a /proc scan, and not `waitpid(-1)`: the library reaps
+/// the program itself, through its pidfd (`waitid(P_PIDFD)`), and the
+/// status it reads there is the program's exit status that procession
+/// reports. A `waitpid(-1)` could take it first; so could a
+/// `waitid(P_ALL, WNOWAIT)` peek followed by a reap, and that peek also
+/// keeps returning the same first zombie (the program's, once it is one),
+/// hiding the others. The scan names each zombie whose parent is
+/// procession, and only those that are not the program are waited for, by
+/// pid. The library's only other child, its owner-death watchdog, never
+/// exits while procession runs unless someone kills it; then taking its
+/// status costs nothing (the library replaces a dead watchdog and ignores
+/// the outcome of its own wait for it).
 pub fn reap_adopted(program: u32) {
     use std::sync::atomic::Ordering;
     if HOLD_REAPING.load(Ordering::SeqCst) {
@@ -265,6 +279,38 @@ pub fn reap_adopted(program: u32) {
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
         }
     }
+}
+
+/// Whether procession is PID 1 (a container's entrypoint, or the first
+/// process of a PID namespace): then it reaps every zombie re-parented to
+/// it, as an init must, even with `--foreground`.
+pub fn is_pid1() -> bool {
+    std::process::id() == 1
+}
+
+/// Makes procession a child subreaper (`--subreaper` with `--foreground`;
+/// [`Group::lead`] does it otherwise).
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// procession's own (soft, hard) value of the limit `resource` (an
+/// `RLIMIT_` constant).
+pub fn own_limit(resource: i32) -> io::Result<(u64, u64)> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit to the valid pointer; an unknown
+    // resource is an EINVAL error.
+    if unsafe { libc::getrlimit(resource as _, &mut rl) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((rl.rlim_cur, rl.rlim_max))
 }
 
 /// The stop signal, then SIGCONT so that a suspended process can act on it

@@ -75,6 +75,7 @@ pub fn run(args: &RunArgs, mut cmd: Command) -> i32 {
             // echo and the line editing, as with `script`. Piped input must
             // not come back in the output.
             .echo(interactive)
+            .modes(args.pty_mode.iter().copied())
             .stderr(stderr_on_pty),
     );
 
@@ -125,9 +126,21 @@ fn supervise(
     signal_hook::low_level::pipe::register(libc::SIGCHLD, chld_writer)
         .map_err(|e| failed("cannot install the SIGCHLD handler", e))?;
 
+    if args.subreaper {
+        crate::group::become_subreaper()
+            .map_err(|e| failed("cannot become a child subreaper", e))?;
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| (spawn_error_code(&e), e.to_string()))?;
+    // PID 1 and --subreaper: reap what is re-parented to procession (see
+    // `run`). Not with --stop-command, whose child the library reaps.
+    if (args.subreaper || crate::group::is_pid1()) && args.stop_command.is_none() {
+        if let Err(e) = signals::reap_adopted_orphans(child.pid()) {
+            let _ = child.stop();
+            return Err(failed("cannot start the orphan reaper thread", e));
+        }
+    }
     let input = child.stdin.take();
     let output = child.stdout.take();
     let output_relay = match start_threads(&child, caught, input, output, events_writer) {
