@@ -12,6 +12,8 @@
 //! and as PID 1 reaps adopted zombies (see `group::reap_adopted`);
 //! `completions` and `man` are generated from the flag definitions.
 
+#![deny(unsafe_code)]
+
 mod args;
 mod events;
 mod generate;
@@ -21,6 +23,8 @@ mod relay;
 mod run;
 mod signals;
 mod summary;
+#[allow(unsafe_code)]
+mod sys;
 
 use clap::{CommandFactory, FromArgMatches};
 

@@ -16,7 +16,7 @@
 //! nothing more, so that the exit event or the summary comes last.
 
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -28,6 +28,7 @@ use procession::{
 
 use crate::args::{Framing, Output, RunArgs, Stream};
 use crate::events::{Json, StreamName};
+use crate::sys::{self, PollFd, PollFlags};
 
 /// The relays' buffer size.
 const BUF: usize = 64 * 1024;
@@ -366,25 +367,22 @@ fn relay_events(
     }
     let mut buf = vec![0; BUF];
     while !streams.is_empty() {
-        let mut fds: Vec<libc::pollfd> = streams
+        let mut fds: Vec<PollFd<'_>> = streams
             .iter()
-            .map(|(_, r, _, _)| libc::pollfd {
-                fd: r.raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
+            .map(|(_, r, _, _)| PollFd::from_borrowed_fd(r.as_fd(), PollFlags::IN))
             .collect();
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if r == -1 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+        if let Err(e) = sys::poll(&mut fds, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
             return;
         }
+        let ready: Vec<bool> = fds.iter().map(|fd| !fd.revents().is_empty()).collect();
+        // Ends the borrow of `streams`, which the reads below change.
+        drop(fds);
         let mut ended = Vec::new();
-        for (i, fd) in fds.iter().enumerate() {
-            if fd.revents == 0 {
+        for (i, ready) in ready.into_iter().enumerate() {
+            if !ready {
                 continue;
             }
             let (name, reader, decoder, counter) = &mut streams[i];
@@ -409,12 +407,6 @@ fn relay_events(
 }
 
 /// A pipe end to read and poll.
-trait ReadFd: Read + Send {
-    fn raw_fd(&self) -> i32;
-}
+trait ReadFd: Read + AsFd + Send {}
 
-impl<T: Read + AsRawFd + Send> ReadFd for T {
-    fn raw_fd(&self) -> i32 {
-        self.as_raw_fd()
-    }
-}
+impl<T: Read + AsFd + Send> ReadFd for T {}
