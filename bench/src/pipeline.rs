@@ -48,8 +48,45 @@ fn thread_cpu() -> f64 {
     s(ru.ru_utime) + s(ru.ru_stime)
 }
 
-/// Per row of scenario 14: the forwarding thread's CPU seconds per GiB.
-type CpuLog = std::cell::RefCell<Vec<(&'static str, f64)>>;
+/// CPU time (user + system) of the children this process has waited for,
+/// in seconds (`getrusage(RUSAGE_CHILDREN)`; procession's reaper thread
+/// waits for its children, so they count too).
+fn children_cpu() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, exclusively borrowed rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(ru.ru_utime) + s(ru.ru_stime)
+}
+
+/// One run's CPU seconds per GiB, by who spent them.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    /// The thread that forwards (the caller of `forward_stdout`, or the loop).
+    forwarder: f64,
+    /// The writer child (its copy into the pipe).
+    writer: f64,
+    /// For the socket: the thread that reads the other end.
+    reader: f64,
+}
+
+impl Cpu {
+    fn total(&self) -> f64 {
+        self.forwarder + self.writer + self.reader
+    }
+
+    /// The best rate (GiB/s) this much work allows on `cpus` CPUs: no
+    /// participant can go faster than its own CPU time allows, and all of
+    /// them together cannot use more than `cpus`.
+    fn bound(&self, cpus: f64) -> f64 {
+        let slowest = self.forwarder.max(self.writer).max(self.reader);
+        (1.0 / slowest).min(cpus / self.total())
+    }
+}
+
+/// Per row of scenario 14: who spent how much CPU per GiB, per run.
+type CpuLog = std::cell::RefCell<Vec<(&'static str, Cpu)>>;
 
 fn gibps(bytes: u64, t: Instant) -> f64 {
     bytes as f64 / (1u64 << 30) as f64 / t.elapsed().as_secs_f64()
@@ -330,7 +367,7 @@ fn prepare_sink_file(bytes: u64) -> io::Result<()> {
 /// A sink opened for one measurement, and what checks it afterwards.
 enum Sink {
     File(std::fs::File),
-    Tcp(TcpStream, std::thread::JoinHandle<io::Result<u64>>),
+    Tcp(TcpStream, std::thread::JoinHandle<io::Result<(u64, f64)>>),
 }
 
 impl Sink {
@@ -351,7 +388,7 @@ impl Sink {
                     let mut total = 0u64;
                     loop {
                         match client.read(&mut buf) {
-                            Ok(0) => return Ok(total),
+                            Ok(0) => return Ok((total, thread_cpu())),
                             Ok(n) => total += n as u64,
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                             Err(e) => return Err(e),
@@ -372,18 +409,21 @@ impl Sink {
     }
 
     /// Closes the sink, waits for the reader, and checks the byte count
-    /// (the file's write position: it was not truncated).
-    fn finish(self, want: u64) -> io::Result<()> {
+    /// (the file's write position: it was not truncated). Returns the
+    /// reading thread's CPU seconds (0 for a file: nobody reads it).
+    fn finish(self, want: u64) -> io::Result<f64> {
         match self {
             Sink::File(mut f) => {
                 use std::io::Seek;
                 let at = f.stream_position()?;
-                check(at, want)
+                check(at, want)?;
+                Ok(0.0)
             }
             Sink::Tcp(s, reader) => {
                 drop(s);
-                let got = reader.join().map_err(|_| io::Error::other("reader"))??;
-                check(got, want)
+                let (got, cpu) = reader.join().map_err(|_| io::Error::other("reader"))??;
+                check(got, want)?;
+                Ok(cpu)
             }
         }
     }
@@ -401,8 +441,20 @@ fn forward_variants<'a>(
     cpu: &'a CpuLog,
 ) -> Vec<Variant<'a>> {
     let gib = bytes as f64 / (1u64 << 30) as f64;
-    let log =
-        move |row: &'static str, c0: f64| cpu.borrow_mut().push((row, (thread_cpu() - c0) / gib));
+    // Each run: (the forwarding thread's CPU, the waited-for children's)
+    // at its start, and the reader's CPU from the sink.
+    let start = || (thread_cpu(), children_cpu());
+    let spent = |(f0, w0): (f64, f64)| (thread_cpu() - f0, children_cpu() - w0);
+    let log = move |row: &'static str, (forwarder, writer): (f64, f64), reader: f64| {
+        cpu.borrow_mut().push((
+            row,
+            Cpu {
+                forwarder: forwarder / gib,
+                writer: writer / gib,
+                reader: reader / gib,
+            },
+        ))
+    };
     let cmd = move || {
         let mut c = procession::Command::new(writer);
         c.args([bytes.to_string(), BIG.to_string()]);
@@ -410,28 +462,30 @@ fn forward_variants<'a>(
     };
     let spliced = Variant::new(SPLICE_ROW, move || {
         let sink = Sink::new(kind)?;
-        let (t, c0) = (Instant::now(), thread_cpu());
+        let (t, c0) = (Instant::now(), start());
         let done = cmd().forward_stdout(sink.fd()).map_err(ioe)?;
         let rate = gibps(bytes, t);
-        log(SPLICE_ROW, c0);
+        let used = spent(c0);
         check(done.spliced, bytes)?;
-        sink.finish(bytes)?;
+        let reader = sink.finish(bytes)?;
+        log(SPLICE_ROW, used, reader);
         Ok(rate)
     });
     let copied = Variant::new(FALLBACK_ROW, move || {
         let sink = Sink::new(kind)?;
-        let (t, c0) = (Instant::now(), thread_cpu());
+        let (t, c0) = (Instant::now(), start());
         let done = cmd().forward_stdout_copying(sink.fd()).map_err(ioe)?;
         let rate = gibps(bytes, t);
-        log(FALLBACK_ROW, c0);
+        let used = spent(c0);
         check(done.bytes, bytes)?;
-        sink.finish(bytes)?;
+        let reader = sink.finish(bytes)?;
+        log(FALLBACK_ROW, used, reader);
         Ok(rate)
     });
     let args2 = [bytes.to_string(), BIG.to_string()];
     let raw = Variant::new(RAW, move || {
         let sink = Sink::new(kind)?;
-        let (t, c0) = (Instant::now(), thread_cpu());
+        let (t, c0) = (Instant::now(), start());
         let mut child = std::process::Command::new(writer)
             .args(&args2)
             .stdout(Stdio::piped())
@@ -444,15 +498,16 @@ fn forward_variants<'a>(
         };
         ok(child.wait()?)?;
         let rate = gibps(bytes, t);
-        log(RAW, c0);
+        let used = spent(c0);
         check(moved, bytes)?;
-        sink.finish(bytes)?;
+        let reader = sink.finish(bytes)?;
+        log(RAW, used, reader);
         Ok(rate)
     });
     let args3 = [bytes.to_string(), BIG.to_string()];
     let std_copy = Variant::new(IOCOPY_ROW, move || {
         let sink = Sink::new(kind)?;
-        let (t, c0) = (Instant::now(), thread_cpu());
+        let (t, c0) = (Instant::now(), start());
         let mut child = std::process::Command::new(writer)
             .args(&args3)
             .stdout(Stdio::piped())
@@ -464,9 +519,10 @@ fn forward_variants<'a>(
         };
         ok(child.wait()?)?;
         let rate = gibps(bytes, t);
-        log(IOCOPY_ROW, c0);
+        let used = spent(c0);
         check(moved, bytes)?;
-        sink.finish(bytes)?;
+        let reader = sink.finish(bytes)?;
+        log(IOCOPY_ROW, used, reader);
         Ok(rate)
     });
     // The ceiling of any forwarding of this writer through a pipe: the
@@ -474,9 +530,10 @@ fn forward_variants<'a>(
     // /dev/null moves no byte).
     let ceiling = Variant::new(CEILING_ROW, move || {
         let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
-        let t = Instant::now();
+        let (t, c0) = (Instant::now(), start());
         let done = cmd().forward_stdout(&null).map_err(ioe)?;
         let rate = gibps(bytes, t);
+        log(CEILING_ROW, spent(c0), 0.0);
         check(done.bytes, bytes)?;
         Ok(rate)
     });
@@ -525,36 +582,68 @@ pub fn run_forward(ctx: &Ctx) -> io::Result<Outcome> {
         );
         let ratio = table.ratio(SPLICE_ROW, RAW);
         let cpu = cpu.into_inner();
+        // The median of each participant's CPU per GiB over a row's runs.
         let cpu_of = |row: &str| {
-            let v: Vec<f64> = cpu
+            let runs: Vec<Cpu> = cpu
                 .iter()
                 .filter(|(r, _)| *r == row)
                 .map(|(_, c)| *c)
                 .collect();
-            (!v.is_empty()).then(|| crate::util::stats(&v).0)
+            let median = |f: fn(&Cpu) -> f64| {
+                let v: Vec<f64> = runs.iter().map(f).collect();
+                crate::util::stats(&v).0
+            };
+            (!runs.is_empty()).then(|| Cpu {
+                forwarder: median(|c| c.forwarder),
+                writer: median(|c| c.writer),
+                reader: median(|c| c.reader),
+            })
         };
-        let parts: Vec<String> = [SPLICE_ROW, FALLBACK_ROW, RAW, IOCOPY_ROW]
+        let parts: Vec<String> = [SPLICE_ROW, FALLBACK_ROW, RAW, IOCOPY_ROW, CEILING_ROW]
             .iter()
-            .filter_map(|row| cpu_of(row).map(|c| format!("{row}: {c:.3} s")))
+            .filter_map(|row| {
+                cpu_of(row).map(|c| {
+                    let reader = match kind {
+                        SinkKind::Tcp => format!(", reader {:.3}", c.reader),
+                        SinkKind::File => String::new(),
+                    };
+                    format!(
+                        "{row}: forwarder {:.3}, writer {:.3}{reader}, total {:.3} s \
+                         (the most this work allows on 2 CPUs: {:.2} GiB/s)",
+                        c.forwarder,
+                        c.writer,
+                        c.total(),
+                        c.bound(2.0)
+                    )
+                })
+            })
             .collect();
         out.text.push(format!(
-            "[{what}] CPU time of the forwarding thread per GiB (median; the writer child \
-             and, for the socket, the reading thread not included): {}.",
+            "[{what}] CPU seconds per GiB of each participant (medians; the writer child \
+             from getrusage(RUSAGE_CHILDREN), the threads from RUSAGE_THREAD): {}.",
             parts.join("; ")
         ));
-        let ceiling = match (
-            table.median(RAW),
-            cpu_of(SPLICE_ROW),
-            cpu_of(RAW),
-            table.ratio(CEILING_ROW, RAW),
-        ) {
-            (Some(raw), Some(cs), Some(cr), Some(top)) => Some(format!(
-                "the raw loop reaches {raw:.2} GiB/s here; the writer alone (its copy into the \
-                 pipe, spliced into /dev/null) is {top:.2}× the raw loop, the bound for any \
-                 forwarding of this writer; the forwarding thread spends {cs:.3} s of CPU per \
-                 GiB with splice against {cr:.3} s with the loop, and the writer, the sink's \
-                 own copy (page cache, socket buffers) and, for the socket, the reader share \
-                 the same 2 vCPUs"
+        let ceiling = match (table.median(RAW), cpu_of(SPLICE_ROW), cpu_of(RAW)) {
+            (Some(raw), Some(cs), Some(cr)) => Some(format!(
+                "the raw loop reaches {raw:.2} GiB/s here. CPU seconds per GiB, splice against \
+                 the loop: forwarder {:.3} vs {:.3}, writer {:.3} vs {:.3}{}; in all {:.3} vs \
+                 {:.3}. On 2 CPUs this work allows at most {:.2} GiB/s with splice and {:.2} \
+                 with the loop, {:.2}×; stages taking turns (as they do through full and empty \
+                 pipes) make it the ratio of the totals, {:.2}×",
+                cs.forwarder,
+                cr.forwarder,
+                cs.writer,
+                cr.writer,
+                match kind {
+                    SinkKind::Tcp => format!(", reader {:.3} vs {:.3}", cs.reader, cr.reader),
+                    SinkKind::File => String::new(),
+                },
+                cs.total(),
+                cr.total(),
+                cs.bound(2.0),
+                cr.bound(2.0),
+                cs.bound(2.0) / cr.bound(2.0),
+                cr.total() / cs.total(),
             )),
             _ => None,
         };

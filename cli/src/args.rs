@@ -6,15 +6,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::{OsStringValueParser, TypedValueParser};
-use clap::{ArgAction, ArgMatches, Args, Parser, Subcommand};
-use procession::Signal;
+use clap::{ArgAction, ArgMatches, Args, Parser, Subcommand, ValueEnum};
+use procession::{Limit, NameOrId, PacketSize, Signal, TerminalMode};
 
 /// The whole command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "procession",
     version,
-    about = "Run and supervise programs: timeouts, stop sequences, process groups, redirections",
+    about = "Run and supervise programs: timeouts, stop sequences, process groups, redirections, users and limits, JSON events",
     long_about = "Run and supervise programs: timeouts, stop sequences, process groups, \
                   redirections and signal forwarding.\n\n\
                   See `procession run --help` for the options and exit codes.",
@@ -27,6 +27,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run PROGRAM under supervision and exit with its status.
@@ -38,6 +40,36 @@ pub enum Cmd {
         after_long_help = RUN_AFTER_HELP
     )]
     Run(RunArgs),
+
+    /// Print a shell completion script for procession to stdout.
+    #[command(long_about = "\
+Print the completion script for SHELL to stdout, generated from the same
+definitions as the options themselves.
+
+Examples:
+  procession completions bash > /etc/bash_completion.d/procession
+  procession completions zsh > ~/.zfunc/_procession
+  procession completions fish > ~/.config/fish/completions/procession.fish")]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print procession's manual page (roff) to stdout, or write them all.
+    #[command(long_about = "\
+Print the manual page procession(1) in roff to stdout, generated from the
+same definitions as the options and their help, or with --out DIR write
+procession.1 and one page per subcommand (procession-run.1, ...) into DIR.
+
+Examples:
+  procession man | man -l -
+  procession man --out /usr/local/share/man/man1")]
+    Man {
+        /// Write procession.1 and a page per subcommand into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 const RUN_ABOUT: &str = "\
@@ -112,12 +144,28 @@ TERMINAL (--pty):
   sequence apply to the program's group, as does the cleanup of what is
   left of it once the program has exited.
 
+PID 1 (a container's entrypoint):
+  Run as PID 1, procession does the duties of an init such as tini or
+  dumb-init: it reaps every zombie re-parented to it (orphans of the
+  program, daemons' double forks), forwards every catchable signal sent to
+  it (docker stop's SIGTERM) to the program's group, and exits with the
+  program's status. In a Dockerfile:
+    ENTRYPOINT [\"procession\", \"run\", \"--\"]
+    CMD [\"myserver\", \"--port\", \"8080\"]
+  --subreaper gives the same reaping elsewhere (implied unless --foreground).
+
+EVENTS AND SUMMARY:
+  --events json writes the program's output and exit as JSON lines on
+  stdout (schema: docs/CLI.md); --summary prints wall and CPU time, peak
+  memory and bytes in and out to stderr at the end.
+
 EXIT STATUS:
   N      the program's exit code (but see --success-exit-code)
   124    the --timeout fired, however the program then ended (on its own,
          by the stop signal or command, or by the final SIGKILL)
   125    procession itself failed: bad usage, a redirection file could not be
-         opened, --cd failed, the command was invalid
+         opened, --cd failed, --user, a limit, --nice or --cgroup was refused,
+         the command was invalid
   126    PROGRAM was found but could not be executed (no permission, not an
          executable format)
   127    PROGRAM was not found (or its #! interpreter or loader is missing)
@@ -173,7 +221,16 @@ EXAMPLES:
   printf 'a\\nb\\n' | procession run --pty -- cat
 
   # grep exits 1 when nothing matched: count that as success too.
-  procession run --success-exit-code 0 --success-exit-code 1 -- grep -q x file";
+  procession run --success-exit-code 0 --success-exit-code 1 -- grep -q x file
+
+  # As nobody, niced, with at most 256 open files and no core dumps.
+  procession run --user nobody --nice 10 --rlimit nofile=256 --rlimit core=0 -- ./job
+
+  # Output and exit as JSON lines, one event per line of output.
+  procession run --events json --framing lines -- make
+
+  # How long, how much CPU and memory, how many bytes out.
+  procession run --summary -- gzip -9 big.tar";
 
 /// Options of `procession run`.
 #[derive(Debug, Args)]
@@ -426,6 +483,229 @@ Example: procession run --success-exit-code 0 --success-exit-code 1 -- grep -q x
     )]
     pub success_exit_code: Vec<i32>,
 
+    /// Run the program as this user (name or uid), with its groups.
+    #[arg(
+        long,
+        value_name = "NAME|UID",
+        value_parser = OsStringValueParser::new().map(name_or_id),
+        long_help = "\
+Run the program as USER, a name from the user database or a numeric uid
+(setresuid). Unless --group and --groups say otherwise, the program gets
+the user's primary group and supplementary groups from the databases, as
+su and sudo do (a uid without an entry there needs --group). Needs root
+(CAP_SETUID and CAP_SETGID); otherwise nothing runs and procession exits
+with 125. As with setpriv(1) and runuser(1), --cd is entered as the new
+user.
+Example: procession run --user nobody -- id"
+    )]
+    pub user: Option<NameOrId>,
+
+    /// Run the program with this group (name or gid) as its primary group.
+    #[arg(
+        long,
+        value_name = "NAME|GID",
+        value_parser = OsStringValueParser::new().map(name_or_id),
+        long_help = "\
+The program's primary group (setresgid), a name from the group database or
+a numeric gid, instead of the --user's own. Needs root (CAP_SETGID).
+Example: procession run --user nobody --group nogroup -- id -g"
+    )]
+    pub group: Option<NameOrId>,
+
+    /// The program's supplementary groups, comma-separated ('' for none).
+    #[arg(
+        long,
+        value_name = "G,G,...",
+        value_parser = OsStringValueParser::new().map(group_list),
+        long_help = "\
+The program's supplementary groups (setgroups): names or gids separated by
+commas, instead of the --user's own; an empty list ('') leaves it with none.
+Needs root (CAP_SETGID).
+Example: procession run --user nobody --groups '' -- id -G"
+    )]
+    pub groups: Option<GroupList>,
+
+    /// The program's nice value, -20 (most favoured) to 19.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i32).range(-20..=19),
+        long_help = "\
+The program's nice value (setpriority), from -20 (most favoured) to 19
+(least), as an absolute value, not added to procession's own as nice(1)
+does. Below procession's own value needs root (CAP_SYS_NICE), else 125.
+Example: procession run --nice 10 -- make -j8"
+    )]
+    pub nice: Option<i32>,
+
+    /// A resource limit NAME=SOFT[:HARD] (repeatable; names as prlimit's).
+    #[arg(
+        long,
+        value_name = "NAME=SOFT[:HARD]",
+        action = ArgAction::Append,
+        value_parser = parse_rlimit,
+        long_help = "\
+Set a resource limit of the program (setrlimit), repeatable. NAME is one of
+prlimit(1)'s: as, core, cpu, data, fsize, memlock, msgqueue, nice, nofile,
+nproc, rtprio, rttime, sigpending, stack (case does not matter). A single
+value sets both the soft and the hard limit; SOFT:HARD sets both; SOFT: and
+:HARD change one and keep procession's own value of the other. A value is a
+number (bytes, seconds or a count, as the limit counts) or unlimited. Raising
+a hard limit above procession's needs root; a refused limit exits 125.
+Example: procession run --rlimit nofile=1024 --rlimit core=0 --rlimit cpu=60:70 -- ./job"
+    )]
+    pub rlimit: Vec<RlimitArg>,
+
+    /// Set no_new_privs: the program can never gain privileges (setuid, file caps).
+    #[arg(
+        long,
+        long_help = "\
+Set the no_new_privs bit (prctl PR_SET_NO_NEW_PRIVS) in the program: neither
+it nor anything it starts can gain privileges through set-user-id programs
+or file capabilities (setpriv --no-new-privs). It cannot be undone. Visible as
+NoNewPrivs: 1 in /proc/PID/status.
+Example: procession run --no-new-privs -- grep NoNewPrivs /proc/self/status"
+    )]
+    pub no_new_privs: bool,
+
+    /// The program's file-creation mask, in octal (e.g. 027).
+    #[arg(
+        long,
+        value_name = "OCTAL",
+        value_parser = parse_umask,
+        long_help = "\
+The program's file-creation mask (umask), in octal: 027, 0027 or 0o027, at
+most 0777. umask(1) in the program prints it.
+Example: procession run --umask 077 -- sh -c 'umask; touch private'"
+    )]
+    pub umask: Option<u32>,
+
+    /// Run the program in a cgroup v2 of its own: auto, or under DIR.
+    #[arg(
+        long,
+        value_name = "auto|DIR",
+        value_parser = OsStringValueParser::new().map(CgroupArg::from_arg),
+        long_help = "\
+Run the program in a new cgroup v2 of its own, made under procession's own
+cgroup (auto) or under DIR (a directory of a cgroup v2 file system that
+procession may create cgroups in: a delegated subtree, or any as root). The
+cgroup holds everything the program starts, even what leaves the process
+group (setsid, a double fork): once the program has ended, what is left of
+the cgroup is stopped as the group is (--stop-signal, then SIGKILL with
+cgroup.kill after --stop-timeout), and the cgroup is removed; its CPU
+accounting is in --summary and the exit event of --events. Without a usable
+cgroup v2 hierarchy procession exits with 125 and runs nothing: there is no
+silent fallback to a weaker cleanup.
+Example: procession run --cgroup auto -- sh -c 'setsid sleep 100 & echo started'"
+    )]
+    pub cgroup: Option<CgroupArg>,
+
+    /// What happens to the program if procession is killed [default: kill].
+    #[arg(
+        long,
+        value_name = "kill|keep",
+        value_enum,
+        default_value_t = OwnerDeath::Kill,
+        hide_default_value = true,
+        long_help = "\
+What happens to the program if procession dies without stopping it (SIGKILL,
+a crash): kill (the default) SIGKILLs it within milliseconds (with --pty
+its process group, with --cgroup its whole cgroup), through the watchdog
+process that procession starts; keep leaves it running, e.g. for a daemon
+that must outlive its launcher.
+Example: procession run --on-owner-death keep -- ./daemon"
+    )]
+    pub on_owner_death: OwnerDeath,
+
+    /// Write the program's output and exit as JSON events on stdout, one a line.
+    #[arg(
+        long,
+        value_name = "json",
+        value_enum,
+        conflicts_with = "pty",
+        long_help = "\
+Instead of passing the program's stdout and stderr through, write one JSON
+object a line on procession's stdout: a start event with the pid, an event
+per chunk (or per --framing frame) of the program's stdout and stderr, with
+the bytes as text when they are valid UTF-8 (\"data\") or base64 otherwise
+(\"data_b64\"), then an exit event with the exit code or signal, whether the
+timeout fired, procession's own exit code and the resource usage. If the
+program cannot be started, an error event instead. procession's exit code
+is still the program's (124-127, 128+N as usual). A stream redirected with
+--stdout or --stderr has no events. The schema is in docs/CLI.md.
+Example: procession run --events json -- sh -c 'echo out; echo err >&2; exit 3'"
+    )]
+    pub events: Option<EventsFormat>,
+
+    /// How --events cuts the output: raw, lines[:MAX] or packet:1|2|4.
+    #[arg(
+        long,
+        value_name = "raw|lines[:MAX]|packet:N",
+        value_parser = parse_framing,
+        requires = "events",
+        long_help = "\
+How --events cuts the program's output into events: raw (the default) gives
+the chunks as read, at most 64 KiB each; lines gives one event per line
+without its \\n, with \"complete\": false for a piece of a line longer than
+MAX bytes (default 65536) or a last line without \\n; packet:N reads
+packets with an N-byte (1, 2 or 4) big-endian length prefix, one event per
+packet payload (a broken packet ends the events with an error event).
+Example: procession run --events json --framing lines -- ls -l"
+    )]
+    pub framing: Option<Framing>,
+
+    /// On exit, print wall and CPU time, peak memory and bytes in/out to stderr.
+    #[arg(
+        long,
+        conflicts_with = "pty",
+        long_help = "\
+When the program has ended, print a summary to procession's stderr (its
+stdout stays the program's): the exit, the wall time, the user, system and
+total CPU time and the peak resident memory of the program (and of the
+children it waited for), and the bytes it read on stdin and wrote on stdout
+and stderr. To count those bytes procession relays the streams through
+pipes: stdin, stdout and stderr that are not terminals and not redirected
+with --stdin/--stdout/--stderr are relayed; the others are reported as not
+counted (the program keeps its terminal, so that it behaves as without
+--summary). A relayed stdin is read ahead of the program, so in a
+`while read` loop give it --stdin null. With --cgroup, the cgroup's CPU
+time and peak memory for the program and all its descendants are shown too.
+Example: procession run --summary -- sh -c 'head -c 1000000 /dev/zero | gzip >/dev/null'"
+    )]
+    pub summary: bool,
+
+    /// Reap orphaned descendants (child subreaper); automatic as PID 1.
+    #[arg(
+        long,
+        long_help = "\
+Make procession a child subreaper (prctl PR_SET_CHILD_SUBREAPER): the
+program's descendants whose parent dies are re-parented to procession, which
+reaps them as they exit, so that no zombie is left. This is already so
+unless --foreground; --subreaper adds it to --foreground. When procession
+runs as PID 1 (the entrypoint of a container) it reaps every adopted zombie
+on its own, as tini and dumb-init do; signals sent to it are forwarded to
+the program's group (see SIGNALS) and it exits with the program's status.
+Example: procession run --foreground --subreaper -- ./spawns-daemons"
+    )]
+    pub subreaper: bool,
+
+    /// A terminal mode of the --pty terminal, NAME=VALUE (repeatable).
+    #[arg(
+        long,
+        value_name = "NAME=VALUE",
+        action = ArgAction::Append,
+        value_parser = parse_pty_mode,
+        requires = "pty",
+        long_help = "\
+Set a mode of the --pty terminal at start (repeatable): an RFC 4254 name
+(case does not matter) such as echo, icanon, isig, onlcr, opost (0 off,
+1 on), vintr, veof (the character's code, 255 for none) or tty_op_ospeed
+(bits per second). It applies after procession's own choice of echo.
+Example: procession run --pty --pty-mode onlcr=0 -- printf 'a\\nb\\n'"
+    )]
+    pub pty_mode: Vec<(TerminalMode, u32)>,
+
     /// The program to run (looked up in PATH unless it contains a /) and its arguments.
     #[arg(
         value_name = "PROGRAM",
@@ -450,6 +730,218 @@ impl RunArgs {
     pub fn program_args(&self) -> &[OsString] {
         &self.command[1..]
     }
+}
+
+/// A user or group argument: all digits is an id, anything else a name.
+fn name_or_id(s: OsString) -> NameOrId {
+    match s.to_str().map(str::parse::<u32>) {
+        Some(Ok(id)) if s.as_bytes().iter().all(u8::is_ascii_digit) => NameOrId::Id(id),
+        _ => NameOrId::Name(s),
+    }
+}
+
+/// The groups of `--groups` (a type of its own: clap takes an
+/// `Option<Vec<_>>` field for an option with many values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupList(pub Vec<NameOrId>);
+
+/// `--groups`: comma-separated names or ids; empty means none.
+fn group_list(s: OsString) -> GroupList {
+    if s.is_empty() {
+        return GroupList(Vec::new());
+    }
+    GroupList(
+        s.as_bytes()
+            .split(|&b| b == b',')
+            .map(|g| name_or_id(OsStr::from_bytes(g).to_owned()))
+            .collect(),
+    )
+}
+
+/// One `--rlimit`: the limit and the values given (None: keep procession's own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RlimitArg {
+    pub limit: Limit,
+    /// The `RLIMIT_` constant, to read procession's own value.
+    pub resource: i32,
+    /// prlimit's name, for messages.
+    pub name: &'static str,
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}
+
+/// The limits by prlimit(1)'s names.
+pub const RLIMITS: &[(&str, Limit, i32)] = &[
+    ("as", Limit::AddressSpace, libc::RLIMIT_AS as i32),
+    ("core", Limit::CoreSize, libc::RLIMIT_CORE as i32),
+    ("cpu", Limit::CpuTime, libc::RLIMIT_CPU as i32),
+    ("data", Limit::Data, libc::RLIMIT_DATA as i32),
+    ("fsize", Limit::FileSize, libc::RLIMIT_FSIZE as i32),
+    ("memlock", Limit::LockedMemory, libc::RLIMIT_MEMLOCK as i32),
+    (
+        "msgqueue",
+        Limit::MessageQueues,
+        libc::RLIMIT_MSGQUEUE as i32,
+    ),
+    ("nice", Limit::Nice, libc::RLIMIT_NICE as i32),
+    ("nofile", Limit::OpenFiles, libc::RLIMIT_NOFILE as i32),
+    ("nproc", Limit::Processes, libc::RLIMIT_NPROC as i32),
+    (
+        "rtprio",
+        Limit::RealtimePriority,
+        libc::RLIMIT_RTPRIO as i32,
+    ),
+    ("rttime", Limit::RealtimeTime, libc::RLIMIT_RTTIME as i32),
+    (
+        "sigpending",
+        Limit::PendingSignals,
+        libc::RLIMIT_SIGPENDING as i32,
+    ),
+    ("stack", Limit::Stack, libc::RLIMIT_STACK as i32),
+];
+
+/// Parses `NAME=SOFT[:HARD]`, `NAME=SOFT:` or `NAME=:HARD`.
+pub fn parse_rlimit(s: &str) -> Result<RlimitArg, String> {
+    let names = || {
+        RLIMITS
+            .iter()
+            .map(|(n, _, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (name, values) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=SOFT[:HARD], got {s:?} (no '=')"))?;
+    let (name, limit, resource) = RLIMITS
+        .iter()
+        .find(|(n, _, _)| n.eq_ignore_ascii_case(name))
+        .copied()
+        .ok_or_else(|| format!("unknown limit {name:?} (expected one of {})", names()))?;
+    let value = |v: &str| -> Result<u64, String> {
+        if v.eq_ignore_ascii_case("unlimited") || v.eq_ignore_ascii_case("infinity") {
+            return Ok(Limit::UNLIMITED);
+        }
+        match v.parse::<u64>() {
+            Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+            _ => Err(format!(
+                "invalid value {v:?} for limit {name} (expected a number or unlimited)"
+            )),
+        }
+    };
+    let (soft, hard) = match values.split_once(':') {
+        None => {
+            let v = value(values)?;
+            (Some(v), Some(v))
+        }
+        Some(("", "")) => return Err(format!("no value for limit {name} in {s:?}")),
+        Some((soft, hard)) => (
+            (!soft.is_empty()).then(|| value(soft)).transpose()?,
+            (!hard.is_empty()).then(|| value(hard)).transpose()?,
+        ),
+    };
+    if let (Some(soft), Some(hard)) = (soft, hard)
+        && soft > hard
+    {
+        return Err(format!(
+            "the soft limit of {name} is above its hard limit in {s:?}"
+        ));
+    }
+    Ok(RlimitArg {
+        limit,
+        resource,
+        name,
+        soft,
+        hard,
+    })
+}
+
+/// Parses a umask: octal, at most 0777.
+pub fn parse_umask(s: &str) -> Result<u32, String> {
+    match parse_mode(s) {
+        Ok(mask) if mask <= 0o777 => Ok(mask),
+        _ => Err(format!(
+            "invalid umask {s:?} (expected octal from 0 to 0777, such as 022 or 0o077)"
+        )),
+    }
+}
+
+/// `--cgroup`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CgroupArg {
+    Auto,
+    Under(PathBuf),
+}
+
+impl CgroupArg {
+    fn from_arg(s: OsString) -> CgroupArg {
+        match s.as_bytes() {
+            b"auto" => CgroupArg::Auto,
+            _ => CgroupArg::Under(s.into()),
+        }
+    }
+}
+
+/// `--on-owner-death`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OwnerDeath {
+    /// SIGKILL the program (and its group or cgroup).
+    Kill,
+    /// Leave it running.
+    Keep,
+}
+
+/// `--events`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EventsFormat {
+    /// One JSON object a line.
+    Json,
+}
+
+/// `--framing`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    Raw,
+    Lines(usize),
+    Packet(PacketSize),
+}
+
+/// The longest line of `--framing lines` without `:MAX`.
+pub const DEFAULT_MAX_LINE: usize = 65536;
+
+/// Parses `raw`, `lines`, `lines:MAX` or `packet:N`.
+pub fn parse_framing(s: &str) -> Result<Framing, String> {
+    let bad = || {
+        format!(
+            "invalid framing {s:?} (expected raw, lines, lines:MAX or packet:1, packet:2, packet:4)"
+        )
+    };
+    match s.split_once(':') {
+        None if s == "raw" => Ok(Framing::Raw),
+        None if s == "lines" => Ok(Framing::Lines(DEFAULT_MAX_LINE)),
+        Some(("lines", max)) => match max.parse::<usize>() {
+            Ok(n) if n > 0 && max.bytes().all(|b| b.is_ascii_digit()) => Ok(Framing::Lines(n)),
+            _ => Err(bad()),
+        },
+        Some(("packet", n)) => match n {
+            "1" | "2" | "4" => Ok(Framing::Packet(
+                PacketSize::try_from(n.as_bytes()[0] - b'0').map_err(|_| bad())?,
+            )),
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
+}
+
+/// Parses a terminal mode `NAME=VALUE`.
+pub fn parse_pty_mode(s: &str) -> Result<(TerminalMode, u32), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?} (no '=')"))?;
+    let mode: TerminalMode = name.parse().map_err(|e| format!("{e}"))?;
+    let value = value.parse::<u32>().map_err(|_| {
+        format!("invalid value {value:?} for terminal mode {mode} (expected a number)")
+    })?;
+    Ok((mode, value))
 }
 
 /// `--stdin`.
@@ -676,7 +1168,9 @@ mod tests {
     fn parse(args: &[&str]) -> Result<(RunArgs, Vec<EnvChange>), clap::Error> {
         let matches = Cli::command().try_get_matches_from(args)?;
         let cli = Cli::from_arg_matches(&matches)?;
-        let Cmd::Run(run) = cli.command;
+        let Cmd::Run(run) = cli.command else {
+            panic!("not run");
+        };
         let (_, sub) = matches.subcommand().expect("subcommand");
         let changes = env_changes(&run, sub);
         Ok((run, changes))
@@ -797,6 +1291,81 @@ mod tests {
         .unwrap();
         assert_eq!(run.stop_signal, Some(Signal::HUP));
         assert_eq!(run.stop_timeout, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn every_run_option_has_an_example() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("run");
+        for arg in run.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || arg.is_positional() {
+                continue;
+            }
+            let help = arg
+                .get_long_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.contains("\nExample: procession run "),
+                "--{id} has no example in its long help"
+            );
+        }
+    }
+
+    #[test]
+    fn new_option_values() {
+        assert_eq!(
+            parse_rlimit("nofile=10:20").unwrap(),
+            RlimitArg {
+                limit: Limit::OpenFiles,
+                resource: libc::RLIMIT_NOFILE as i32,
+                name: "nofile",
+                soft: Some(10),
+                hard: Some(20)
+            }
+        );
+        let r = parse_rlimit("AS=unlimited").unwrap();
+        assert_eq!(
+            (r.soft, r.hard),
+            (Some(Limit::UNLIMITED), Some(Limit::UNLIMITED))
+        );
+        let r = parse_rlimit("core=:5").unwrap();
+        assert_eq!((r.soft, r.hard), (None, Some(5)));
+        for bad in [
+            "",
+            "=1",
+            "nofile=",
+            "nofile=-1",
+            "nofile=1:2:3",
+            "nofile=+1",
+        ] {
+            assert!(parse_rlimit(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(parse_umask("027"), Ok(0o27));
+        assert!(parse_umask("1000").is_err());
+        assert_eq!(parse_framing("lines:10"), Ok(Framing::Lines(10)));
+        assert_eq!(
+            parse_framing("packet:4"),
+            Ok(Framing::Packet(PacketSize::Four))
+        );
+        for bad in [
+            "", "line", "lines:", "lines:x", "packet", "packet:0", "packet:8", "raw:1",
+        ] {
+            assert!(parse_framing(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(name_or_id("65534".into()), NameOrId::Id(65534));
+        assert_eq!(name_or_id("nobody".into()), NameOrId::Name("nobody".into()));
+        assert_eq!(name_or_id("+1".into()), NameOrId::Name("+1".into()));
+        assert_eq!(group_list("".into()), GroupList(vec![]));
+        assert_eq!(
+            group_list("0,wheel".into()),
+            GroupList(vec![NameOrId::Id(0), NameOrId::Name("wheel".into())])
+        );
+        assert_eq!(parse_pty_mode("ECHO=0"), Ok((TerminalMode::Echo, 0)));
+        assert!(parse_pty_mode("echo=x").is_err());
+        let (run, _) = parse(&["procession", "run", "--nice", "-5", "--", "x"]).unwrap();
+        assert_eq!(run.nice, Some(-5));
     }
 
     #[test]

@@ -16,10 +16,12 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use procession::Signal;
+
+use crate::sys::{self, PollFd, PollFlags};
 
 /// How many scans one signalling pass makes at most: each scan after the
 /// first only looks for members that appeared meanwhile (forked by a member
@@ -88,17 +90,12 @@ impl Group {
     /// group of its own, so that it can signal everything the program starts
     /// without hitting its caller.
     pub fn lead() -> io::Result<Group> {
-        // SAFETY: getpid/getpgrp/setpgid/prctl take and return plain integers.
-        unsafe {
-            let me = libc::getpid();
-            if libc::getpgrp() != me && libc::setpgid(0, 0) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(Group { me })
+        let me = sys::getpid();
+        if sys::getpgrp() != me {
+            sys::setpgid_self()?;
         }
+        sys::set_child_subreaper()?;
+        Ok(Group { me })
     }
 
     /// Sends `signals`, in order, to every member not in `reached` yet
@@ -113,7 +110,7 @@ impl Group {
                 if reached.contains(pid) {
                     continue;
                 }
-                let Ok(fd) = pidfd_open(pid) else {
+                let Ok(fd) = sys::pidfd_open(pid) else {
                     continue; // ended meanwhile
                 };
                 // Opened after the scan: still a member?
@@ -123,7 +120,7 @@ impl Group {
                 for &signal in signals {
                     // Fails if the member has ended since, or with EPERM (a
                     // setuid program): nothing more can be done either way.
-                    let _ = pidfd_send_signal(&fd, signal);
+                    let _ = sys::pidfd_send_signal(fd.as_fd(), signal.as_raw());
                 }
                 reached.members.push((pid, fd));
                 new += 1;
@@ -222,9 +219,7 @@ impl Group {
                 && s.ppid == self.me
                 && s.pgrp == self.me
             {
-                // SAFETY: waitpid on a zombie child of ours by pid, without
-                // a status pointer; WNOHANG so that it never blocks.
-                unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+                let _ = sys::waitpid_nohang(pid);
             }
         }
     }
@@ -235,17 +230,30 @@ impl Group {
 /// alone, so that it never takes a status the library waits for.
 pub static HOLD_REAPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Reaps the zombies re-parented to procession (a child subreaper) while the
-/// program runs: descendants whose parent died before them. Every zombie
-/// child of procession except `program` is one, unless [`HOLD_REAPING`] is
-/// set (the library's other children, the stop command, run only then).
+/// Reaps the zombies re-parented to procession (a child subreaper, or PID 1
+/// in a container) while the program runs: descendants whose parent died
+/// before them. Every zombie child of procession except `program` is one,
+/// unless [`HOLD_REAPING`] is set (the library's other children, the stop
+/// command, run only then).
+///
+/// Why by pid from a /proc scan, and not `waitpid(-1)`: the library reaps
+/// the program itself, through its pidfd (`waitid(P_PIDFD)`), and the
+/// status it reads there is the program's exit status that procession
+/// reports. A `waitpid(-1)` could take it first; so could a
+/// `waitid(P_ALL, WNOWAIT)` peek followed by a reap, and that peek also
+/// keeps returning the same first zombie (the program's, once it is one),
+/// hiding the others. The scan names each zombie whose parent is
+/// procession, and only those that are not the program are waited for, by
+/// pid. The library's only other child, its owner-death watchdog, never
+/// exits while procession runs unless someone kills it; then taking its
+/// status costs nothing (the library replaces a dead watchdog and ignores
+/// the outcome of its own wait for it).
 pub fn reap_adopted(program: u32) {
     use std::sync::atomic::Ordering;
     if HOLD_REAPING.load(Ordering::SeqCst) {
         return;
     }
-    // SAFETY: getpid has no preconditions.
-    let me = unsafe { libc::getpid() };
+    let me = sys::getpid();
     let Ok(dir) = fs::read_dir("/proc") else {
         return;
     };
@@ -260,11 +268,28 @@ pub fn reap_adopted(program: u32) {
             && s.zombie
             && s.ppid == me
         {
-            // SAFETY: waitpid on a zombie child of ours by pid, without a
-            // status pointer; WNOHANG so that it never blocks.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            let _ = sys::waitpid_nohang(pid);
         }
     }
+}
+
+/// Whether procession is PID 1 (a container's entrypoint, or the first
+/// process of a PID namespace): then it reaps every zombie re-parented to
+/// it, as an init must, even with `--foreground`.
+pub fn is_pid1() -> bool {
+    std::process::id() == 1
+}
+
+/// Makes procession a child subreaper (`--subreaper` with `--foreground`;
+/// [`Group::lead`] does it otherwise).
+pub fn become_subreaper() -> io::Result<()> {
+    sys::set_child_subreaper()
+}
+
+/// procession's own (soft, hard) value of the limit `resource` (an
+/// `RLIMIT_` constant).
+pub fn own_limit(resource: i32) -> io::Result<(u64, u64)> {
+    sys::getrlimit(resource)
 }
 
 /// The stop signal, then SIGCONT so that a suspended process can act on it
@@ -300,55 +325,20 @@ fn stat(pid: i32) -> Option<Stat> {
     })
 }
 
-fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
-    // (close-on-exec) or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    match i32::try_from(fd) {
-        // SAFETY: `fd` is a new descriptor that nothing else owns.
-        Ok(fd) if fd >= 0 => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
-        _ => Err(io::Error::last_os_error()),
-    }
-}
-
-fn pidfd_send_signal(fd: &OwnedFd, signal: Signal) -> io::Result<()> {
-    // SAFETY: pidfd_send_signal on a valid pidfd, without a siginfo.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            signal.as_raw(),
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Whether the process behind the pidfd has ended, waiting up to `timeout`
 /// (a pidfd becomes readable when its process exits).
 fn exited(fd: &OwnedFd, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
-        // SAFETY: `pfd` is one valid pollfd.
-        match unsafe { libc::poll(&mut pfd, 1, ms) } {
-            1 => return true,
-            0 => return false,
+        let mut pfd = [PollFd::new(fd, PollFlags::IN)];
+        match sys::poll(&mut pfd, Some(left)) {
+            Ok(1) => return true,
+            Ok(_) => return false,
             // EINTR (a caught signal): poll again with what is left.
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // Cannot happen with a valid pidfd; do not spin on it.
-            _ => return true,
+            Err(_) => return true,
         }
     }
 }

@@ -2,4 +2,6 @@
 //! `exec-port`, erlexec's port program (a library so that its request
 //! decoder can be fuzzed). The rest of the tool lives in the binary.
 
+#![deny(unsafe_code)]
+
 pub mod exec_port;

@@ -7,13 +7,24 @@
 //! conventions: 124 timeout, 125 procession failed, 126 not executable,
 //! 127 not found, 128+N killed by signal N. With `--pty` the program runs
 //! on a pseudo-terminal of its own that procession relays (see `pty`). See
-//! `procession run --help`.
+//! `procession run --help`. `run` also sets who the program runs as and
+//! its limits, writes `--events json` (see `events`), prints a `--summary`,
+//! and as PID 1 reaps adopted zombies (see `group::reap_adopted`);
+//! `completions` and `man` are generated from the flag definitions.
+
+#![deny(unsafe_code)]
 
 mod args;
+mod events;
+mod generate;
 mod group;
 mod pty;
+mod relay;
 mod run;
 mod signals;
+mod summary;
+#[allow(unsafe_code)]
+mod sys;
 
 use clap::{CommandFactory, FromArgMatches};
 
@@ -26,6 +37,8 @@ fn main() {
     }
     let code = match parse() {
         Ok((Cmd::Run(run_args), env)) => run::run(&run_args, &env),
+        Ok((Cmd::Completions { shell }, _)) => generate::completions(shell),
+        Ok((Cmd::Man { out }, _)) => generate::man(out.as_deref()),
         Err(e) => {
             // Help and version go to stdout with 0; usage errors to stderr
             // with 125 (procession's own failure), not clap's usual 2.

@@ -22,11 +22,13 @@
 //! mode from before the spawn until the end ([`RawMode`]).
 
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
+
+use rustix::stdio;
 
 use procession::{
     Child, ChildStdin, ChildStdout, Command, DEFAULT_PIPE_DRAIN_TIMEOUT, Ended, Pty, Signal,
@@ -35,6 +37,7 @@ use procession::{
 use crate::args::{Output, RunArgs};
 use crate::run::{EXIT_FAILED, exit_code, spawn_error_code};
 use crate::signals::{self, PtyEvent};
+use crate::sys::{self, PollFd, PollFlags, Termios};
 
 /// The pty's size when procession has no terminal to take it from.
 const DEFAULT_SIZE: (u16, u16) = (24, 80);
@@ -58,8 +61,8 @@ pub fn run(args: &RunArgs, mut cmd: Command) -> i32 {
     // or stdout, when one of them is a terminal and no size was given.
     let follow = match args.pty_size {
         Some(_) => None,
-        None if interactive => Some(libc::STDIN_FILENO),
-        None if io::stdout().is_terminal() => Some(libc::STDOUT_FILENO),
+        None if interactive => Some(stdio::stdin()),
+        None if io::stdout().is_terminal() => Some(stdio::stdout()),
         None => None,
     };
     let (rows, cols) = args
@@ -75,13 +78,14 @@ pub fn run(args: &RunArgs, mut cmd: Command) -> i32 {
             // echo and the line editing, as with `script`. Piped input must
             // not come back in the output.
             .echo(interactive)
+            .modes(args.pty_mode.iter().copied())
             .stderr(stderr_on_pty),
     );
 
     // Raw before the spawn: nothing typed from now on is taken by the line
     // discipline of procession's terminal.
     let raw = if interactive {
-        match RawMode::enter(libc::STDIN_FILENO) {
+        match RawMode::enter(stdio::stdin()) {
             Ok(raw) => Some(raw),
             Err(e) => {
                 eprintln!("procession: cannot put the terminal in raw mode: {e}");
@@ -107,7 +111,7 @@ pub fn run(args: &RunArgs, mut cmd: Command) -> i32 {
 fn supervise(
     args: &RunArgs,
     cmd: &Command,
-    follow: Option<RawFd>,
+    follow: Option<BorrowedFd<'static>>,
     raw: Option<&RawMode>,
 ) -> Result<i32, Failure> {
     let failed = |what: &str, e: io::Error| (EXIT_FAILED, format!("{what}: {e}"));
@@ -125,9 +129,21 @@ fn supervise(
     signal_hook::low_level::pipe::register(libc::SIGCHLD, chld_writer)
         .map_err(|e| failed("cannot install the SIGCHLD handler", e))?;
 
+    if args.subreaper {
+        crate::group::become_subreaper()
+            .map_err(|e| failed("cannot become a child subreaper", e))?;
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| (spawn_error_code(&e), e.to_string()))?;
+    // PID 1 and --subreaper: reap what is re-parented to procession (see
+    // `run`). Not with --stop-command, whose child the library reaps.
+    if (args.subreaper || crate::group::is_pid1()) && args.stop_command.is_none() {
+        if let Err(e) = signals::reap_adopted_orphans(child.pid()) {
+            let _ = child.stop();
+            return Err(failed("cannot start the orphan reaper thread", e));
+        }
+    }
     let input = child.stdin.take();
     let output = child.stdout.take();
     let output_relay = match start_threads(&child, caught, input, output, events_writer) {
@@ -251,49 +267,30 @@ fn relay_output(mut from: ChildStdout, gone: &UnixStream, events: &UnixStream) -
     let mut broken = false;
     let mut deadline: Option<Instant> = None;
     loop {
-        let timeout = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
-            }
-        };
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let mut fds = [
-            libc::pollfd {
-                fd: from.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                // A negative descriptor is skipped: told already.
-                fd: if deadline.is_none() {
-                    gone.as_raw_fd()
-                } else {
-                    -1
-                },
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            PollFd::new(&from, PollFlags::IN),
+            PollFd::new(gone, PollFlags::IN),
         ];
-        // SAFETY: `fds` is a valid array of two pollfd structs.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) } == -1 {
-            let e = io::Error::last_os_error();
+        // `gone` is left out once it has told: its events stay empty.
+        let polled = if deadline.is_none() { 2 } else { 1 };
+        if let Err(e) = sys::poll(&mut fds[..polled], timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
             return Err(e);
         }
-        if fds[1].revents != 0 {
+        if !fds[1].revents().is_empty() {
             deadline = Some(Instant::now() + DEFAULT_PIPE_DRAIN_TIMEOUT);
         }
-        let terminal = fds[0].revents;
+        let terminal = fds[0].revents();
         // POLLHUP: no process holds the terminal any more, so what is left
         // to read is finite: read it all, whatever the deadline.
-        let held = terminal & libc::POLLHUP == 0;
+        let held = !terminal.contains(PollFlags::HUP);
         if held && deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(());
         }
-        if terminal == 0 {
+        if terminal.is_empty() {
             continue;
         }
         match from.read(&mut buf) {
@@ -324,7 +321,7 @@ fn wait_for_exit(
     child: &Child,
     chld: &UnixStream,
     events: &UnixStream,
-    follow: Option<RawFd>,
+    follow: Option<BorrowedFd<'static>>,
     raw: Option<&RawMode>,
 ) -> io::Result<()> {
     loop {
@@ -333,14 +330,11 @@ fn wait_for_exit(
         if exited(child.pid())? {
             return Ok(());
         }
-        let mut fds = [chld.as_raw_fd(), events.as_raw_fd()].map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        // SAFETY: `fds` is a valid array of two pollfd structs.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } == -1 {
-            let e = io::Error::last_os_error();
+        let mut fds = [
+            PollFd::new(chld, PollFlags::IN),
+            PollFd::new(events, PollFlags::IN),
+        ];
+        if let Err(e) = sys::poll(&mut fds, None) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -389,24 +383,10 @@ fn drain(mut from: &UnixStream) -> io::Result<Vec<u8>> {
 /// reaper, which enforces the timeout). `waitid` with `WNOWAIT` only looks.
 fn exited(pid: u32) -> io::Result<bool> {
     loop {
-        // SAFETY: siginfo_t is plain data: all-zero is a valid value.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid writes into the valid `info`; WNOWAIT leaves the
-        // child unreaped.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
+        let e = match sys::waitid_exited(pid) {
+            Ok(exited) => return Ok(exited),
+            Err(e) => e,
         };
-        if r == 0 {
-            // SAFETY: waitid filled in a SIGCHLD siginfo (or left it zero:
-            // no child has exited).
-            return Ok(unsafe { info.si_pid() } != 0);
-        }
-        let e = io::Error::last_os_error();
         match e.raw_os_error() {
             Some(libc::EINTR) => {}
             Some(libc::ECHILD) => return Ok(true),
@@ -417,31 +397,23 @@ fn exited(pid: u32) -> io::Result<bool> {
 
 /// The window size of the terminal on `fd`: (rows, columns), or None if
 /// it is not a terminal or has no size set.
-fn window_size(fd: RawFd) -> Option<(u16, u16)> {
-    // SAFETY: winsize is plain data: all-zero is a valid value.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ writes a winsize to the valid pointer.
-    let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
-    (r == 0 && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
+fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    let (rows, cols) = sys::tcgetwinsize(fd).ok()?;
+    (rows > 0 && cols > 0).then_some((rows, cols))
 }
 
 /// procession's terminal in raw mode (`cfmakeraw`): every byte typed is
 /// passed on as it is, nothing is echoed, no signal is generated, output
 /// is not processed. Dropping it restores the settings found.
 struct RawMode {
-    fd: RawFd,
-    saved: libc::termios,
+    fd: BorrowedFd<'static>,
+    saved: Termios,
 }
 
 impl RawMode {
     /// Saves the settings of the terminal on `fd` and makes it raw.
-    fn enter(fd: RawFd) -> io::Result<RawMode> {
-        // SAFETY: termios is plain data: all-zero is a valid value.
-        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: tcgetattr writes a termios to the valid pointer.
-        if unsafe { libc::tcgetattr(fd, &mut saved) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
+    fn enter(fd: BorrowedFd<'static>) -> io::Result<RawMode> {
+        let saved = sys::tcgetattr(fd)?;
         let raw = RawMode { fd, saved };
         raw.apply()?;
         Ok(raw)
@@ -449,9 +421,8 @@ impl RawMode {
 
     /// Makes the terminal raw (again).
     fn apply(&self) -> io::Result<()> {
-        let mut t = self.saved;
-        // SAFETY: cfmakeraw only changes the flags of the valid termios.
-        unsafe { libc::cfmakeraw(&mut t) };
+        let mut t = self.saved.clone();
+        t.make_raw();
         set_attr(self.fd, &t)
     }
 }
@@ -465,15 +436,11 @@ impl Drop for RawMode {
 }
 
 /// `tcsetattr(fd, TCSANOW, t)`, again after a signal.
-fn set_attr(fd: RawFd, t: &libc::termios) -> io::Result<()> {
+fn set_attr(fd: BorrowedFd<'_>, t: &Termios) -> io::Result<()> {
     loop {
-        // SAFETY: tcsetattr only reads the valid termios.
-        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, t) } == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match sys::tcsetattr_now(fd, t) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            result => return result,
         }
     }
 }

@@ -5,12 +5,14 @@ use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
 use procession::{
-    Child, Command, DEFAULT_STOP_TIMEOUT, Error, ErrorKind, ExitStatus, ProcessGroup, Signal,
-    Stdio, Step,
+    Cgroup, Child, Command, DEFAULT_STOP_TIMEOUT, Error, ErrorKind, ExitStatus, Limit,
+    ProcessGroup, Signal, Stdio, Step,
 };
 
-use crate::args::{EnvChange, Input, Output, RunArgs, Stream};
+use crate::args::{CgroupArg, EnvChange, Input, Output, OwnerDeath, RlimitArg, RunArgs, Stream};
+use crate::events::{Exit, Json};
 use crate::group::{self, Group, Reached};
+use crate::relay::{Plan, Relays};
 use crate::signals;
 
 /// The timeout fired.
@@ -24,7 +26,8 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 
 /// Runs the program and returns procession's exit code. Errors are printed.
 pub fn run(args: &RunArgs, env: &[EnvChange]) -> i32 {
-    let cmd = match command(args, env) {
+    let started = Instant::now();
+    let mut cmd = match command(args, env) {
         Ok(cmd) => cmd,
         Err(msg) => {
             eprintln!("procession: {msg}");
@@ -34,6 +37,9 @@ pub fn run(args: &RunArgs, env: &[EnvChange]) -> i32 {
     if args.pty {
         return crate::pty::run(args, cmd);
     }
+    let plan = Plan::new(args);
+    plan.apply(&mut cmd);
+    let json = args.events.map(|_| Json::new());
     // Before the spawn, so that the program starts in the group.
     let group = if args.foreground {
         None
@@ -46,6 +52,14 @@ pub fn run(args: &RunArgs, env: &[EnvChange]) -> i32 {
             }
         }
     };
+    // Before the spawn, so that nothing the program starts escapes. In
+    // group mode, Group::lead has done it already.
+    if group.is_none() && args.subreaper {
+        if let Err(e) = group::become_subreaper() {
+            eprintln!("procession: cannot become a child subreaper: {e}");
+            return EXIT_FAILED;
+        }
+    }
     // Before the spawn, so that a signal sent as soon as the program runs is
     // forwarded rather than ending procession.
     let caught = match signals::catch() {
@@ -59,16 +73,37 @@ pub fn run(args: &RunArgs, env: &[EnvChange]) -> i32 {
         Ok(child) => child,
         Err(e) => {
             eprintln!("procession: {e}");
-            return spawn_error_code(&e);
+            let code = spawn_error_code(&e);
+            if let Some(json) = &json {
+                json.spawn_error(&e, code);
+            }
+            return code;
         }
     };
+    if let Some(json) = &json {
+        json.start(child.pid());
+    }
     let stop = Stop {
         signal: args.stop_signal.unwrap_or(Signal::TERM),
         timeout: args.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
         command: args.stop_command.as_deref(),
         group,
     };
-    if group.is_some() {
+    let relays = if plan.any() {
+        match Relays::start(&plan, &mut child, json.as_ref()) {
+            Ok(relays) => Some(relays),
+            Err(e) => {
+                eprintln!("procession: cannot start the relay threads: {e}");
+                let _ = stop.run(&mut child);
+                return EXIT_FAILED;
+            }
+        }
+    } else {
+        None
+    };
+    // PID 1 (a container's entrypoint) and --subreaper reap what is
+    // re-parented to procession even with --foreground.
+    if group.is_some() || args.subreaper || group::is_pid1() {
         if let Err(e) = signals::reap_adopted_orphans(child.pid()) {
             eprintln!("procession: cannot start the orphan reaper thread: {e}");
             let _ = stop.run(&mut child);
@@ -114,7 +149,28 @@ pub fn run(args: &RunArgs, env: &[EnvChange]) -> i32 {
     };
     // Nothing the program started (unless --foreground) and no stop command
     // is left by now.
-    exit_code(&status, !args.success_exit_code.is_empty(), timed_out)
+    let wall = started.elapsed();
+    let code = exit_code(&status, !args.success_exit_code.is_empty(), timed_out);
+    if let Some(relays) = relays {
+        relays.finish_into(|counts| {
+            if let Some(json) = &json {
+                json.exit(Exit::new(&status, timed_out, code, wall));
+            }
+            if args.summary {
+                eprintln!(
+                    "{}",
+                    crate::summary::render(&status, timed_out, wall, &plan, counts)
+                );
+            }
+        });
+    } else if args.summary {
+        let counts = crate::relay::Counts::default();
+        eprintln!(
+            "{}",
+            crate::summary::render(&status, timed_out, wall, &plan, &counts)
+        );
+    }
+    code
 }
 
 /// The stop sequence, which procession runs itself (not the library) so
@@ -314,7 +370,69 @@ fn command(args: &RunArgs, env: &[EnvChange]) -> Result<Command, String> {
     if !args.success_exit_code.is_empty() {
         cmd.success_exit_codes(args.success_exit_code.iter().copied());
     }
+    if let Some(user) = &args.user {
+        cmd.user(user.clone());
+    }
+    if let Some(group) = &args.group {
+        cmd.primary_group(group.clone());
+    }
+    if let Some(groups) = &args.groups {
+        cmd.supplementary_groups(groups.0.iter().cloned());
+    }
+    if let Some(nice) = args.nice {
+        cmd.nice(nice);
+    }
+    for limit in &args.rlimit {
+        let (soft, hard) = limit_values(limit)?;
+        cmd.limit(limit.limit, soft, hard);
+    }
+    if args.no_new_privs {
+        cmd.no_new_privs(true);
+    }
+    if let Some(mask) = args.umask {
+        cmd.umask(mask);
+    }
+    if let Some(cgroup) = &args.cgroup {
+        cmd.cgroup(match cgroup {
+            CgroupArg::Auto => Cgroup::auto(),
+            CgroupArg::Under(dir) => Cgroup::under(dir),
+        });
+    }
+    cmd.outlive_owner(args.on_owner_death == OwnerDeath::Keep);
     Ok(cmd)
+}
+
+/// The soft and hard values of a `--rlimit`, the missing one taken from
+/// procession's own limit (which the program would inherit), as prlimit
+/// does.
+fn limit_values(arg: &RlimitArg) -> Result<(u64, u64), String> {
+    let own = || {
+        group::own_limit(arg.resource)
+            .map_err(|e| format!("cannot read procession's own {} limit: {e}", arg.name))
+    };
+    let (soft, hard) = match (arg.soft, arg.hard) {
+        (Some(soft), Some(hard)) => (soft, hard),
+        (Some(soft), None) => (soft, own()?.1),
+        (None, Some(hard)) => (own()?.0.min(hard), hard),
+        (None, None) => own()?,
+    };
+    if soft > hard {
+        return Err(format!(
+            "--rlimit {}: the soft limit {} is above the hard limit {}",
+            arg.name,
+            show_limit(soft),
+            show_limit(hard)
+        ));
+    }
+    Ok((soft, hard))
+}
+
+fn show_limit(v: u64) -> String {
+    if v == Limit::UNLIMITED {
+        "unlimited".into()
+    } else {
+        v.to_string()
+    }
 }
 
 /// 127 when the program does not exist, 126 when it cannot be executed, 125

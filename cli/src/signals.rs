@@ -58,8 +58,7 @@ fn should_forward(cause: Cause, sender: Option<i32>, me: i32) -> bool {
 /// on a background thread that never ends on its own; procession ends it by
 /// exiting.
 pub fn forward(mut caught: Caught, to: Signaller, group: Option<Group>) -> io::Result<()> {
-    // SAFETY: getpid has no preconditions.
-    let me = unsafe { libc::getpid() };
+    let me = crate::sys::getpid();
     std::thread::Builder::new()
         .name("signal-forwarder".into())
         .spawn(move || {
@@ -152,8 +151,7 @@ fn pty_action(signal: i32, cause: Cause, sender: Option<i32>, me: i32) -> PtyAct
 /// one), by [`pty_action`]'s rule, and telling the main thread through
 /// `events` about SIGWINCH and SIGCONT.
 pub fn forward_pty(mut caught: Caught, to: Signaller, events: UnixStream) -> io::Result<()> {
-    // SAFETY: getpid has no preconditions.
-    let me = unsafe { libc::getpid() };
+    let me = crate::sys::getpid();
     std::thread::Builder::new()
         .name("signal-forwarder".into())
         .spawn(move || {

@@ -153,12 +153,12 @@ impl Forwarder {
         }
         let (relay_r, relay_w) = self.relay.as_ref().expect("made above");
         if self.relayed == 0 {
-            match from_source(splice(from, relay_w.as_fd(), SPLICE_CHUNK, false))? {
+            match from_source(splice(from, relay_w.as_fd(), SPLICE_CHUNK))? {
                 Ok(n) => self.relayed = n,
                 Err(moved) => return Ok(moved),
             }
         }
-        let result = splice(relay_r.as_fd(), to, self.relayed, false);
+        let result = splice(relay_r.as_fd(), to, self.relayed);
         let moved = self.sink_answer(result)?;
         if let Moved::Bytes(n) = moved {
             self.relayed -= n;

@@ -6,26 +6,19 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::retry;
 
-/// `splice(from, NULL, to, NULL, len, SPLICE_F_MOVE | SPLICE_F_MORE
-/// [| SPLICE_F_NONBLOCK])`. `from` must be a pipe. Returns how many bytes
+/// `splice(from, NULL, to, NULL, len, SPLICE_F_MOVE | SPLICE_F_MORE)`.
+/// `from` must be a pipe. Returns how many bytes
 /// moved; 0 is end-of-file on `from` (every writer closed). `EINTR` is
 /// retried; SIGPIPE from a broken `to` is held back as for
 /// [`write`](super::fd::write), so the caller gets `EPIPE`.
 ///
 /// `EINVAL` means `to` cannot take spliced data (for example a file
 /// opened with `O_APPEND`); the caller then copies through a buffer.
-/// `EAGAIN` comes from whichever side would block (`nonblock`, or a
-/// descriptor that is itself `O_NONBLOCK`).
-pub(crate) fn splice(
-    from: BorrowedFd<'_>,
-    to: BorrowedFd<'_>,
-    len: usize,
-    nonblock: bool,
-) -> io::Result<usize> {
-    let mut flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE;
-    if nonblock {
-        flags |= libc::SPLICE_F_NONBLOCK;
-    }
+/// `EAGAIN` comes from whichever side would block, if that descriptor is
+/// itself `O_NONBLOCK` (the flags are hints: neither changes which bytes
+/// move or what the call returns).
+pub(crate) fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE;
     super::signal::without_sigpipe(|| {
         retry(|| {
             // SAFETY: both descriptors are borrowed for the call; NULL
@@ -61,8 +54,8 @@ mod tests {
         let (r2, w2) = crate::sys::pipe::pipe().unwrap();
         crate::sys::fd::write(w1.as_fd(), b"hello").unwrap();
         drop(w1);
-        assert_eq!(splice(r1.as_fd(), w2.as_fd(), 1 << 20, false).unwrap(), 5);
-        assert_eq!(splice(r1.as_fd(), w2.as_fd(), 1 << 20, false).unwrap(), 0);
+        assert_eq!(splice(r1.as_fd(), w2.as_fd(), 1 << 20).unwrap(), 5);
+        assert_eq!(splice(r1.as_fd(), w2.as_fd(), 1 << 20).unwrap(), 0);
         let mut buf = [0u8; 8];
         assert_eq!(crate::sys::fd::read(r2.as_fd(), &mut buf).unwrap(), 5);
         assert_eq!(&buf[..5], b"hello");
@@ -74,7 +67,7 @@ mod tests {
         let (r2, w2) = crate::sys::pipe::pipe().unwrap();
         drop(r2);
         crate::sys::fd::write(w1.as_fd(), b"x").unwrap();
-        let e = splice(r1.as_fd(), w2.as_fd(), 1, false).unwrap_err();
+        let e = splice(r1.as_fd(), w2.as_fd(), 1).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
     }
 }

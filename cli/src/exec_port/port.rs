@@ -183,11 +183,7 @@ fn open_fds(fds34: bool) -> std::io::Result<(File, File)> {
 /// bench scenario 15: with the default 64 KiB pipe, the relay spends more
 /// CPU per GiB switching between the port's writer and its reader.
 fn enlarge_pipe(output: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: fcntl on a descriptor this process owns (`output` lives for
-    // the call); F_SETPIPE_SZ takes an int and fails harmlessly on a
-    // descriptor that is not a pipe.
-    let _ = unsafe { libc::fcntl(output.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    let _ = rustix::pipe::fcntl_setpipe_size(output, 1 << 20);
 }
 
 fn read_loop(mut input: File, tx: mpsc::UnboundedSender<Incoming>) {
