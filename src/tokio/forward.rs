@@ -226,9 +226,14 @@ impl Command {
             .await
     }
 
-    #[doc(hidden)]
-    /// [`forward_stdout_async`](Command::forward_stdout_async) with the
-    /// read/write fallback forced: for tests and benchmarks.
+    /// [`forward_stdout_async`](Command::forward_stdout_async) through a
+    /// buffer of this process, never `splice(2)`: for a socket read on this
+    /// machine (loopback TCP, a Unix socket), see
+    /// [`forward_stdout_copying`](Command::forward_stdout_copying).
+    ///
+    /// # Errors
+    ///
+    /// As [`forward_stdout_async`](Command::forward_stdout_async).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
