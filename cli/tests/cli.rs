@@ -16,68 +16,17 @@
 mod support;
 use support::*;
 
+mod common;
+use common::{Out, own_exit_code, procession, read_all, read_in_background, run_piped, wait_for};
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{
-    Child as StdChild, Command as StdCommand, ExitStatus as StdExitStatus, Stdio as StdStdio,
-};
+use std::process::{Command as StdCommand, Stdio as StdStdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
-
-/// How long any single CLI run may take before the test gives up on it.
-const LIMIT: Duration = Duration::from_secs(30);
-
-/// What one run of the CLI produced.
-struct Out {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    elapsed: Duration,
-}
-
-impl Out {
-    /// Asserts the exit code, showing stderr when it differs.
-    fn expect_code(&self, code: i32) -> &Out {
-        assert_eq!(
-            self.code,
-            code,
-            "exit code; stderr: {:?}; stdout: {:?}",
-            String::from_utf8_lossy(&self.stderr),
-            String::from_utf8_lossy(&self.stdout)
-        );
-        self
-    }
-
-    /// Asserts exit code 0 and nothing on stderr.
-    fn expect_clean(&self) -> &Out {
-        self.expect_code(0);
-        assert_eq!(String::from_utf8_lossy(&self.stderr), "", "stderr");
-        self
-    }
-
-    /// Asserts that stderr is exactly one line starting with `procession: `.
-    fn expect_one_error_line(&self) -> String {
-        let err = String::from_utf8(self.stderr.clone()).expect("utf-8 stderr");
-        assert!(err.starts_with("procession: "), "stderr: {err:?}");
-        assert!(
-            err.ends_with('\n') && err.matches('\n').count() == 1,
-            "stderr: {err:?}"
-        );
-        err
-    }
-}
-
-/// The CLI binary, with stdin from /dev/null.
-fn procession() -> StdCommand {
-    let mut cmd = StdCommand::new(env!("CARGO_BIN_EXE_procession"));
-    cmd.stdin(StdStdio::null());
-    cmd
-}
+use std::time::Duration;
 
 /// `pt`'s path as a string, to put in argument lists.
 fn pt_path() -> String {
@@ -89,35 +38,11 @@ fn run(args: &[&str]) -> Out {
     run_cmd(procession().args(args))
 }
 
-/// Runs a prepared CLI command (stdout and stderr are captured).
+/// Runs a prepared CLI command (stdout and stderr are captured). Unlike
+/// `common::run_cmd`, procession killed by a signal fails the test rather
+/// than showing as 128+N (see [`own_exit_code`]).
 fn run_cmd(cmd: &mut StdCommand) -> Out {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdout(StdStdio::piped())
-        .stderr(StdStdio::piped())
-        .spawn()
-        .expect("spawn procession");
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let stdout = read_in_background(stdout);
-    let stderr = read_in_background(stderr);
-    let status = wait_for(&mut child);
-    let elapsed = start.elapsed();
-    // Something procession left running may still hold the pipes: fail
-    // rather than wait for it forever.
-    let collect = |rx: mpsc::Receiver<Vec<u8>>, name: &str| {
-        rx.recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| {
-                kill_strays();
-                panic!("procession exited but its {name} is still open (a stray descendant?)")
-            })
-    };
-    Out {
-        code: code_of(status),
-        stdout: collect(stdout, "stdout"),
-        stderr: collect(stderr, "stderr"),
-        elapsed,
-    }
+    run_piped(cmd, None, own_exit_code)
 }
 
 /// Runs the CLI with `--timeout T` put in front of `args`, for a program
@@ -163,57 +88,6 @@ fn run_cmd_timed_after(
         eprintln!("the program had not printed {what} within {timeout}; trying a longer timeout");
     }
     panic!("the program never printed {what} before the timeout fired, even with 10 s");
-}
-
-/// Reads `r` to the end on a thread; the bytes arrive on the channel.
-fn read_in_background(r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(read_all(r));
-    });
-    rx
-}
-
-fn read_all(mut r: impl Read) -> Vec<u8> {
-    let mut buf = Vec::new();
-    r.read_to_end(&mut buf).expect("read from procession");
-    buf
-}
-
-/// Waits for the CLI, killing it (and failing) after [`LIMIT`].
-fn wait_for(child: &mut StdChild) -> StdExitStatus {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            kill_strays();
-            panic!("procession did not exit within {LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn code_of(status: StdExitStatus) -> i32 {
-    status.code().unwrap_or_else(|| {
-        // Its program may still run, and hold pipes we would read.
-        kill_strays();
-        panic!("procession itself was killed: {status:?}")
-    })
-}
-
-/// Before failing a test: SIGKILL whatever of ours is still running, so
-/// that it does not outlive the test (the Guard does not check after a
-/// panic). As a subreaper, we are the parent of what procession orphaned.
-fn kill_strays() {
-    for p in children().iter().filter(|p| p.state != 'Z') {
-        // SAFETY: kill(2) takes plain integers; `p` is our unreaped child, so
-        // its pid cannot have been reused.
-        unsafe { libc::kill(p.pid, libc::SIGKILL) };
-    }
 }
 
 /// Reads one line and parses it as a pid.
@@ -536,7 +410,7 @@ fn forwarded(sig: i32, code: i32) {
     let program = read_pid(&mut stdout);
     send(cli.id(), sig);
     let status = wait_for(&mut cli);
-    assert_eq!(code_of(status), code);
+    assert_eq!(own_exit_code(status), code);
     assert!(!alive(program), "the program survived");
     assert_eq!(read_all(stdout), b"");
     assert_eq!(read_all(cli.stderr.take().expect("stderr")), b"");
@@ -573,7 +447,7 @@ fn term_with_grandchild(extra: &[&str]) -> (i32, i32) {
     let mut stdout = BufReader::new(cli.stdout.take().expect("stdout"));
     let grandchild = read_pid(&mut stdout);
     send(cli.id(), libc::SIGTERM);
-    let code = code_of(wait_for(&mut cli));
+    let code = own_exit_code(wait_for(&mut cli));
     (code, grandchild)
 }
 
@@ -630,7 +504,7 @@ fn a_forwarded_signal_reaches_a_member_while_the_program_runs_on() {
     assert!(cli.try_wait().unwrap().is_none(), "the program ended early");
     // The second USR1 ends the program (its second catch): exit 0.
     send(cli.id(), libc::SIGUSR1);
-    assert_eq!(code_of(wait_for(&mut cli)), 0);
+    assert_eq!(own_exit_code(wait_for(&mut cli)), 0);
 }
 
 #[test]
@@ -692,7 +566,7 @@ fn process_group_is_procession_s_own_unless_foreground() {
             .spawn()
             .expect("spawn procession");
         let out = read_all(cli.stdout.take().expect("stdout"));
-        assert_eq!(code_of(wait_for(&mut cli)), 0);
+        assert_eq!(own_exit_code(wait_for(&mut cli)), 0);
         let fields = String::from_utf8_lossy(&out)
             .split_whitespace()
             .map(|f| f.parse().expect("number"))
@@ -897,7 +771,7 @@ fn caught_by_the_program(sig: i32) {
     stdout.read_line(&mut line).expect("read ready");
     assert_eq!(line, "ready\n");
     send(cli.id(), sig);
-    let code = code_of(wait_for(&mut cli));
+    let code = own_exit_code(wait_for(&mut cli));
     let err = read_all(cli.stderr.take().expect("stderr"));
     assert_eq!(
         code,
@@ -951,7 +825,7 @@ fn usr1_reaches_a_shell_trap() {
     stdout.read_line(&mut line).expect("read ready");
     assert_eq!(line, "ready\n");
     send(cli.id(), libc::SIGUSR1);
-    assert_eq!(code_of(wait_for(&mut cli)), 7);
+    assert_eq!(own_exit_code(wait_for(&mut cli)), 7);
     assert_eq!(read_all(stdout), b"got-usr1\n");
 }
 
@@ -2044,7 +1918,7 @@ fn pty_interactive_settings_are_restored_after_a_forwarded_signal() {
             .recv_timeout(Duration::from_secs(10))
             .expect("stderr");
         assert_eq!(
-            code_of(status),
+            own_exit_code(status),
             0,
             "stderr: {:?}",
             String::from_utf8_lossy(&err)

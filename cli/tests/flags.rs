@@ -500,24 +500,11 @@ fn summary_counts_time_memory_and_bytes() {
     let pt = pt().to_str().unwrap().to_owned();
     let script =
         format!("wc -c >&2; head -c 100000 /dev/zero; {pt} spin 300; {pt} touch-mib 40 >/dev/null");
-    let mut cmd = procession();
-    cmd.args(["run", "--summary", "--", "sh", "-c", &script])
-        .stdin(StdStdio::piped());
-    let mut child = cmd
-        .stdout(StdStdio::piped())
-        .stderr(StdStdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&[7u8; 1234]).unwrap();
-    drop(stdin);
-    let stdout = read_in_background(child.stdout.take().unwrap());
-    let stderr = read_in_background(child.stderr.take().unwrap());
-    let out = Out {
-        code: code_of(wait_for(&mut child)),
-        stdout: stdout.recv().unwrap(),
-        stderr: stderr.recv().unwrap(),
-    };
+    let out = run_piped(
+        procession().args(["run", "--summary", "--", "sh", "-c", &script]),
+        Some(&[7u8; 1234]),
+        code_of,
+    );
     out.expect_code(0);
     assert_eq!(out.stdout.len(), 100_000, "stdout passes through");
     assert!(out.stderr_str().starts_with("1234\n"));
@@ -647,19 +634,8 @@ fn pty_mode_sets_a_terminal_mode() {
         let mut args = vec!["run", "--pty"];
         args.extend_from_slice(extra);
         args.extend(["--", "cat"]);
-        let mut child = procession()
-            .args(&args)
-            .stdin(StdStdio::piped())
-            .stdout(StdStdio::piped())
-            .stderr(StdStdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(b"a\nb\n").unwrap();
-        let stdout = read_in_background(child.stdout.take().unwrap());
-        let stderr = read_in_background(child.stderr.take().unwrap());
-        let code = code_of(wait_for(&mut child));
-        let err = stderr.recv().unwrap();
-        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
-        assert_eq!(stdout.recv().unwrap(), want, "{extra:?}");
+        let out = run_piped(procession().args(&args), Some(b"a\nb\n"), code_of);
+        assert_eq!(out.code, 0, "{}", out.stderr_str());
+        assert_eq!(out.stdout, want, "{extra:?}");
     }
 }
