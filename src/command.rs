@@ -444,7 +444,7 @@ impl Command {
     ///
     /// Once the leader is reaped, its group id stays allocated as long as a
     /// member is alive, so procession signals the group only after checking
-    /// it still answers (see `docs/ARCHITECTURE.md` for the one theoretical
+    /// it still answers (see `docs/INTERNALS.md` for the one theoretical
     /// race left). [`Child::wait`] returns when the whole group is over; a dropped
     /// child's group is cleaned up by the background reaper. A child that
     /// exited while nobody waited has its group cleaned up at the next
