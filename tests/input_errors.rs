@@ -289,6 +289,27 @@ mod async_api {
         });
     }
 
+    /// The first stage of a pipeline fed by a failing async reader: its
+    /// input error is the pipeline's, with what came through the link.
+    #[test]
+    fn async_reader_error_on_a_pipelines_first_stage_is_reported() {
+        let rt = rt();
+        let _g = Guard::new();
+        rt.block_on(async {
+            for _ in 0..RUNS / 2 {
+                let mut first = Command::new("cat");
+                first.input_async_read(FailingAsyncReader { sent: false });
+                let err = first
+                    .pipe(&Command::new("cat"))
+                    .output_async()
+                    .await
+                    .unwrap_err();
+                assert_input_error(&err, io::ErrorKind::Other, "the source went away");
+                assert_eq!(err.output().unwrap().stdout, b"abc", "{err}");
+            }
+        });
+    }
+
     #[test]
     fn async_callback_error_ends_the_stream() {
         let rt = rt();
