@@ -349,6 +349,74 @@ fn bad_input_is_refused_and_leaves_nothing_running() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
+/// Every wiring the pipeline refuses, with its whole message: each
+/// refusal is the pipeline's own (naming the stage), not a later one of the
+/// command's that would happen to have the same kind.
+#[test]
+fn each_refused_wiring_names_its_stage() {
+    let _g = Guard::new();
+    let refused = |p: &Pipeline| {
+        let err = p.stream().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        err.to_string()
+    };
+    let cat = || Command::new("cat");
+    let mut piped_stderr = cat();
+    piped_stderr.stderr(Stdio::piped());
+    let cases: Vec<(Pipeline, &str)> = vec![
+        (
+            Pipeline::new([]),
+            "`pipeline`: preparing the command failed: an empty pipeline: give it at least one command",
+        ),
+        (
+            Command::new("echo").stdout(Stdio::null()).pipe(&cat()),
+            "`echo`: preparing the command failed: stage 1 of 2 of a pipeline: its stdout is the next stage's stdin; remove its stdout setting",
+        ),
+        (
+            Command::new("echo").pipe(cat().input(["x"])),
+            "`cat`: preparing the command failed: stage 2 of 2 of a pipeline: its stdin is the previous stage's stdout; remove its input/stdin setting",
+        ),
+        (
+            Command::new("echo").pipe(cat().stdin(Stdio::null())),
+            "`cat`: preparing the command failed: stage 2 of 2 of a pipeline: its stdin is the previous stage's stdout; remove its input/stdin setting",
+        ),
+        (
+            Pipeline::new([Command::new("echo"), cat(), cat().input(["x"]).clone()]),
+            "`cat`: preparing the command failed: stage 3 of 3 of a pipeline: its stdin is the previous stage's stdout; remove its input/stdin setting",
+        ),
+        (
+            piped_stderr.pipe(&cat()),
+            "`cat`: preparing the command failed: stage 1 of 2 of a pipeline: nobody would read its piped stderr; use Stdio::inherit(), Stdio::null(), a file, Stdio::to_stdout() (into the next stage) or the last stage's stderr",
+        ),
+    ];
+    #[cfg(feature = "tokio")]
+    let cases = {
+        let mut cases = cases;
+        let async_first = cat()
+            .input_stream(futures_util::stream::iter(["x"]))
+            .pipe(&cat());
+        cases.push((
+            async_first,
+            "`cat`: preparing the command failed: stage 1 of a pipeline: an async input \
+             (input_stream, input_async_read, input_async_fn) needs the async API (stream_async, \
+             events_async, output_async, run_async, forward_stdout_async)",
+        ));
+        // A single stage is the command: its own refusal, not the pipeline's.
+        let mut alone = cat();
+        alone.input_stream(futures_util::stream::iter(["x"]));
+        cases.push((
+            Pipeline::new([alone]),
+            "`cat`: preparing the command failed: an async input (input_stream, \
+             input_async_read, input_async_fn) needs the async API (stream_async, events_async, \
+             output_async, run_async)",
+        ));
+        cases
+    };
+    for (p, want) in cases {
+        assert_eq!(refused(&p), want);
+    }
+}
+
 #[test]
 fn a_single_stage_pipeline_is_the_command() {
     let _g = Guard::new();
@@ -494,6 +562,17 @@ mod async_pipeline {
                 .await
                 .unwrap_err();
             assert!(err.to_string().contains("stage 1 of 2"), "{err}");
+            // With a fed first stage, a failing middle stage is named.
+            let err = Command::new("cat")
+                .input_stream(futures_util::stream::iter(["x\n"]))
+                .pipe(&Command::shell("cat; exit 4"))
+                .pipe(&Command::new("cat"))
+                .run_async()
+                .await
+                .unwrap_err();
+            assert_eq!(err.program(), "/bin/sh", "{err}");
+            assert_eq!(err.exit_status().and_then(|s| s.code()), Some(4), "{err}");
+            assert!(err.to_string().contains("stage 2 of 3"), "{err}");
             // The blocking API refuses it, naming the async one.
             let err = Command::new("cat")
                 .input_stream(futures_util::stream::iter(["x"]))
