@@ -562,6 +562,11 @@ mod async_pipeline {
                 .await
                 .unwrap_err();
             assert!(err.to_string().contains("stage 1 of 2"), "{err}");
+            // A single stage with an async input is the command itself.
+            let mut alone = Command::new("cat");
+            alone.input_stream(futures_util::stream::iter(["one ", "stage\n"]));
+            let out = Pipeline::new([alone]).output_async().await.unwrap();
+            assert_eq!(out.stdout, b"one stage\n");
             // With a fed first stage, a failing middle stage is named.
             let err = Command::new("cat")
                 .input_stream(futures_util::stream::iter(["x\n"]))
