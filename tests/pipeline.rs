@@ -417,6 +417,25 @@ fn each_refused_wiring_names_its_stage() {
     }
 }
 
+/// The first stage gets `/dev/null` as stdin unless told otherwise, never
+/// the caller's: checked from a program whose own stdin is a pipe (a test
+/// runner's stdin is often `/dev/null` already, which would hide it).
+#[test]
+fn the_first_stage_does_not_inherit_the_callers_stdin() {
+    let _g = Guard::new();
+    let mut app = std::process::Command::new(ptlib())
+        .arg("pipeline-stdin")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = app.stdout.take().unwrap();
+    let got = std::io::read_to_string(out).unwrap();
+    drop(app.stdin.take());
+    assert!(app.wait().unwrap().success());
+    assert_eq!(got, "stdin: /dev/null\n");
+}
+
 #[test]
 fn a_single_stage_pipeline_is_the_command() {
     let _g = Guard::new();

@@ -97,6 +97,17 @@ fn main() -> ExitCode {
         ["status", line] => Command::shell(line)
             .status()
             .map(|s| say(&format!("status: {}", s.shell_code()))),
+        // A pipeline whose first stage was given no stdin: what that stage
+        // has as fd 0 (this process's own stdin must not leak into it).
+        ["pipeline-stdin"] => Command::shell("readlink /proc/self/fd/0")
+            .pipe(&Command::new("cat"))
+            .output()
+            .map(|o| {
+                say(&format!(
+                    "stdin: {}",
+                    String::from_utf8_lossy(&o.stdout).trim_end()
+                ))
+            }),
         ["stop", line] => stop(line, End::Stop),
         ["drop", line] => stop(line, End::Drop),
         ["spawn-at-nproc-limit"] => {
