@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use crate::results::{Better, Outcome, Table, Target};
 use crate::runner::{Ctx, Variant, interleave};
+use crate::util::children_cpu;
 
 /// erlexec's stdout relay (MEASUREMENTS.md: 337 MB/s).
 const ERLEXEC_GIBPS: f64 = 337e6 / (1u64 << 30) as f64;
@@ -239,17 +240,6 @@ fn port_exe() -> io::Result<PathBuf> {
         }
     }
     Ok(dir.join("procession"))
-}
-
-/// CPU seconds (user + system) of this harness's waited-for descendants:
-/// the port, and the writer child the port reaps.
-fn children_cpu() -> f64 {
-    // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, exclusively borrowed rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
-    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    s(ru.ru_utime) + s(ru.ru_stime)
 }
 
 fn relay(

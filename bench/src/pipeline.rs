@@ -33,32 +33,10 @@ use std::time::Instant;
 
 use crate::results::{Better, Outcome, Table, Target};
 use crate::runner::{Ctx, Variant, interleave, ioe};
-use crate::util::{fmt_bytes, set_pipe_size, unpin};
+use crate::util::{children_cpu, fmt_bytes, set_pipe_size, thread_cpu, unpin};
 
 const LINK_CHUNK: usize = 64 * 1024;
 const BIG: usize = 1 << 20;
-
-/// CPU time (user + system) of the calling thread, in seconds.
-fn thread_cpu() -> f64 {
-    // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, exclusively borrowed rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    s(ru.ru_utime) + s(ru.ru_stime)
-}
-
-/// CPU time (user + system) of the children this process has waited for,
-/// in seconds (`getrusage(RUSAGE_CHILDREN)`; procession's reaper thread
-/// waits for its children, so they count too).
-fn children_cpu() -> f64 {
-    // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, exclusively borrowed rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
-    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    s(ru.ru_utime) + s(ru.ru_stime)
-}
 
 /// One run's CPU seconds per GiB, by who spent them.
 #[derive(Clone, Copy, Default)]

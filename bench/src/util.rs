@@ -245,3 +245,25 @@ pub fn fmt_bytes(b: u64) -> String {
         format!("{} KiB", b >> 10)
     }
 }
+
+/// CPU seconds (user + system) spent by `who` (`getrusage(2)`).
+fn rusage_cpu(who: libc::c_int) -> f64 {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, exclusively borrowed rusage.
+    unsafe { libc::getrusage(who, &mut ru) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(ru.ru_utime) + s(ru.ru_stime)
+}
+
+/// CPU seconds of the calling thread (`RUSAGE_THREAD`).
+pub fn thread_cpu() -> f64 {
+    rusage_cpu(libc::RUSAGE_THREAD)
+}
+
+/// CPU seconds of the children this process has waited for
+/// (`RUSAGE_CHILDREN`; procession's reaper thread waits for its children,
+/// and a child that waited for its own counts them too).
+pub fn children_cpu() -> f64 {
+    rusage_cpu(libc::RUSAGE_CHILDREN)
+}
