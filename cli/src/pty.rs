@@ -197,21 +197,12 @@ fn start_threads(
 /// with a line (the first one only ends that line). Ends early if the
 /// terminal no longer takes input.
 fn relay_input(mut to: ChildStdin) {
-    let mut stdin = io::stdin().lock();
-    let mut buf = vec![0; BUF];
     let mut in_line = false;
-    loop {
-        match stdin.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-                in_line = !matches!(buf[n - 1], b'\n' | b'\r');
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
+    let ended = crate::relay::copy_stdin(&mut to, |chunk| {
+        in_line = !matches!(chunk[chunk.len() - 1], b'\n' | b'\r');
+    });
+    if !ended {
+        return;
     }
     if in_line {
         let _ = to.write_all(&[CTRL_D]);

@@ -226,22 +226,30 @@ impl Relays {
 }
 
 /// Copies procession's stdin to the program's, counting, then closes it.
-/// Ends early once the program no longer reads (EPIPE: procession catches
-/// SIGPIPE, so the write fails instead of killing it).
 fn relay_input(mut to: ChildStdin, counter: &AtomicU64) {
+    copy_stdin(&mut to, |chunk| {
+        counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    });
+}
+
+/// Copies procession's stdin into `to` until its end (or a read error),
+/// showing `seen` each chunk once written. Returns false if it stopped
+/// early because the program no longer reads (EPIPE: procession catches
+/// SIGPIPE, so the write fails instead of killing it).
+pub(crate) fn copy_stdin(to: &mut ChildStdin, mut seen: impl FnMut(&[u8])) -> bool {
     let mut stdin = io::stdin().lock();
     let mut buf = vec![0; BUF];
     loop {
         match stdin.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return true,
             Ok(n) => {
                 if to.write_all(&buf[..n]).is_err() {
-                    return;
+                    return false;
                 }
-                counter.fetch_add(n as u64, Ordering::Relaxed);
+                seen(&buf[..n]);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+            Err(_) => return true,
         }
     }
 }
